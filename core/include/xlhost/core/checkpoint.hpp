@@ -1,0 +1,40 @@
+// Checkpoints: a directory per step with model.safetensors, optimizer.pt, rng.pt,
+// state.json and the resolved config.json. Written into a temporary directory, fsynced
+// and renamed, so a crash leaves either the previous checkpoint or the new one.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "xlhost/sdk/model.hpp"
+
+namespace xlhost::core {
+
+struct CheckpointState {
+  int64_t step = 0;           // optimizer steps completed
+  int64_t micro_batches = 0;  // training micro-batches consumed (the data position)
+  int64_t tokens = 0;         // training tokens consumed
+  std::string plugin_name, plugin_version, plugin_path;
+};
+
+// Returns the checkpoint directory written. Keeps the newest `keep` checkpoints.
+std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
+                             const CheckpointState& state, const std::string& config_json, int64_t keep);
+
+// `path` is a checkpoint directory or a run directory (then its latest checkpoint).
+std::string resolve_checkpoint(const std::string& path);
+
+CheckpointState read_checkpoint_state(const std::string& checkpoint_dir);
+std::string read_checkpoint_config(const std::string& checkpoint_dir);
+
+// Copies every parameter and buffer from the file; a missing, extra or mis-shaped tensor
+// is an error that lists them.
+void load_model_weights(sdk::Model& model, const std::string& safetensors_path);
+void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& checkpoint_dir);
+void restore_rng_state(const std::string& checkpoint_dir);
+
+// Writes `text` to `path` through a temporary file, fsync and rename.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace xlhost::core

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+namespace xlhost::core {
+
+std::string format_count(double n);          // 25829888 → "25.83M"
+std::string format_fixed(double x, int digits);
+std::string format_duration(double seconds);  // 65 → "1m05s"
+
+// One status line for long work: step/total, loss, lr, tokens/s and ETA. Redrawn in place
+// on a terminal, one line per update otherwise (logs, CI).
+class ProgressLine {
+ public:
+  ProgressLine(std::ostream& out, int64_t total, int64_t start);
+  void update(int64_t step, double loss, double lr, double tokens_per_second);
+  void note(const std::string& line);  // a line that stays above the progress line
+  void finish();                       // ends an in-place line
+
+ private:
+  std::ostream& out_;
+  int64_t total_, start_;
+  bool interactive_, open_line_ = false;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace xlhost::core

@@ -1,0 +1,30 @@
+// A deterministic synthetic corpus of facts about invented entities, so that every
+// command has real data with no download, and recall of stored facts is measurable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace xlhost::core {
+
+struct SynthOptions {
+  int64_t entities = 200;
+  int64_t train_documents = 4000;
+  int64_t val_documents = 200;
+  int64_t facts_per_document = 4;
+  double knowledge_only_fraction = 0.2;  // facts that appear in knowledge.txt but never in train.jsonl
+  uint64_t seed = 1;
+};
+
+struct SynthSummary {
+  int64_t facts = 0, knowledge_only_facts = 0, train_documents = 0, val_documents = 0;
+};
+
+// Writes into out_dir:
+//   train.jsonl, val.jsonl   {"text": ...} documents of fact sentences
+//   knowledge.txt            one fact sentence per line (every fact)
+//   facts.jsonl              {"prompt", "answer", "in_train"} for fact-recall evaluation
+//   prompts.txt              generation prompts
+SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOptions& options);
+
+}  // namespace xlhost::core

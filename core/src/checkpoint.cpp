@@ -1,0 +1,174 @@
+#include "xlhost/core/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/safetensors.hpp"
+
+namespace xlhost::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void fsync_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw UserError(path.string() + ": cannot open to fsync");
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(path.string() + ": cannot read");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string step_name(int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(step));
+  return name;
+}
+
+std::string state_json(const CheckpointState& s) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("step"), w.Int64(s.step);
+  w.Key("micro_batches"), w.Int64(s.micro_batches);
+  w.Key("tokens"), w.Int64(s.tokens);
+  w.Key("plugin_name"), w.String(s.plugin_name.c_str());
+  w.Key("plugin_version"), w.String(s.plugin_version.c_str());
+  w.Key("plugin_path"), w.String(s.plugin_path.c_str());
+  w.EndObject();
+  return std::string(buffer.GetString()) + "\n";
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out) throw UserError(tmp + ": cannot write");
+  }
+  fsync_path(tmp);
+  fs::rename(tmp, path);
+}
+
+std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
+                             const CheckpointState& state, const std::string& config_json, int64_t keep) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  const std::string name = step_name(state.step);
+  const fs::path tmp = root / (".tmp-" + name), final_dir = root / name;
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
+  save_safetensors((tmp / "model.safetensors").string(), tensors,
+                   {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
+  torch::save(optimizer, (tmp / "optimizer.pt").string());
+  torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
+  {
+    std::ofstream(tmp / "state.json") << state_json(state);
+    std::ofstream(tmp / "config.json") << config_json;
+  }
+  for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path());
+  fsync_path(tmp);
+  fs::remove_all(final_dir);  // a resumed run may write the same step again
+  fs::rename(tmp, final_dir);
+  fsync_path(root);
+  write_file_atomically((root / "latest").string(), name + "\n");
+
+  std::vector<fs::path> existing;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory() && entry.path().filename().string().rfind("step_", 0) == 0) existing.push_back(entry.path());
+  std::sort(existing.begin(), existing.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < existing.size(); ++i) fs::remove_all(existing[i]);
+  return final_dir.string();
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  const fs::path p(path);
+  if (fs::exists(p / "model.safetensors")) return p.string();
+  for (const fs::path& root : {p / "checkpoints", p}) {
+    if (fs::exists(root / "latest")) {
+      std::string name = read_text(root / "latest");
+      name.erase(name.find_last_not_of(" \n\r\t") + 1);
+      if (fs::exists(root / name / "model.safetensors")) return (root / name).string();
+    }
+  }
+  throw UserError(path + ": no checkpoint here (expected a checkpoint directory with model.safetensors, "
+                         "or a run directory with checkpoints/latest)");
+}
+
+CheckpointState read_checkpoint_state(const std::string& dir) {
+  const std::string text = read_text(fs::path(dir) / "state.json");
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("step"))
+    throw UserError(dir + "/state.json: corrupted checkpoint state");
+  CheckpointState s;
+  s.step = doc["step"].GetInt64();
+  s.micro_batches = doc["micro_batches"].GetInt64();
+  s.tokens = doc["tokens"].GetInt64();
+  s.plugin_name = doc["plugin_name"].GetString();
+  s.plugin_version = doc["plugin_version"].GetString();
+  s.plugin_path = doc["plugin_path"].GetString();
+  return s;
+}
+
+std::string read_checkpoint_config(const std::string& dir) { return read_text(fs::path(dir) / "config.json"); }
+
+void load_model_weights(sdk::Model& model, const std::string& path) {
+  auto tensors = load_safetensors(path);
+  std::vector<std::string> problems;
+  torch::NoGradGuard no_grad;
+  auto copy_into = [&](const std::string& name, torch::Tensor& target) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) return problems.push_back("missing " + name);
+    if (it->second.sizes() != target.sizes())
+      return problems.push_back(name + " has shape " + c10::str(it->second.sizes()) + ", model expects " +
+                                c10::str(target.sizes()));
+    target.copy_(it->second);
+    tensors.erase(it);
+  };
+  for (auto& p : model.named_parameters()) copy_into(p.key(), p.value());
+  for (auto& b : model.named_buffers()) copy_into(b.key(), b.value());
+  for (const auto& extra : tensors) problems.push_back("unexpected " + extra.first);
+  if (!problems.empty()) {
+    std::string message = path + ": weights do not fit the model:";
+    for (size_t i = 0; i < problems.size() && i < 10; ++i) message += "\n  " + problems[i];
+    if (problems.size() > 10) message += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
+    throw UserError(message);
+  }
+}
+
+void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& dir) {
+  torch::load(optimizer, (fs::path(dir) / "optimizer.pt").string());
+}
+
+void restore_rng_state(const std::string& dir) {
+  torch::Tensor state;
+  torch::load(state, (fs::path(dir) / "rng.pt").string());
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(state);
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,29 @@
+// Shared command-line plumbing of the xlhost subcommands.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace xlhost::host {
+
+namespace po = boost::program_options;
+
+// Parses `args` (the words after the subcommand). Returns false when --help was asked
+// for, after printing `usage`, the description and the options.
+bool parse_args(const std::vector<std::string>& args, const po::options_description& options,
+                const po::positional_options_description& positional, const std::string& usage,
+                const std::string& description, po::variables_map& vm);
+
+// Set by SIGINT/SIGTERM; training saves a checkpoint and exits 0 when it sees it.
+extern std::atomic<bool> stop_requested;
+
+int run_command(const std::vector<std::string>& args);
+int eval_command(const std::vector<std::string>& args);
+int generate_command(const std::vector<std::string>& args);
+int plugin_command(const std::vector<std::string>& args);
+int data_command(const std::vector<std::string>& args);
+
+}  // namespace xlhost::host

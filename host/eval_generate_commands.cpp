@@ -1,0 +1,100 @@
+#include <iostream>
+
+#include "cli.hpp"
+#include "sample_printer.hpp"
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/evaluation.hpp"
+#include "xlhost/core/progress.hpp"
+#include "xlhost/core/trained_model.hpp"
+
+namespace xlhost::host {
+
+namespace {
+
+void add_checkpoint_options(po::options_description& options) {
+  options.add_options()
+      ("checkpoint", po::value<std::string>()->required(), "checkpoint directory, or a run directory (its latest checkpoint)")
+      ("plugin,p", po::value<std::string>()->default_value(""), "plugin .so (default: the one recorded in the checkpoint)")
+      ("set,s", po::value<std::vector<std::string>>()->composing(), "override a config value (repeatable)");
+}
+
+core::TrainedModel load(const po::variables_map& vm) {
+  return core::load_trained_model(vm["checkpoint"].as<std::string>(), vm["plugin"].as<std::string>(),
+                                  vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{});
+}
+
+}  // namespace
+
+int eval_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  add_checkpoint_options(options);
+  options.add_options()("data", po::value<std::string>()->default_value(""), "JSON-lines file (default: data.val_path)");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost eval CHECKPOINT [options]",
+                  "Held-out loss and perplexity of a checkpoint (eval.max_batches batches of data.seq_len).\n"
+                  "Targets are the inputs shifted by one: the logits at position i score token i+1.",
+                  vm))
+    return 0;
+  auto t = load(vm);
+  const auto& data = t.config.section("data");
+  std::string path = vm["data"].as<std::string>();
+  if (path.empty()) path = data.get_string("val_path");
+  if (path.empty()) throw core::UserError("no evaluation data: pass --data or set data.val_path");
+  auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, data.get_string("cache_dir"),
+                                               data.get_bool("skip_malformed"), std::cerr);
+  const auto& ec = t.config.section("eval");
+  const int64_t batch = ec.get_int("batch_size") > 0 ? ec.get_int("batch_size") : t.config.section("train").get_int("batch_size");
+  auto r = core::evaluate_loss(*t.model, tokens, data.get_int("seq_len"), batch, ec.get_int("max_batches"),
+                               t.tokenizer->pad_id(), t.device);
+  std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.tokens
+            << " target tokens)\nloss        " << core::format_fixed(r.loss, 4) << "\nperplexity  "
+            << core::format_fixed(r.perplexity, 3) << "\n";
+  return 0;
+}
+
+int generate_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  add_checkpoint_options(options);
+  options.add_options()
+      ("prompt", po::value<std::vector<std::string>>()->composing(), "a prompt (repeatable)")
+      ("prompts", po::value<std::string>()->default_value(""), "file with one prompt per line (default: generate.prompts_path)")
+      ("max-new-tokens", po::value<int64_t>(), "new tokens per prompt (generate.max_new_tokens)")
+      ("temperature", po::value<double>(), "0 = greedy (generate.temperature)")
+      ("top-p", po::value<double>(), "nucleus mass (generate.top_p)")
+      ("repetition-penalty", po::value<double>(), "generate.repetition_penalty")
+      ("seed", po::value<int64_t>(), "sampling seed (generate.seed)")
+      ("no-cache", "recompute the whole prefix each step instead of using the model's KV cache");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost generate CHECKPOINT [--prompt TEXT]... [options]",
+                  "Samples continuations. Generation stops at EOS or after max-new-tokens new tokens (the\n"
+                  "prompt does not count), and reports the EOS rate and mean length over the prompts.",
+                  vm))
+    return 0;
+  auto t = load(vm);
+  auto o = generate_options(t.config.section("generate"), *t.tokenizer);
+  if (vm.count("max-new-tokens")) o.max_new_tokens = vm["max-new-tokens"].as<int64_t>();
+  if (vm.count("temperature")) o.temperature = vm["temperature"].as<double>();
+  if (vm.count("top-p")) o.top_p = vm["top-p"].as<double>();
+  if (vm.count("repetition-penalty")) o.repetition_penalty = vm["repetition-penalty"].as<double>();
+  if (vm.count("seed")) o.seed = static_cast<uint64_t>(vm["seed"].as<int64_t>());
+  o.use_cache = !vm.count("no-cache");
+  if (o.max_new_tokens < 1) throw core::UserError("--max-new-tokens must be at least 1");
+
+  std::vector<std::string> prompts;
+  if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
+  std::string file = vm["prompts"].as<std::string>();
+  if (prompts.empty() && file.empty()) file = t.config.section("generate").get_string("prompts_path");
+  if (!file.empty()) {
+    auto more = read_prompts(file, 0);
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
+  print_samples(*t.model, *t.tokenizer, prompts, o, t.device);
+  return 0;
+}
+
+}  // namespace xlhost::host

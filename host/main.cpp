@@ -1,0 +1,101 @@
+// xlhost: the command-line host. Dispatches subcommands, installs signal handlers and
+// turns errors into one clear line and a non-zero exit code.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "cli.hpp"
+#include "xlhost/core/error.hpp"
+
+namespace xlhost::host {
+
+std::atomic<bool> stop_requested{false};
+
+bool parse_args(const std::vector<std::string>& args, const po::options_description& options,
+                const po::positional_options_description& positional, const std::string& usage,
+                const std::string& description, po::variables_map& vm) {
+  po::options_description all(options);
+  all.add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  } catch (const po::error& e) {
+    throw core::UserError(std::string(e.what()) + " (see '" + usage.substr(0, usage.find(" [")) + " --help')");
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: " << usage << "\n\n" << description << "\n\n" << all << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+}  // namespace xlhost::host
+
+namespace {
+
+void on_stop_signal(int) { xlhost::host::stop_requested = true; }
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  // A second Ctrl-C while the checkpoint is written ends the process the usual way.
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// LibTorch's OpenMP workers spin while idle by default and then compete with OpenBLAS'
+// threads for the cores; the OpenMP runtime reads its policy only at start-up, so the
+// host sets it and re-executes itself once. An explicit setting by the user wins.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
+}
+
+const char* kUsage = R"(usage: xlhost <command> [options]
+
+xlhost trains, evaluates and samples language models whose architecture comes from a
+plugin (.so) built against the xlhost SDK.
+
+commands:
+  run          train a model:   xlhost run --plugin P.so --config exp.json [--set k=v]...
+  eval         held-out loss and perplexity of a checkpoint
+  generate     sample from a checkpoint
+  plugin info  print a plugin's descriptor and config schema
+  data synth   write the built-in synthetic facts corpus
+
+'xlhost <command> --help' explains each one.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ensure_passive_openmp(argv);
+  using namespace xlhost::host;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::cout << kUsage << "\n";
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  install_signal_handlers();
+  try {
+    if (command == "run") return run_command(args);
+    if (command == "eval") return eval_command(args);
+    if (command == "generate") return generate_command(args);
+    if (command == "plugin") return plugin_command(args);
+    if (command == "data") return data_command(args);
+    std::cerr << "xlhost: unknown command '" << command << "'\n\n" << kUsage << "\n";
+    return 2;
+  } catch (const xlhost::core::UserError& e) {
+    std::cerr << "xlhost: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "xlhost: internal error: " << e.what() << "\n";
+    return 3;
+  }
+}

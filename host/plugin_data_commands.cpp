@@ -1,0 +1,73 @@
+#include <iomanip>
+#include <iostream>
+
+#include "cli.hpp"
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/plugin_loader.hpp"
+#include "xlhost/core/progress.hpp"
+#include "xlhost/core/synthetic_facts.hpp"
+
+namespace xlhost::host {
+
+int plugin_command(const std::vector<std::string>& args) {
+  const std::string usage = "xlhost plugin info PLUGIN.so";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << "usage: " << usage << "\n\nPrints the plugin's descriptor (name, version, SDK ABI, LibTorch it was\n"
+              << "built against, causality) and the schema of its config `model` section.\n";
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] != "info") throw core::UserError("unknown plugin subcommand '" + args[0] + "' (usage: " + usage + ")");
+  if (args.size() != 2) throw core::UserError("usage: " + usage);
+  auto plugin = core::load_plugin(args[1]);
+  const auto& d = plugin.descriptor();
+  std::cout << "name         " << d.name << "\nversion      " << d.version << "\ndescription  " << d.description
+            << "\nsdk abi      " << plugin.abi_version() << "\nlibtorch     " << plugin.torch_version()
+            << "\ncausal       " << (d.causal ? "yes" : "NO") << (d.causality_note.empty() ? "" : " (" + d.causality_note + ")")
+            << "\nfile         " << plugin.path() << "\n\nmodel section keys:\n";
+  for (const auto& e : d.schema) {
+    std::string range;
+    if (e.min || e.max)
+      range = " [" + (e.min ? core::format_fixed(*e.min, 6 * (*e.min != static_cast<int64_t>(*e.min))) : "-inf") + ", " +
+              (e.max ? core::format_fixed(*e.max, 6 * (*e.max != static_cast<int64_t>(*e.max))) : "inf") + "]";
+    std::cout << "  " << std::left << std::setw(20) << e.key << std::setw(9) << sdk::type_name(e.type) << std::setw(12)
+              << sdk::to_string(e.default_value) << e.doc << range << "\n";
+  }
+  return 0;
+}
+
+int data_command(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "synth") {
+    if (!args.empty() && args[0] != "--help" && args[0] != "-h")
+      throw core::UserError("unknown data subcommand '" + args[0] + "' (available: synth)");
+    std::cout << "usage: xlhost data synth [--out DIR] [options]\n\nWrites the built-in synthetic facts corpus.\n";
+    return args.empty() ? 2 : 0;
+  }
+  core::SynthOptions o;
+  std::string out_dir;
+  po::options_description options("options");
+  options.add_options()
+      ("out,o", po::value(&out_dir)->default_value("data/synth"), "output directory")
+      ("entities", po::value(&o.entities)->default_value(o.entities), "invented entities (4 facts each)")
+      ("train-docs", po::value(&o.train_documents)->default_value(o.train_documents), "training documents")
+      ("val-docs", po::value(&o.val_documents)->default_value(o.val_documents), "held-out documents")
+      ("facts-per-doc", po::value(&o.facts_per_document)->default_value(o.facts_per_document), "fact sentences per document")
+      ("knowledge-only", po::value(&o.knowledge_only_fraction)->default_value(o.knowledge_only_fraction),
+       "fraction of facts kept out of the training text (only in knowledge.txt)")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "generator seed; same seed, same files");
+  po::variables_map vm;
+  if (!parse_args(std::vector<std::string>(args.begin() + 1, args.end()), options, {}, "xlhost data synth [options]",
+                  "Writes a deterministic corpus of facts about invented entities:\n"
+                  "  train.jsonl, val.jsonl  {\"text\": ...} documents of fact sentences\n"
+                  "  knowledge.txt           one fact per line (for memory plugins)\n"
+                  "  facts.jsonl             {\"prompt\", \"answer\", \"in_train\"} for fact recall\n"
+                  "  prompts.txt             generation prompts",
+                  vm))
+    return 0;
+  auto s = core::write_synthetic_facts(out_dir, o);
+  std::cout << "wrote " << out_dir << ": " << s.facts << " facts (" << s.knowledge_only_facts
+            << " only in knowledge.txt), " << s.train_documents << " train and " << s.val_documents
+            << " val documents\n";
+  return 0;
+}
+
+}  // namespace xlhost::host

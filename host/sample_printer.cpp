@@ -1,0 +1,51 @@
+#include "sample_printer.hpp"
+
+#include <fstream>
+#include <iostream>
+
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/progress.hpp"
+
+namespace xlhost::host {
+
+std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
+  std::ifstream in(path);
+  if (!in) throw core::UserError(path + ": cannot open prompts file");
+  std::vector<std::string> prompts;
+  std::string line;
+  while (std::getline(in, line) && (limit <= 0 || static_cast<int64_t>(prompts.size()) < limit))
+    if (!line.empty()) prompts.push_back(line);
+  if (prompts.empty()) throw core::UserError(path + ": no prompts (expected one per line)");
+  return prompts;
+}
+
+core::GenerateOptions generate_options(const sdk::SectionValues& g, const core::Tokenizer& tokenizer) {
+  core::GenerateOptions o;
+  o.max_new_tokens = g.get_int("max_new_tokens");
+  o.temperature = g.get_float("temperature");
+  o.top_p = g.get_float("top_p");
+  o.repetition_penalty = g.get_float("repetition_penalty");
+  o.seed = static_cast<uint64_t>(g.get_int("seed"));
+  o.eos_id = tokenizer.eos_id();
+  return o;
+}
+
+void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                   const core::GenerateOptions& options, const torch::Device& device) {
+  std::vector<std::vector<int64_t>> encoded;
+  for (const auto& p : prompts) {
+    std::vector<int64_t> ids{tokenizer.bos_id()};
+    for (int64_t id : tokenizer.encode(p)) ids.push_back(id);
+    encoded.push_back(std::move(ids));
+  }
+  const auto report = core::generate_all(model, encoded, options, device);
+  std::cout << "\nsamples (temperature " << options.temperature << ", top-p " << options.top_p << ", at most "
+            << options.max_new_tokens << " new tokens):\n";
+  for (size_t i = 0; i < prompts.size(); ++i)
+    std::cout << "  " << prompts[i] << " ->" << tokenizer.decode(report.generations[i].tokens)
+              << (report.generations[i].hit_eos ? " <eos>" : " ...") << "\n";
+  std::cout << "  EOS rate " << core::format_fixed(report.eos_rate * 100, 1) << "%, mean length "
+            << core::format_fixed(report.mean_new_tokens, 1) << " new tokens over " << prompts.size() << " prompts\n";
+}
+
+}  // namespace xlhost::host

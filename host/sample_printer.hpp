@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "xlhost/core/generator.hpp"
+#include "xlhost/core/tokenizer.hpp"
+#include "xlhost/sdk/config_schema.hpp"
+
+namespace xlhost::host {
+
+// Non-empty lines of `path`, at most `limit` (0 = all).
+std::vector<std::string> read_prompts(const std::string& path, int64_t limit);
+
+core::GenerateOptions generate_options(const sdk::SectionValues& generate_section, const core::Tokenizer& tokenizer);
+
+// Generates a continuation of every prompt, prints prompt → completion, then the EOS
+// rate and mean number of new tokens.
+void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                   const core::GenerateOptions& options, const torch::Device& device);
+
+}  // namespace xlhost::host

@@ -1,0 +1,67 @@
+// The interface every architecture plugin implements. The host owns the loss, the
+// optimizer, data, checkpoints and generation; a Model only maps token ids to logits.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xlhost::sdk {
+
+struct ForwardResult {
+  torch::Tensor logits;    // [B, T, V]
+  torch::Tensor aux_loss;  // scalar, already weighted; undefined when the model has none
+  // Named scalars exported by the host as metrics and written to train.log
+  // (e.g. memory selection entropy). Names: lower_snake_case.
+  std::vector<std::pair<std::string, double>> diagnostics;
+};
+
+// Per-sequence state for incremental decoding. A model that supports it returns one from
+// new_cache(); forward() then consumes only the new tokens and appends to the cache.
+struct DecodeCache {
+  virtual ~DecodeCache() = default;
+  int64_t length = 0;  // tokens already consumed
+};
+
+struct ParamGroups {
+  std::vector<torch::Tensor> decay;     // weight decay applies
+  std::vector<torch::Tensor> no_decay;  // norms, biases
+};
+
+// What the host knows about data that a model may need at initialisation time
+// (e.g. a knowledge memory initialised from a text file).
+struct DataContext {
+  std::function<std::vector<int64_t>(const std::string&)> encode;
+  int64_t vocab_size = 0;
+  int64_t pad_id = 0;
+  int64_t bos_id = 1;
+  int64_t eos_id = 2;
+  std::string knowledge_path;  // empty when the config names none
+};
+
+class Model : public torch::nn::Module {
+ public:
+  // tokens: [B, T] int64. With a cache, tokens are the new positions only.
+  virtual ForwardResult forward(const torch::Tensor& tokens, DecodeCache* cache = nullptr) = 0;
+
+  // nullptr: the model has no incremental decoding; generation recomputes the prefix.
+  virtual std::unique_ptr<DecodeCache> new_cache() { return nullptr; }
+
+  // Default: tensors with two or more dimensions decay, the rest (norm weights, biases) do not.
+  // Parameters with requires_grad == false are left out.
+  virtual ParamGroups parameter_groups();
+
+  virtual void init_from_data(const DataContext& context) {}
+
+  // Training FLOPs per token (forward + backward) at sequence length seq_len, for
+  // throughput and utilisation figures. Default: 6 × parameter count.
+  virtual double flops_per_token(int64_t seq_len);
+
+  int64_t parameter_count(bool trainable_only = true) const;
+};
+
+}  // namespace xlhost::sdk

@@ -1,0 +1,144 @@
+#include "xlhost/sdk/layers.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace xlhost::sdk {
+
+namespace F = torch::nn::functional;
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat32);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return normed.to(x.scalar_type()) * weight;
+}
+
+RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta, int64_t max_positions) {
+  if (head_dim % 2 != 0) throw std::invalid_argument("rotary embedding needs an even head_dim, got " +
+                                                     std::to_string(head_dim));
+  auto i = torch::arange(0, head_dim, 2, torch::kFloat64).slice(0, 0, head_dim / 2);
+  auto freqs = torch::pow(theta, -i / static_cast<double>(head_dim));
+  auto t = torch::arange(max_positions, torch::kFloat64);
+  auto angles = torch::outer(t, freqs);
+  cos_ = angles.cos().to(torch::kFloat32);
+  sin_ = angles.sin().to(torch::kFloat32);
+}
+
+torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t start_pos) {
+  const int64_t T = x.size(1);
+  if (start_pos + T > cos_.size(0))
+    throw std::out_of_range("rotary embedding: position " + std::to_string(start_pos + T) +
+                            " beyond the table of " + std::to_string(cos_.size(0)));
+  if (cos_.device() != x.device()) {
+    cos_ = cos_.to(x.device());
+    sin_ = sin_.to(x.device());
+  }
+  auto cos = cos_.slice(0, start_pos, start_pos + T).view({1, T, 1, -1});
+  auto sin = sin_.slice(0, start_pos, start_pos + T).view({1, T, 1, -1});
+  auto pairs = x.to(torch::kFloat32).unflatten(-1, {-1, 2});
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto rotated = torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+  return rotated.to(x.scalar_type());
+}
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_heads_, int64_t n_kv_heads_,
+                                                 double dropout)
+    : n_heads(n_heads_), n_kv_heads(n_kv_heads_), head_dim(dim / n_heads_), dropout_(dropout) {
+  if (dim % n_heads != 0)
+    throw std::invalid_argument("dim " + std::to_string(dim) + " is not divisible by n_heads " +
+                                std::to_string(n_heads));
+  if (n_heads % n_kv_heads != 0)
+    throw std::invalid_argument("n_heads " + std::to_string(n_heads) + " is not divisible by n_kv_heads " +
+                                std::to_string(n_kv_heads));
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  wq = register_module("wq", linear(dim, n_heads * head_dim));
+  wk = register_module("wk", linear(dim, n_kv_heads * head_dim));
+  wv = register_module("wv", linear(dim, n_kv_heads * head_dim));
+  wo = register_module("wo", linear(n_heads * head_dim, dim));
+}
+
+namespace {
+
+// [B, S, Hkv, d] → [B, S, Hkv·n_rep, d]; kv head h serves query heads h·n_rep … h·n_rep+n_rep−1.
+torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
+  if (n_rep == 1) return x;
+  auto s = x.sizes();
+  return x.unsqueeze(3).expand({s[0], s[1], s[2], n_rep, s[3]}).reshape({s[0], s[1], s[2] * n_rep, s[3]});
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t past,
+                     double dropout, bool training) {
+  // q: [B, H, T, d], k/v: [B, H, S, d] with S = past + T. Query i sits at position past + i.
+  const int64_t T = q.size(2), S = k.size(2);
+  const double p = training ? dropout : 0.0;
+#if TORCH_VERSION_MAJOR >= 2
+  if (past == 0) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
+#endif
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (T > 1) {
+    auto mask = torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(past + 1);
+    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  auto weights = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  if (p > 0) weights = torch::dropout(weights, p, true);
+  return torch::matmul(weights, v);
+}
+
+}  // namespace
+
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmbedding& rope, KVCache* cache,
+                                               size_t layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t past = cache && cache->keys[layer].defined() ? cache->keys[layer].size(1) : 0;
+  auto q = rope.apply(wq(x).view({B, T, n_heads, head_dim}), past);
+  auto k = rope.apply(wk(x).view({B, T, n_kv_heads, head_dim}), past);
+  auto v = wv(x).view({B, T, n_kv_heads, head_dim});
+  if (cache) {
+    if (past > 0) {
+      k = torch::cat({cache->keys[layer], k}, 1);
+      v = torch::cat({cache->values[layer], v}, 1);
+    }
+    cache->keys[layer] = k;
+    cache->values[layer] = v;
+  }
+  const int64_t n_rep = n_heads / n_kv_heads;
+  auto out = attend(q.transpose(1, 2), repeat_kv(k, n_rep).transpose(1, 2), repeat_kv(v, n_rep).transpose(1, 2),
+                    past, dropout_, is_training());
+  out = wo(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+}
+
+int64_t swiglu_hidden_dim(int64_t dim, int64_t hidden_dim, int64_t multiple_of) {
+  if (hidden_dim > 0) return hidden_dim;
+  int64_t h = 2 * (4 * dim) / 3;
+  return multiple_of * ((h + multiple_of - 1) / multiple_of);
+}
+
+SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden_dim, double dropout) : dropout_(dropout) {
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  w1 = register_module("w1", linear(dim, hidden_dim));
+  w2 = register_module("w2", linear(hidden_dim, dim));
+  w3 = register_module("w3", linear(dim, hidden_dim));
+}
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
+  auto out = w2(F::silu(w1(x)) * w3(x));
+  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+}
+
+TiedEmbeddingImpl::TiedEmbeddingImpl(int64_t vocab_size, int64_t dim) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
+  weight = register_parameter("weight", torch::empty({vocab_size, dim}).uniform_(-bound, bound));
+}
+
+torch::Tensor TiedEmbeddingImpl::embed(const torch::Tensor& ids) { return F::embedding(ids, weight); }
+
+torch::Tensor TiedEmbeddingImpl::logits(const torch::Tensor& h) { return F::linear(h, weight); }
+
+}  // namespace xlhost::sdk
