@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# End-to-end checks of the xlhost executable: exit codes, one-line errors, a short run,
+# SIGINT handling, resume, eval and generate. Usage: cli_end_to_end.sh XLHOST BUILD_DIR SOURCE_DIR
+set -u
+xlhost=$1 build=$2 src=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0 passed=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failures=$((failures + 1)); fi
+}
+contains() { grep -qF -- "$2" <<<"$1"; }
+
+out=$("$xlhost" plugin info "$build/plugins/model_original.so" 2>&1); code=$?
+check "plugin info exits 0" test $code -eq 0
+check "plugin info shows schema" contains "$out" "n_kv_heads"
+
+out=$("$xlhost" plugin info "$build/test_plugins/wrong_abi_plugin.so" 2>&1); code=$?
+check "wrong ABI exits non-zero" test $code -ne 0
+check "wrong ABI is one line" test "$(wc -l <<<"$out")" -eq 1
+check "wrong ABI names versions" contains "$out" "built against xlhost SDK ABI 999"
+
+out=$("$xlhost" run --plugin nope.so --config x.json 2>&1); code=$?
+check "missing plugin exits 1" test $code -eq 1
+check "missing plugin message" contains "$out" "nope.so: no such plugin file"
+
+"$xlhost" data synth --out data --entities 20 --train-docs 300 --val-docs 40 >/dev/null || check "data synth" false
+cat > exp.json <<JSON
+{"experiment": {"id": "0.0.1"},
+ "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
+ "data": {"train_path": "data/train.jsonl", "val_path": "data/val.jsonl", "seq_len": 32},
+ "train": {"batch_size": 8, "max_steps": "[MAX_STEPS]", "lr": 3e-3, "threads": 2, "log_interval": 5},
+ "generate": {"prompts_path": "data/prompts.txt", "max_new_tokens": 8, "samples": 2}}
+JSON
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json 2>&1); code=$?
+check "placeholder refused" test $code -eq 1
+check "placeholder listed" contains "$out" "train.max_steps = [MAX_STEPS]"
+
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=10 2>&1); code=$?
+check "short run exits 0" test $code -eq 0
+check "short run prints parameters" contains "$out" "parameters"
+check "short run prints samples" contains "$out" "EOS rate"
+check "checkpoint written" test -f out/0.0.1/checkpoints/step_00000010/model.safetensors
+
+# SIGINT during a long run: checkpoint and exit 0, then resume to the end.
+"$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=100000 \
+  --set experiment.id=0.0.2 >sigint.log 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q "step 5/" sigint.log && break; sleep 0.2; done
+kill -INT $pid
+wait $pid; code=$?
+check "SIGINT exits 0" test $code -eq 0
+check "SIGINT saves checkpoint" grep -q "stop requested: saving a checkpoint" sigint.log
+step=$(cat out/0.0.2/checkpoints/latest 2>/dev/null)
+check "latest checkpoint recorded" test -n "$step"
+
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set experiment.id=0.0.2 \
+  --set train.max_steps=$((10#${step#step_} + 3)) --resume 2>&1); code=$?
+check "resume exits 0" test $code -eq 0
+check "resume says where" contains "$out" "resumed from"
+
+out=$("$xlhost" eval out/0.0.1 2>&1); code=$?
+check "eval exits 0" test $code -eq 0
+check "eval prints perplexity" contains "$out" "perplexity"
+
+out=$("$xlhost" generate out/0.0.1 --prompt "The capital of" --max-new-tokens 5 --temperature 0 2>&1); code=$?
+check "generate exits 0" test $code -eq 0
+check "generate reports mean length" contains "$out" "mean length 5.0 new tokens"
+
+echo "$passed passed, $failures failed"
+test $failures -eq 0

@@ -1,0 +1,103 @@
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+#include "xlhost/core/error.hpp"
+
+using namespace xlhost;
+using core::Config;
+using core::UserError;
+
+namespace {
+
+core::ConfigSchema schema() {
+  return core::full_schema({sdk::int_key("dim", 512, "width", 8, 4096), sdk::float_key("dropout", 0.0, "p", 0.0, 1.0),
+                            sdk::string_key("pooling", "mean", "how", {"mean", "causal"})});
+}
+
+// The message of the UserError `parse` throws, or "" when it does not throw.
+std::string error_of(const std::string& json, std::vector<std::string> overrides = {}) {
+  try {
+    Config::parse(json, "exp.json", schema(), overrides);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, DefaultsFillEveryKey) {
+  auto c = Config::parse(R"({"model": {"dim": 64}})", "exp.json", schema());
+  EXPECT_EQ(c.section("model").get_int("dim"), 64);
+  EXPECT_EQ(c.section("model").get_float("dropout"), 0.0);
+  EXPECT_EQ(c.section("train").get_int("batch_size"), 16);
+  EXPECT_EQ(c.section("data").get_string("tokenizer"), "byte");
+}
+
+TEST(Config, UnknownKeySuggestsClosest) {
+  auto e = error_of(R"({"train": {"lrr": 0.1}})");
+  EXPECT_NE(e.find("train.lrr: unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.lr'"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownSectionSuggestsClosest) {
+  auto e = error_of(R"({"trian": {}})");
+  EXPECT_NE(e.find("trian: unknown section; did you mean 'train'"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypeNamesKeyAndExpectation) {
+  auto e = error_of(R"({"model": {"dim": "wide"}})");
+  EXPECT_NE(e.find("model.dim: expected integer, got string \"wide\""), std::string::npos) << e;
+  e = error_of(R"({"model": {"dim": 1.5}})");
+  EXPECT_NE(e.find("model.dim: expected integer"), std::string::npos) << e;
+}
+
+TEST(Config, OutOfRangeAndBadChoice) {
+  auto e = error_of(R"({"model": {"dim": 4, "pooling": "max"}})");
+  EXPECT_NE(e.find("model.dim: 4 is out of range"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.pooling: \"max\" is not one of: mean, causal"), std::string::npos) << e;
+  EXPECT_NE(e.find("2 config errors"), std::string::npos) << e;
+}
+
+TEST(Config, EveryPlaceholderIsListed) {
+  auto e = error_of(R"({"train": {"batch_size": "[BATCH_SIZE]", "lr": "[LR]"}, "experiment": {"id": "[ID]"}})");
+  EXPECT_NE(e.find("3 unreplaced placeholders"), std::string::npos) << e;
+  for (const char* p : {"train.batch_size = [BATCH_SIZE]", "train.lr = [LR]", "experiment.id = [ID]"})
+    EXPECT_NE(e.find(p), std::string::npos) << p << " missing in: " << e;
+}
+
+TEST(Config, SetReplacesPlaceholderAndValue) {
+  auto c = Config::parse(R"({"train": {"batch_size": "[BATCH_SIZE]", "lr": 0.1}})", "exp.json", schema(),
+                         {"train.batch_size=48", "train.lr=3e-4", "model.pooling=causal"});
+  EXPECT_EQ(c.section("train").get_int("batch_size"), 48);
+  EXPECT_DOUBLE_EQ(c.section("train").get_float("lr"), 3e-4);
+  EXPECT_EQ(c.section("model").get_string("pooling"), "causal");
+}
+
+TEST(Config, BadSetIsReported) {
+  EXPECT_NE(error_of("{}", {"train.batch_size=many"}).find("--set train.batch_size: expected integer"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.bach_size=4"}).find("did you mean 'train.batch_size'"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"nodot"}).find("expected section.key=value"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"model.dim=0"}).find("--set model.dim: 0 is out of range"), std::string::npos);
+}
+
+TEST(Config, InvalidJsonGivesLineAndColumn) {
+  auto e = error_of("{\n  \"train\": {\n    \"lr\": ,\n  }\n}");
+  EXPECT_NE(e.find("exp.json:3:11: invalid JSON"), std::string::npos) << e;
+}
+
+TEST(Config, SectionMustBeObject) {
+  EXPECT_NE(error_of(R"({"train": 3})").find("train: expected an object"), std::string::npos);
+}
+
+TEST(Config, ResolvedJsonRoundTrips) {
+  auto c = Config::parse(R"({"model": {"dim": 96}, "train": {"lr": 0.00025}})", "exp.json", schema());
+  auto again = Config::parse(c.to_json(), "resolved.json", schema());
+  EXPECT_EQ(again.to_json(), c.to_json());
+  EXPECT_DOUBLE_EQ(again.section("train").get_float("lr"), 0.00025);
+}
+
+TEST(Config, EditDistance) {
+  EXPECT_EQ(core::edit_distance("lrr", "lr"), 1u);
+  EXPECT_EQ(core::edit_distance("kitten", "sitting"), 3u);
+}

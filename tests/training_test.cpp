@@ -1,0 +1,132 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "test_support.hpp"
+#include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/safetensors.hpp"
+#include "xlhost/core/trained_model.hpp"
+#include "xlhost/core/trainer.hpp"
+
+using namespace xlhost;
+
+namespace {
+
+core::TrainSummary train_tiny(const test::TempDir& dir, std::vector<std::string> overrides,
+                              std::function<bool(int64_t)> should_stop = {}, std::string resume = "") {
+  std::ostringstream log;
+  core::TrainJob job;
+  job.plugin = core::load_plugin(test::plugin_path("model_original"));
+  job.config = test::tiny_config(job.plugin, dir, std::move(overrides));
+  job.should_stop = std::move(should_stop);
+  job.resume_from = std::move(resume);
+  job.log = &log;
+  return core::train(job);
+}
+
+double mean(const std::vector<double>& v, size_t from, size_t to) {
+  return std::accumulate(v.begin() + from, v.begin() + to, 0.0) / static_cast<double>(to - from);
+}
+
+}  // namespace
+
+TEST(Training, LossFallsOnTheSyntheticCorpus) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto s = train_tiny(dir, {});
+  ASSERT_EQ(s.losses.size(), 40u);
+  EXPECT_GT(s.losses.front(), 5.0) << "initial loss should be near ln(259) = 5.56";
+  EXPECT_LT(mean(s.losses, 35, 40), mean(s.losses, 0, 5) - 2.0);
+  EXPECT_GT(s.val.tokens, 0);
+  EXPECT_LT(s.val.loss, 3.5);
+  EXPECT_TRUE(std::filesystem::exists(s.run_dir + "/config.json"));
+  std::ifstream log(s.run_dir + "/train.log");
+  std::string first_line;
+  std::getline(log, first_line);
+  EXPECT_EQ(first_line.rfind("{\"step\":10,\"loss\":", 0), 0u) << first_line;
+}
+
+TEST(Training, CheckpointReloadGivesIdenticalLogits) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto s = train_tiny(dir, {"train.max_steps=5"});
+  auto reloaded = core::load_trained_model(s.run_dir, "", {});
+  EXPECT_EQ(reloaded.checkpoint, s.checkpoint);
+  auto tokens = torch::randint(0, 259, {2, 16}, torch::kInt64);
+  s.model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(s.model->forward(tokens).logits, reloaded.model->forward(tokens).logits));
+}
+
+TEST(Training, ResumedRunReproducesTheUninterruptedLossesExactly) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  // Dropout on, so the restored RNG state matters too.
+  auto straight = train_tiny(dir, {"run.out_dir=" + dir / "straight", "model.dropout=0.1"});
+  auto stopped = train_tiny(dir, {"run.out_dir=" + dir / "split", "model.dropout=0.1"}, [](int64_t step) { return step == 17; });
+  EXPECT_TRUE(stopped.interrupted);
+  ASSERT_EQ(stopped.losses.size(), 17u);
+  EXPECT_EQ(core::read_checkpoint_state(core::resolve_checkpoint(stopped.run_dir)).step, 17);
+  auto resumed = train_tiny(dir, {"run.out_dir=" + dir / "split", "model.dropout=0.1"}, {}, stopped.run_dir);
+  ASSERT_EQ(resumed.first_step, 17);
+  ASSERT_EQ(resumed.losses.size(), 23u);
+  for (size_t i = 0; i < 17; ++i) EXPECT_EQ(stopped.losses[i], straight.losses[i]) << "step " << i + 1;
+  for (size_t i = 0; i < 23; ++i) EXPECT_EQ(resumed.losses[i], straight.losses[17 + i]) << "step " << 18 + i;
+}
+
+TEST(Training, ResumeRejectsAnotherPluginsCheckpoint) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "ckpt");
+  test::write_text(dir / "ckpt/model.safetensors", "");
+  test::write_text(dir / "ckpt/state.json",
+                   R"({"step":1,"micro_batches":1,"tokens":1,"plugin_name":"other","plugin_version":"1","plugin_path":"x"})");
+  test::write_tiny_corpus(dir);
+  try {
+    train_tiny(dir, {}, {}, dir / "ckpt");
+    FAIL() << "expected an error";
+  } catch (const core::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint of plugin other, not model_original"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Safetensors, RoundTripsDtypesShapesAndMetadata) {
+  test::TempDir dir;
+  std::vector<std::pair<std::string, torch::Tensor>> tensors = {
+      {"a", torch::randn({3, 5})},
+      {"b.int", torch::arange(7, torch::kInt64)},
+      {"c.half", torch::randn({2, 2}).to(torch::kBFloat16)},
+      {"d.bool", torch::tensor({true, false, true})},
+      {"e.scalar", torch::tensor(3.5)}};
+  core::save_safetensors(dir / "t.safetensors", tensors, {{"format", "pt"}});
+  std::map<std::string, std::string> metadata;
+  auto loaded = core::load_safetensors(dir / "t.safetensors", &metadata);
+  EXPECT_EQ(metadata["format"], "pt");
+  ASSERT_EQ(loaded.size(), tensors.size());
+  for (const auto& [name, t] : tensors) {
+    ASSERT_TRUE(loaded.count(name)) << name;
+    EXPECT_EQ(loaded[name].scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(torch::equal(loaded[name], t)) << name;
+  }
+  std::ifstream in(dir / "t.safetensors", std::ios::binary);
+  uint64_t header = 0;
+  in.read(reinterpret_cast<char*>(&header), 8);
+  EXPECT_EQ(header % 8, 0u) << "data must start 8-byte aligned";
+}
+
+TEST(Safetensors, TruncatedFileIsAClearError) {
+  test::TempDir dir;
+  core::save_safetensors(dir / "t.safetensors", {{"a", torch::randn({64, 64})}});
+  std::filesystem::resize_file(dir / "t.safetensors", 200);
+  EXPECT_THROW(core::load_safetensors(dir / "t.safetensors"), core::UserError);
+}
+
+TEST(Schedule, WarmupThenCosineToFloor) {
+  EXPECT_DOUBLE_EQ(core::learning_rate(0, 100, 1.0, 10, 0.1), 0.1);
+  EXPECT_DOUBLE_EQ(core::learning_rate(9, 100, 1.0, 10, 0.1), 1.0);
+  EXPECT_DOUBLE_EQ(core::learning_rate(10, 100, 1.0, 10, 0.1), 1.0);
+  EXPECT_NEAR(core::learning_rate(55, 100, 1.0, 10, 0.1), 0.55, 1e-12);
+  EXPECT_NEAR(core::learning_rate(100, 100, 1.0, 10, 0.1), 0.1, 1e-12);
+}
