@@ -6,6 +6,7 @@ packages=(
   cmake ninja-build g++ git pkg-config
   libtorch-dev
   libopenblas0-pthread       # without it LibTorch falls back to the reference BLAS, ~10x slower
+  libtcmalloc-minimal4       # ~2x faster CPU training of the 26M baseline than glibc malloc
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   rapidjson-dev libgit2-dev libcivetweb-dev libgloo-dev
   libgtest-dev libbenchmark-dev

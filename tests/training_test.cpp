@@ -77,6 +77,30 @@ TEST(Training, ResumedRunReproducesTheUninterruptedLossesExactly) {
   for (size_t i = 0; i < 23; ++i) EXPECT_EQ(resumed.losses[i], straight.losses[17 + i]) << "step " << 18 + i;
 }
 
+// A stop in the middle of an accumulated step drops that partial step; the resumed run
+// repeats it from its first micro-batch and still matches the uninterrupted run.
+TEST(Training, StopInsideAnAccumulatedStepResumesExactly) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  const std::vector<std::string> common{"train.accumulation_steps=3", "train.max_steps=10"};
+  auto with = [&](std::string out) {
+    auto o = common;
+    o.push_back("run.out_dir=" + dir / out);
+    return o;
+  };
+  auto straight = train_tiny(dir, with("straight"));
+  int calls_at_step_4 = 0;  // the first call is the check after step 4, the second is inside step 5
+  auto stopped = train_tiny(dir, with("split"), [&](int64_t step) { return step == 4 && ++calls_at_step_4 == 2; });
+  EXPECT_TRUE(stopped.interrupted);
+  ASSERT_EQ(stopped.losses.size(), 4u);
+  auto state = core::read_checkpoint_state(core::resolve_checkpoint(stopped.run_dir));
+  EXPECT_EQ(state.step, 4);
+  EXPECT_EQ(state.micro_batches, 12) << "the partial step's micro-batches are not counted";
+  auto resumed = train_tiny(dir, with("split"), {}, stopped.run_dir);
+  ASSERT_EQ(resumed.losses.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(resumed.losses[i], straight.losses[4 + i]) << "step " << 5 + i;
+}
+
 TEST(Training, ResumeRejectsAnotherPluginsCheckpoint) {
   test::TempDir dir;
   std::filesystem::create_directories(dir / "ckpt");

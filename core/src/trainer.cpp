@@ -103,7 +103,8 @@ TrainSummary train(const TrainJob& job) {
   configure_threads(tc.get_int("threads"));
   TrainSummary summary;
   summary.device = resolve_device(tc.get_string("device"));
-  const bool autocast = tc.get_string("dtype") == "bfloat16";
+  const bool autocast = tc.get_string("dtype") == "bfloat16" ||
+                        (tc.get_string("dtype") == "auto" && summary.device.is_cuda());
   if (autocast && !summary.device.is_cuda())
     throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
   torch::manual_seed(static_cast<uint64_t>(tc.get_int("seed")));
@@ -212,7 +213,16 @@ TrainSummary train(const TrainJob& job) {
 
     double step_loss = 0, forward_s = 0, backward_s = 0;
     std::vector<std::pair<std::string, double>> diagnostics;
+    const int64_t micro_batches_at_start = state.micro_batches;
+    bool abandoned = false;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
+      // A long accumulated step must not delay a stop by minutes: drop the partial step
+      // and checkpoint the last complete one, so a resume repeats it exactly.
+      if (micro > 0 && job.should_stop && job.should_stop(state.step)) {
+        state.micro_batches = micro_batches_at_start;
+        abandoned = true;
+        break;
+      }
       auto window = window_batch(train_tokens, sampler.window_starts(state.micro_batches++), seq_len).to(summary.device);
       auto t0 = Clock::now();
       torch::Tensor loss;
@@ -230,6 +240,14 @@ TrainSummary train(const TrainJob& job) {
       forward_s += std::chrono::duration<double>(t1 - t0).count();
       backward_s += seconds_since(t1);
       step_loss += loss.item<double>() / static_cast<double>(accumulation);
+    }
+    if (abandoned) {
+      optimizer.zero_grad();
+      progress.finish();
+      log << "stop requested: abandoning the partial step " << state.step + 1 << ", saving a checkpoint at step "
+          << state.step << "\n";
+      summary.interrupted = true;
+      break;
     }
     auto t_opt = Clock::now();
     double grad_norm = 0;
