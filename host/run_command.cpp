@@ -3,9 +3,14 @@
 #include <iomanip>
 #include <iostream>
 
+#include <chrono>
+#include <thread>
+
+#include "build_info.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/metrics_server.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/trainer.hpp"
 
@@ -20,7 +25,11 @@ int run_command(const std::vector<std::string>& args) {
       ("set,s", po::value<std::vector<std::string>>()->composing(),
        "override a config value: --set train.lr=3e-4 (repeatable)")
       ("resume,r", po::value<std::string>()->implicit_value(""),
-       "continue from a checkpoint directory, or without a value from this experiment's latest checkpoint");
+       "continue from a checkpoint directory, or without a value from this experiment's latest checkpoint")
+      ("metrics-listen", po::value<std::string>(),
+       "serve /metrics on host:port (metrics.listen, default 127.0.0.1:9464; port 0 = any free port)")
+      ("metrics-linger", po::value<double>(), "keep serving metrics this many seconds after the run (metrics.linger_seconds)")
+      ("no-metrics", "do not serve metrics (metrics.enabled=false)");
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
@@ -32,7 +41,10 @@ int run_command(const std::vector<std::string>& args) {
   core::TrainJob job;
   job.plugin = core::load_plugin(plugin_path);
   const auto& d = job.plugin.descriptor();
-  const auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (vm.count("metrics-listen")) overrides.push_back("metrics.listen=" + vm["metrics-listen"].as<std::string>());
+  if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
+  if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
   if (!d.causal)
     std::cerr << "warning: " << d.name << " is declared non-causal: positions can see later tokens"
@@ -46,6 +58,24 @@ int run_command(const std::vector<std::string>& args) {
                             .string();
   }
   job.should_stop = [](int64_t) { return stop_requested.load(); };
+
+  const auto& mc = job.config.section("metrics");
+  std::unique_ptr<core::metrics::Registry> registry;
+  std::unique_ptr<core::metrics::MetricsServer> server;
+  if (mc.get_bool("enabled")) {
+    auto address = core::metrics::parse_listen_address(mc.get_string("listen"), "metrics.listen");
+    if (!address.is_loopback() && !mc.get_bool("allow_remote"))
+      throw core::UserError("metrics.listen=" + mc.get_string("listen") +
+                            " is not a loopback address; set metrics.allow_remote=true to serve metrics to other "
+                            "machines (anyone who can reach the port can read them)");
+    registry = std::make_unique<core::metrics::Registry>();
+    registry->gauge("xl_build_info", "xlhost build: version, git commit, LibTorch version.",
+                    {{"version", XLHOST_VERSION}, {"commit", XLHOST_GIT_COMMIT}, {"torch_version", TORCH_VERSION}})
+        .set(1);
+    server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
+    std::cerr << "metrics: " << server->url() << "\n";
+    job.metrics = registry.get();
+  }
 
   const auto summary = core::train(job);
   auto row = [](const std::string& name, const std::string& value) {
@@ -75,6 +105,14 @@ int run_command(const std::vector<std::string>& args) {
     auto tokenizer = core::make_tokenizer(job.config.section("data").get_string("tokenizer"));
     print_samples(*summary.model, *tokenizer, read_prompts(g.get_string("prompts_path"), g.get_int("samples")),
                   generate_options(g, *tokenizer), summary.device);
+  }
+  if (server && mc.get_float("linger_seconds") > 0) {
+    std::cerr << "metrics: serving " << server->url() << " for " << mc.get_float("linger_seconds")
+              << " s more (Ctrl-C ends)\n";
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(mc.get_float("linger_seconds"));
+    stop_requested = false;
+    while (std::chrono::steady_clock::now() < until && !stop_requested)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return 0;
 }

@@ -8,7 +8,7 @@ packages=(
   libopenblas0-pthread       # without it LibTorch falls back to the reference BLAS, ~10x slower
   libtcmalloc-minimal4       # ~2x faster CPU training of the 26M baseline than glibc malloc
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
-  rapidjson-dev libgit2-dev libcivetweb-dev libgloo-dev
+  rapidjson-dev libgit2-dev libgloo-dev
   libgtest-dev libbenchmark-dev
   ccache
   prometheus                 # server and promtool, used by the metrics tests

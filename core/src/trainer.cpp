@@ -16,6 +16,7 @@
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/token_data.hpp"
+#include "xlhost/core/training_metrics.hpp"
 #include "xlhost/core/window_batch.hpp"
 
 namespace xlhost::core {
@@ -182,9 +183,23 @@ TrainSummary train(const TrainJob& job) {
       << " trainable parameters (" << summary.parameters << "), " << total_steps << " steps of " << batch_size << "×"
       << accumulation << "×" << seq_len << " tokens on " << summary.device << "\n";
 
+  std::unique_ptr<TrainingMetrics> metrics;
+  if (job.metrics) {
+    const auto& mc = cfg.section("metrics");
+    const double peak = mc.get_float("peak_flops") > 0 ? mc.get_float("peak_flops")
+                                                      : measure_peak_flops(summary.device.is_cuda());
+    metrics = std::make_unique<TrainingMetrics>(
+        *job.metrics,
+        metrics::Labels{{"experiment", cfg.section("experiment").get_string("id")},
+                        {"plugin", descriptor.name},
+                        {"rank", std::to_string(job.rank)}},
+        model->flops_per_token(seq_len), peak, total_steps);
+  }
+
   auto checkpoint = [&] {
     auto t0 = Clock::now();
     summary.checkpoint = write_checkpoint(summary.run_dir, *model, optimizer, state, config_json, run.get_int("keep_checkpoints"));
+    if (metrics) metrics->on_checkpoint(seconds_since(t0));
     log << "checkpoint " << summary.checkpoint << " (" << std::fixed << std::setprecision(2) << seconds_since(t0) << " s)\n"
         << std::defaultfloat;
   };
@@ -276,8 +291,18 @@ TrainSummary train(const TrainJob& job) {
     window_seconds += step_s;
     summary.losses.push_back(step_loss);
 
-    if (state.step % log_interval == 0 || state.step == total_steps) {
-      const double tokens_per_s = window_tokens / std::max(window_seconds, 1e-9);
+    const bool log_now = state.step % log_interval == 0 || state.step == total_steps;
+    const double tokens_per_s = log_now ? window_tokens / std::max(window_seconds, 1e-9) : 0.0;
+    if (metrics) {
+      StepRecord record;
+      record.step = state.step, record.tokens = step_tokens, record.samples = batch_size * accumulation;
+      record.loss = step_loss, record.lr = lr, record.grad_norm = grad_norm, record.tokens_per_second = tokens_per_s;
+      record.step_seconds = step_s, record.forward_seconds = forward_s, record.backward_seconds = backward_s;
+      record.optimizer_seconds = optimizer_s, record.skipped = !std::isfinite(step_loss);
+      record.diagnostics = &diagnostics;
+      metrics->on_step(record);
+    }
+    if (log_now) {
       window_tokens = window_seconds = 0;
       train_log << "{\"step\":" << state.step << ",\"loss\":" << json_number(step_loss) << ",\"lr\":" << json_number(lr)
                 << ",\"grad_norm\":" << json_number(grad_norm) << ",\"tokens\":" << state.tokens
@@ -291,6 +316,7 @@ TrainSummary train(const TrainJob& job) {
     if (eval_interval > 0 && state.step % eval_interval == 0 && state.step < total_steps) {
       auto r = evaluate();
       if (r.tokens > 0) {
+        if (metrics) metrics->on_eval(r.loss, r.perplexity);
         progress.note("eval at step " + std::to_string(state.step) + ": loss " + format_fixed(r.loss, 4) +
                       ", perplexity " + format_fixed(r.perplexity, 2));
         train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(r.loss)
@@ -315,6 +341,7 @@ TrainSummary train(const TrainJob& job) {
   checkpoint();
   if (!summary.interrupted) {
     summary.val = evaluate();
+    if (summary.val.tokens > 0 && metrics) metrics->on_eval(summary.val.loss, summary.val.perplexity);
     if (summary.val.tokens > 0)
       train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(summary.val.loss)
                 << ",\"val_perplexity\":" << json_number(summary.val.perplexity) << "}\n" << std::flush;

@@ -10,6 +10,7 @@
 
 #include "xlhost/core/config.hpp"
 #include "xlhost/core/evaluation.hpp"
+#include "xlhost/core/metrics_registry.hpp"
 #include "xlhost/core/plugin_loader.hpp"
 
 namespace xlhost::core {
@@ -21,6 +22,8 @@ struct TrainJob {
   // Polled after every optimizer step; true saves a checkpoint and ends the run.
   std::function<bool(int64_t step)> should_stop;
   std::ostream* log = nullptr;  // human-readable progress; nullptr = std::cerr
+  metrics::Registry* metrics = nullptr;  // training metrics are registered here when set
+  int64_t rank = 0;
 };
 
 struct TrainSummary {
