@@ -10,7 +10,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   rapidjson-dev libgit2-dev libgloo-dev
   libgtest-dev libbenchmark-dev
-  ccache
+  ccache curl
   prometheus                 # server and promtool, used by the metrics tests
 )
 

@@ -155,6 +155,13 @@ void MetricsServer::serve(int fd) {
   while (request.find("\r\n\r\n") == std::string::npos) {
     if (request.size() > kMaxRequestBytes) {
       send_all(fd, response(431, "Request Header Fields Too Large", "text/plain", "request too large\n"));
+      // Closing with unread input would reset the connection before the client reads
+      // the answer: stop writing, then discard what is still coming, within limits.
+      shutdown(fd, SHUT_WR);
+      size_t drained = 0;
+      for (ssize_t n; drained < (1u << 20) && std::chrono::steady_clock::now() < deadline &&
+                      (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
+        drained += static_cast<size_t>(n);
       return;
     }
     if (std::chrono::steady_clock::now() > deadline) return;  // a slow client only costs itself

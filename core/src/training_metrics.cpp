@@ -68,8 +68,11 @@ void TrainingMetrics::on_step(const StepRecord& s) {
     rss_.set(static_cast<double>(resident_memory_bytes()));
   }
   if (s.diagnostics)
-    for (const auto& [name, value] : *s.diagnostics)
-      registry_.gauge("xl_model_" + name, "Plugin diagnostic " + name + ".", labels_).set(value);
+    for (const auto& [name, value] : *s.diagnostics) {
+      auto& gauge = diagnostics_[name];
+      if (!gauge) gauge = &registry_.gauge("xl_model_" + name, "Plugin diagnostic " + name + ".", labels_);
+      gauge->set(value);
+    }
 }
 
 void TrainingMetrics::on_eval(double loss, double perplexity) {

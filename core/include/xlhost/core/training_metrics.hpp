@@ -2,6 +2,7 @@
 // the run's labels (experiment, plugin, rank), then updated with plain atomic stores.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,7 @@ class TrainingMetrics {
  private:
   metrics::Registry& registry_;
   metrics::Labels labels_;
+  std::map<std::string, metrics::Gauge*> diagnostics_;  // registered on first sight
   double flops_per_token_, peak_flops_;
   metrics::Counter &steps_, &tokens_, &samples_, &skipped_, &checkpoints_;
   metrics::Gauge &step_, &total_steps_, &loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
