@@ -72,7 +72,15 @@ int run_command(const std::vector<std::string>& args) {
     registry->gauge("xl_build_info", "xlhost build: version, git commit, LibTorch version.",
                     {{"version", XLHOST_VERSION}, {"commit", XLHOST_GIT_COMMIT}, {"torch_version", TORCH_VERSION}})
         .set(1);
-    server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
+    try {
+      server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
+    } catch (const core::UserError&) {
+      // Several runs on one machine: only an explicitly chosen port is worth failing for.
+      if (vm.count("metrics-listen") || mc.get_string("listen") != "127.0.0.1:9464") throw;
+      address.port = 0;
+      server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
+      std::cerr << "metrics: 127.0.0.1:9464 is taken (another run?), using a free port\n";
+    }
     std::cerr << "metrics: " << server->url() << "\n";
     job.metrics = registry.get();
   }

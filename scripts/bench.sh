@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Training throughput on this machine, as a table. Timed runs, not tests.
-#   scripts/bench.sh            quickstart model and 26M baseline
+#   scripts/bench.sh            training throughput (quickstart model, 26M baseline) and
+#                               the cost of the metrics path (Google Benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh xlhost model_original >/dev/null
+scripts/build.sh xlhost model_original metrics_bench >/dev/null
 [[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth >/dev/null
 xlhost=build/bin/xlhost plugin=build/plugins/model_original.so
 out=$(mktemp -d)
@@ -31,3 +32,8 @@ measure "quickstart (0.8M params, 16x128)" "" configs/quickstart.json 40
 measure "quickstart, OMP_WAIT_POLICY=ACTIVE" "OMP_WAIT_POLICY=ACTIVE" configs/quickstart.json 40
 measure "baseline 26M (batch 4x512)" "" configs/baseline_1.4.0.json 4 train.batch_size=4 train.accumulation_steps=1 eval.batch_size=4
 measure "baseline 26M (batch 16x512, seed micro-batch)" "" configs/baseline_1.4.0.json 3 train.accumulation_steps=1
+
+echo
+echo "metrics path (one step's updates, one serialisation, one HTTP scrape over loopback):"
+build/bin/metrics_bench --benchmark_min_time=0.5
+echo "scripts/bench_metrics.sh measures training step time with and without a 10 Hz scraper."

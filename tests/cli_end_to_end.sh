@@ -32,7 +32,8 @@ cat > exp.json <<JSON
  "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
  "data": {"train_path": "data/train.jsonl", "val_path": "data/val.jsonl", "seq_len": 32},
  "train": {"batch_size": 8, "max_steps": "[MAX_STEPS]", "lr": 3e-3, "threads": 2, "log_interval": 5},
- "generate": {"prompts_path": "data/prompts.txt", "max_new_tokens": 8, "samples": 2}}
+ "generate": {"prompts_path": "data/prompts.txt", "max_new_tokens": 8, "samples": 2},
+ "metrics": {"listen": "127.0.0.1:0"}}
 JSON
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json 2>&1); code=$?
 check "placeholder refused" test $code -eq 1
@@ -68,6 +69,11 @@ check "eval prints perplexity" contains "$out" "perplexity"
 out=$("$xlhost" generate out/0.0.1 --prompt "The capital of" --max-new-tokens 5 --temperature 0 2>&1); code=$?
 check "generate exits 0" test $code -eq 0
 check "generate reports mean length" contains "$out" "mean length 5.0 new tokens"
+
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
+  --metrics-listen 0.0.0.0:0 2>&1); code=$?
+check "non-loopback metrics refused" test $code -eq 1
+check "non-loopback metrics explained" contains "$out" "metrics.allow_remote=true"
 
 echo "$passed passed, $failures failed"
 test $failures -eq 0
