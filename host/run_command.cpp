@@ -46,10 +46,6 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
-  if (!d.causal)
-    std::cerr << "warning: " << d.name << " is declared non-causal: positions can see later tokens"
-              << (d.causality_note.empty() ? "" : " (" + d.causality_note + ")")
-              << "; training loss will be optimistic and generation will not match training\n";
   if (vm.count("resume")) {
     job.resume_from = vm["resume"].as<std::string>();
     if (job.resume_from.empty())

@@ -14,6 +14,7 @@
 
 #include "xlhost/core/checkpoint.hpp"
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/knowledge_file.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/token_data.hpp"
 #include "xlhost/core/training_metrics.hpp"
@@ -117,7 +118,11 @@ TrainSummary train(const TrainJob& job) {
   context.vocab_size = tokenizer->vocab_size();
   context.pad_id = tokenizer->pad_id(), context.bos_id = tokenizer->bos_id(), context.eos_id = tokenizer->eos_id();
   context.knowledge_path = data.get_string("knowledge_path");
+  if (!context.knowledge_path.empty()) context.knowledge_entries = read_knowledge_entries(context.knowledge_path);
+  context.log = [&](const std::string& line) { log << line << "\n"; };
   model->init_from_data(context);
+  if (auto warning = model->causality_warning(); !warning.empty())
+    log << "warning: " << descriptor.name << " is not causal as configured: " << warning << "\n";
   model->to(summary.device);
   summary.model = model;
   summary.parameters = model->parameter_count();
@@ -274,6 +279,7 @@ TrainSummary train(const TrainJob& job) {
                       ? torch::nn::utils::clip_grad_norm_(params, tc.get_float("grad_clip"))
                       : torch::nn::utils::clip_grad_norm_(params, std::numeric_limits<double>::infinity());
       optimizer.step();
+      model->on_optimizer_step(state.step + 1);
     } else {
       ++summary.skipped_steps;
       log << "\nstep " << state.step + 1 << ": non-finite loss, update skipped\n";

@@ -41,6 +41,10 @@ struct DataContext {
   int64_t bos_id = 1;
   int64_t eos_id = 2;
   std::string knowledge_path;  // empty when the config names none
+  // The entries of knowledge_path, read and checked by the host (one per line, or a JSON
+  // list of objects with a sentence); empty when there is no knowledge file.
+  std::vector<std::string> knowledge_entries;
+  std::function<void(const std::string&)> log;  // a line for the run's log
 };
 
 class Model : public torch::nn::Module {
@@ -57,9 +61,18 @@ class Model : public torch::nn::Module {
 
   virtual void init_from_data(const DataContext& context) {}
 
+  // Called by the host after every optimizer step (1-based count), outside autograd; for
+  // state that is updated by a rule rather than by gradients (e.g. an EMA memory bank).
+  virtual void on_optimizer_step(int64_t step) {}
+
   // Training FLOPs per token (forward + backward) at sequence length seq_len, for
   // throughput and utilisation figures. Default: 6 × parameter count.
   virtual double flops_per_token(int64_t seq_len);
+
+  // Non-empty when this model, as configured, lets position t see tokens after t; the
+  // host prints it before training (the loss is then optimistic and generation, which
+  // sees only the prefix, behaves differently).
+  virtual std::string causality_warning() const { return {}; }
 
   int64_t parameter_count(bool trainable_only = true) const;
 };

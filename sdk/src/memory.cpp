@@ -1,0 +1,176 @@
+#include "xlhost/sdk/memory.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace xlhost::sdk {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor tokenize_memory_rows(const std::vector<std::string>& entries, const DataContext& context,
+                                   int64_t rows, int64_t length, bool add_special_tokens, int64_t* truncated) {
+  if (entries.empty()) throw std::invalid_argument("no knowledge entries to tokenise");
+  auto bank = torch::full({rows, length}, context.pad_id, torch::kInt64);
+  auto b = bank.accessor<int64_t, 2>();
+  int64_t cut = 0;
+  const int64_t n = std::min<int64_t>(rows, static_cast<int64_t>(entries.size()));
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> ids = context.encode(entries[static_cast<size_t>(i)]);
+    if (add_special_tokens) {
+      ids.insert(ids.begin(), context.bos_id);
+      ids.push_back(context.eos_id);
+    }
+    if (static_cast<int64_t>(ids.size()) > length) ++cut;
+    for (int64_t j = 0; j < length && j < static_cast<int64_t>(ids.size()); ++j) b[i][j] = ids[static_cast<size_t>(j)];
+  }
+  if (truncated) *truncated = cut;
+  return bank;
+}
+
+void init_memory_bank(torch::Tensor& bank, const DataContext& context, bool add_special_tokens,
+                      const std::string& plugin_name) {
+  auto say = [&](const std::string& line) {
+    if (context.log) context.log(plugin_name + ": " + line);
+  };
+  const int64_t rows = bank.size(0), length = bank.size(1);
+  if (context.knowledge_entries.empty()) {
+    say("no knowledge file (data.knowledge_path): the memory bank keeps its random initialisation");
+    return;
+  }
+  int64_t truncated = 0;
+  auto filled = tokenize_memory_rows(context.knowledge_entries, context, rows, length, add_special_tokens, &truncated);
+  torch::NoGradGuard no_grad;
+  bank.copy_(filled);
+  const int64_t used = std::min<int64_t>(rows, static_cast<int64_t>(context.knowledge_entries.size()));
+  std::string line = "memory bank initialised from " + context.knowledge_path + ": " + std::to_string(used) + " of " +
+                     std::to_string(rows) + " rows, " + std::to_string(truncated) + " entries truncated to " +
+                     std::to_string(length) + " tokens";
+  if (used < rows) line += "; the other " + std::to_string(rows - used) + " rows are padding";
+  if (static_cast<int64_t>(context.knowledge_entries.size()) > rows)
+    line += "; " + std::to_string(context.knowledge_entries.size() - rows) + " entries did not fit and were dropped";
+  say(line);
+}
+
+torch::Tensor embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
+                                const torch::Tensor& embedding_weight) {
+  auto rows = bank.index_select(0, indices.reshape({-1}));  // [M, Lk]
+  // embedding_bag averages without materialising the [M, Lk, D] gather (Lk times less memory).
+  auto embedded = F::embedding_bag(rows, embedding_weight, F::EmbeddingBagFuncOptions().mode(torch::kMean));  // [M, D]
+  auto shape = indices.sizes().vec();
+  shape.push_back(embedding_weight.size(1));
+  return embedded.view(shape);
+}
+
+ProductKeyGateImpl::ProductKeyGateImpl(int64_t dim, int64_t knowledge_num, int64_t knowledge_dim, double dropout)
+    : num_keys_(static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(knowledge_num))))), dropout_(dropout) {
+  if (num_keys_ * num_keys_ != knowledge_num)
+    throw std::invalid_argument("knowledge_num " + std::to_string(knowledge_num) +
+                                " must be a perfect square (product keys)");
+  if (knowledge_dim % 2 != 0) throw std::invalid_argument("knowledge_dim must be even");
+  gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(dim, knowledge_dim).bias(false)));
+  keys = register_parameter("keys", torch::randn({2, num_keys_, knowledge_dim / 2}));
+}
+
+std::pair<torch::Tensor, torch::Tensor> ProductKeyGateImpl::forward(const torch::Tensor& x, int64_t k) {
+  const int64_t half = keys.size(2);
+  k = std::min(k, num_keys_);
+  auto q = gate_proj(x);                                                       // [B, T, Kd]
+  auto s1 = torch::matmul(q.slice(-1, 0, half), keys[0].t());                 // [B, T, √N]
+  auto s2 = torch::matmul(q.slice(-1, half, 2 * half), keys[1].t());
+  auto [top1, idx1] = s1.topk(k, -1);
+  auto [top2, idx2] = s2.topk(k, -1);
+  auto combined = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);       // [B, T, k²]
+  auto combined_idx = (idx1.unsqueeze(-1) * num_keys_ + idx2.unsqueeze(-2)).flatten(-2);
+  auto [scores, pick] = combined.topk(k, -1);
+  auto indices = combined_idx.gather(-1, pick);
+  scores = scores.softmax(-1);
+  if (dropout_ > 0) scores = torch::dropout(scores, dropout_, is_training());
+  return {indices, scores};
+}
+
+SelectionStats selection_stats(const torch::Tensor& indices, int64_t rows) {
+  torch::NoGradGuard no_grad;
+  auto counts = torch::bincount(indices.reshape({-1}).to(torch::kCPU), {}, rows).to(torch::kFloat64);
+  const double total = std::max(1.0, counts.sum().item<double>());
+  auto p = counts / total;
+  SelectionStats s;
+  // KL(u ‖ p) with u uniform, as torch's kl_div(log(p + 1e-10), u, 'sum').
+  const double u = 1.0 / static_cast<double>(rows);
+  const double kl = (u * (std::log(u) - (p + 1e-10).log())).sum().item<double>();
+  auto sorted = std::get<0>(p.sort());
+  auto i = torch::arange(1, rows + 1, torch::kFloat64);
+  const double gini = 2.0 * (i * sorted).sum().item<double>() / (rows * std::max(1e-12, sorted.sum().item<double>())) -
+                      (rows + 1.0) / rows;
+  s.balance_loss = 0.5 * kl + 0.5 * gini;
+  auto used = p.masked_select(p > 0);
+  s.entropy = -(used * used.log()).sum().item<double>();
+  s.coverage = static_cast<double>(used.numel()) / static_cast<double>(rows);
+  return s;
+}
+
+MemoryUsageWindow::MemoryUsageWindow(int64_t rows, int64_t window)
+    : last_used_(torch::full({rows}, -1, torch::kInt64)), window_(window) {}
+
+void MemoryUsageWindow::record(const torch::Tensor& indices) {
+  last_used_.index_fill_(0, indices.reshape({-1}).to(torch::kCPU), step_);
+  ++step_;
+}
+
+double MemoryUsageWindow::recent_coverage() const {
+  const int64_t since = step_ - window_;
+  return (last_used_ >= std::max<int64_t>(0, since)).sum().item<double>() / static_cast<double>(last_used_.numel());
+}
+
+CrossAttentionFusionImpl::CrossAttentionFusionImpl(int64_t dim, int64_t heads, double attention_dropout,
+                                                   double output_dropout)
+    : output_dropout_(output_dropout) {
+  attention = register_module("attention", torch::nn::MultiheadAttention(
+                                               torch::nn::MultiheadAttentionOptions(dim, heads).dropout(attention_dropout)));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
+}
+
+torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memories, bool causal) {
+  const int64_t B = q.size(0), T = q.size(1), S = memories.size(2), D = q.size(2);
+  auto kv = torch::cat({q, memories.reshape({B, T * S, D})}, 1);  // [B, T + T·S, D]
+  torch::Tensor mask;
+  if (causal) {
+    // Key j < T is position j's query; key T + t'·S + s is memory s of position t'.
+    // Position t may see keys of positions ≤ t only.
+    auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
+    auto key_pos = torch::cat({pos, pos.repeat_interleave(S)});
+    mask = key_pos.unsqueeze(0) > pos.unsqueeze(1);  // [T, T + T·S], true = hidden
+  }
+  // torch::nn::MultiheadAttention takes [L, B, D].
+  auto out = std::get<0>(attention->forward(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), {},
+                                            /*need_weights=*/false, mask))
+                 .transpose(0, 1);
+  if (output_dropout_ > 0) out = torch::dropout(out, output_dropout_, is_training());
+  return norm(q + out);
+}
+
+GatedFusionImpl::GatedFusionImpl(int64_t dim, int64_t memory_width, double dropout) : dropout_(dropout) {
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  gate = register_module("gate", linear(dim + memory_width, dim));
+  up = register_module("up", linear(dim + memory_width, dim));
+  down = register_module("down", linear(dim, dim));
+}
+
+torch::Tensor GatedFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memory) {
+  auto z = torch::cat({q, memory}, -1);
+  auto out = down(F::silu(gate(z)) * up(z));
+  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+}
+
+void init_memory_variant_weights(torch::nn::Module& model, torch::Tensor& tied_embedding) {
+  torch::NoGradGuard no_grad;
+  for (auto& module : model.modules(/*include_self=*/false)) {
+    if (auto* linear = module->as<torch::nn::Linear>()) {
+      torch::nn::init::xavier_uniform_(linear->weight);
+      if (linear->bias.defined()) torch::nn::init::zeros_(linear->bias);
+    }
+  }
+  torch::nn::init::xavier_uniform_(tied_embedding);
+}
+
+}  // namespace xlhost::sdk
