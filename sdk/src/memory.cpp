@@ -139,7 +139,10 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const to
     // Position t may see keys of positions ≤ t only.
     auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
     auto key_pos = torch::cat({pos, pos.repeat_interleave(S)});
-    mask = key_pos.unsqueeze(0) > pos.unsqueeze(1);  // [T, T + T·S], true = hidden
+    auto hidden = key_pos.unsqueeze(0) > pos.unsqueeze(1);  // [T, T + T·S]
+    // An additive float mask: LibTorch 1.13's C++ MultiheadAttention ignores boolean masks
+    // (measured: a masked key still changed the output).
+    mask = torch::zeros(hidden.sizes(), q.options()).masked_fill(hidden, -std::numeric_limits<float>::infinity());
   }
   // torch::nn::MultiheadAttention takes [L, B, D].
   auto out = std::get<0>(attention->forward(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), {},

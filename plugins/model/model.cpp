@@ -1,0 +1,224 @@
+// model / model_no_feed: a transformer whose layers read from one shared, text-
+// initialised knowledge table (MODELS.md §3, §4). Each layer pools its attention output
+// into a query, retrieves the best-matching table row (product keys, then cosine
+// re-ranking of 16 candidates) and cross-attends to that row's token embeddings.
+// retrieval_pooling=sequence_mean reproduces the group's code, whose query averages over
+// the whole sequence (every position sees the future); causal_prefix_mean retrieves per
+// position from the prefix only. Built with XLHOST_MODEL_NO_FEED it has no feed-forward.
+#include <xlhost/sdk/layers.hpp>
+#include <xlhost/sdk/memory.hpp>
+#include <xlhost/sdk/plugin.hpp>
+
+namespace {
+
+using namespace xlhost::sdk;
+namespace F = torch::nn::functional;
+
+#ifdef XLHOST_MODEL_NO_FEED
+constexpr bool kFeedForward = false;
+constexpr const char* kName = "model_no_feed";
+#else
+constexpr bool kFeedForward = true;
+constexpr const char* kName = "model";
+#endif
+
+// The shared table and its product keys. Registry names follow the group's checkpoints:
+// knowledge_dataset.knowledge_dataset (token rows) and knowledge_dataset.keys.
+class KnowledgeDatasetImpl : public torch::nn::Module {
+ public:
+  KnowledgeDatasetImpl(const ModelConfig& c, int64_t pad_id)
+      : num_keys_(static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.get_int("knowledge_num")))))),
+        topk_(c.get_int("product_key_topk")) {
+    if (num_keys_ * num_keys_ != c.get_int("knowledge_num"))
+      throw std::invalid_argument("knowledge_num must be a perfect square (product keys)");
+    const int64_t kd = c.get_int("knowledge_dim");
+    to_queries = register_module("to_queries", torch::nn::Linear(torch::nn::LinearOptions(c.get_int("dim"), kd).bias(false)));
+    keys = register_parameter("keys", torch::empty({num_keys_, 2, kd / 2}));
+    table = register_buffer("knowledge_dataset",
+                            torch::full({c.get_int("knowledge_num"), c.get_int("knowledge_length")}, pad_id, torch::kInt64));
+  }
+
+  // pooled [..., D] → token rows of the best entry [..., Lk]. Product-key top-k, then the
+  // candidate whose mean token embedding is most cosine-similar to the pooled query.
+  // Neither step is differentiable: to_queries and keys get no gradient (as in the
+  // group's code).
+  torch::Tensor search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
+    const int64_t half = keys.size(2);
+    auto q = to_queries(pooled);
+    auto s1 = torch::matmul(q.slice(-1, 0, half), keys.select(1, 0).t());
+    auto s2 = torch::matmul(q.slice(-1, half, 2 * half), keys.select(1, 1).t());
+    const int64_t k = std::min(topk_, num_keys_);
+    auto [top1, idx1] = s1.topk(k, -1);
+    auto [top2, idx2] = s2.topk(k, -1);
+    auto all = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);
+    auto all_idx = (idx1.unsqueeze(-1) * num_keys_ + idx2.unsqueeze(-2)).flatten(-2);
+    auto candidates = all_idx.gather(-1, std::get<1>(all.topk(k, -1)));           // [..., k]
+    auto candidate_emb = embed_memory_rows(table, candidates, embedding);          // [..., k, D]
+    auto similarity = F::cosine_similarity(pooled.unsqueeze(-2), candidate_emb,
+                                           F::CosineSimilarityFuncOptions().dim(-1));
+    auto best = candidates.gather(-1, similarity.argmax(-1, /*keepdim=*/true)).squeeze(-1);
+    auto shape = best.sizes().vec();
+    shape.push_back(table.size(1));
+    return table.index_select(0, best.reshape({-1})).view(shape);
+  }
+
+  torch::nn::Linear to_queries{nullptr};
+  torch::Tensor keys, table;
+
+ private:
+  int64_t num_keys_, topk_;
+};
+TORCH_MODULE(KnowledgeDataset);
+
+// Multi-head attention from each position to its retrieved row's token embeddings
+// (no mask among the Lk memory tokens), bias-free projections.
+class MemoryCrossAttentionImpl : public torch::nn::Module {
+ public:
+  MemoryCrossAttentionImpl(int64_t dim, int64_t heads) : heads_(heads) {
+    auto linear = [&] { return torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)); };
+    to_q = register_module("to_q", linear());
+    to_k = register_module("to_k", linear());
+    to_v = register_module("to_v", linear());
+    to_out = register_module("to_out", linear());
+  }
+  // x [B,T,D]; memory [B,T,Lk,D] (one row per position) or [B,1,Lk,D] (one row for the
+  // whole sequence, broadcast) → [B,T,D]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory) {
+    const int64_t B = x.size(0), T = x.size(1), D = x.size(2), Tm = memory.size(1), Lk = memory.size(2);
+    const int64_t d = D / heads_;
+    auto q = to_q(x).view({B, T, heads_, 1, d});
+    auto k = to_k(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);  // [B,Tm,H,Lk,d]
+    auto v = to_v(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);
+    auto weights = (torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d))).softmax(-1);
+    return to_out(torch::matmul(weights, v).reshape({B, T, D}));
+  }
+  torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr}, to_out{nullptr};
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(MemoryCrossAttention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const ModelConfig& c) {
+    const int64_t dim = c.get_int("dim");
+    attention_norm = register_module("attention_norm", RMSNorm(dim, c.get_float("norm_eps")));
+    attention = register_module("attention", CausalSelfAttention(dim, c.get_int("n_heads"), c.get_int("n_kv_heads"),
+                                                                 c.get_float("dropout")));
+    cross_attention = register_module("cross_attention", MemoryCrossAttention(dim, c.get_int("cross_attn_heads")));
+    if (kFeedForward) {
+      ffn_norm = register_module("ffn_norm", RMSNorm(dim, c.get_float("norm_eps")));
+      feed_forward = register_module(
+          "feed_forward", SwiGLU(dim, swiglu_hidden_dim(dim, 0, c.get_int("multiple_of")), c.get_float("dropout")));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, RotaryEmbedding& rope, KnowledgeDataset& knowledge,
+                        const torch::Tensor& embedding, bool causal_pooling) {
+    const int64_t T = x.size(1);
+    auto a = attention(attention_norm(x), rope);
+    torch::Tensor pooled;
+    if (causal_pooling) {
+      auto counts = torch::arange(1, T + 1, a.options()).view({1, T, 1});
+      pooled = a.cumsum(1) / counts;  // position t averages positions 0..t
+    } else {
+      pooled = a.mean(1, /*keepdim=*/true);  // [B,1,D]: the whole sequence, future included
+    }
+    auto rows = knowledge->search(pooled, embedding);  // [B,T or 1,Lk]
+    auto memory = F::embedding(rows, embedding);       // [B,T or 1,Lk,D]
+    auto h = x + cross_attention(a, memory);  // the raw attention output is not added (group's code)
+    return kFeedForward ? h + feed_forward(ffn_norm(h)) : h;
+  }
+
+  RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
+  CausalSelfAttention attention{nullptr};
+  MemoryCrossAttention cross_attention{nullptr};
+  SwiGLU feed_forward{nullptr};
+};
+TORCH_MODULE(Block);
+
+class KnowledgeModel : public Model {
+ public:
+  explicit KnowledgeModel(const ModelConfig& c)
+      : causal_pooling_(c.get_string("retrieval_pooling") == "causal_prefix_mean"),
+        dropout_(c.get_float("dropout")),
+        rope_(c.get_int("dim") / c.get_int("n_heads"), c.get_float("rope_theta")) {
+    const int64_t dim = c.get_int("dim");
+    tok_embeddings = register_module("tok_embeddings", TiedEmbedding(c.get_int("vocab_size"), dim));
+    knowledge_dataset = register_module("knowledge_dataset", KnowledgeDataset(c, /*pad_id=*/0));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.get_int("n_layers"); ++i) layers->push_back(Block(c));
+    norm = register_module("norm", RMSNorm(dim, c.get_float("norm_eps")));
+    init_memory_variant_weights(*this, tok_embeddings->weight);
+    torch::NoGradGuard no_grad;
+    torch::nn::init::normal_(knowledge_dataset->keys, 0.0, 0.02);
+  }
+
+  void init_from_data(const DataContext& context) override {
+    // DatabaseProcessor tokenises without special tokens; unused rows hold the pad id.
+    knowledge_dataset->table.fill_(context.pad_id);
+    init_memory_bank(knowledge_dataset->table, context, /*add_special_tokens=*/false, kName);
+  }
+
+  ForwardResult forward(const torch::Tensor& tokens, DecodeCache*) override {
+    auto h = tok_embeddings->embed(tokens);
+    if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
+    for (const auto& layer : *layers)
+      h = layer->as<BlockImpl>()->forward(h, rope_, knowledge_dataset, tok_embeddings->weight, causal_pooling_);
+    return {tok_embeddings->logits(norm(h)), {}, {}};
+  }
+
+  std::string causality_warning() const override {
+    return causal_pooling_ ? "" : "retrieval_pooling=sequence_mean: every position's memory query averages the whole "
+                                  "sequence, later tokens included (faithful to the group's code); set "
+                                  "model.retrieval_pooling=causal_prefix_mean for a causal model";
+  }
+
+  TiedEmbedding tok_embeddings{nullptr};
+  KnowledgeDataset knowledge_dataset{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+
+ private:
+  bool causal_pooling_;
+  double dropout_;
+  RotaryEmbedding rope_;
+};
+
+PluginDescriptor describe() {
+  PluginDescriptor d;
+  d.name = kName;
+  d.version = "1.0.0";
+  d.description = kFeedForward ? "transformer + shared text-initialised knowledge table read by cross-attention"
+                               : "model without the feed-forward sub-layer: knowledge cross-attention is the only MLP";
+  d.causal = false;
+  d.causality_note = "retrieval_pooling=sequence_mean (default, faithful) pools over the whole sequence; "
+                     "causal_prefix_mean is causal";
+  d.schema = {
+      int_key("dim", 512, "model width D", 8, 65536),
+      int_key("n_layers", 8, "number of blocks", 1, 1024),
+      int_key("n_heads", 32, "query heads", 1, 1024),
+      int_key("n_kv_heads", 8, "key/value heads", 1, 1024),
+      int_key("vocab_size", 6400, "vocabulary size; at least the tokenizer's", 2, 1 << 24),
+      int_key("multiple_of", 64, "SwiGLU width rounding", 1, 4096),
+      float_key("norm_eps", 1e-5, "RMSNorm epsilon", 0.0, 1.0),
+      float_key("rope_theta", 1e6, "RoPE base", 1.0, 1e12),
+      float_key("dropout", 0.0, "dropout on embeddings, attention and feed-forward outputs", 0.0, 1.0),
+      int_key("knowledge_num", 1048576, "knowledge table rows N (a perfect square)", 4, 1LL << 32),
+      int_key("knowledge_length", 16, "tokens per row Lk (the 1.4.1 run used 32)", 1, 4096),
+      int_key("knowledge_dim", 128, "product-key query width", 2, 65536),
+      int_key("product_key_topk", 16, "candidates from the product keys", 1, 4096),
+      int_key("cross_attn_heads", 8, "heads of the memory cross-attention", 1, 1024),
+      string_key("retrieval_pooling", "sequence_mean",
+                 "sequence_mean (faithful, sees later tokens) or causal_prefix_mean (per position, prefix only)",
+                 {"sequence_mean", "causal_prefix_mean"}),
+  };
+  return d;
+}
+
+Model* create(const ModelConfig& config) { return new KnowledgeModel(config); }
+
+}  // namespace
+
+XLHOST_PLUGIN(describe, create)
