@@ -28,12 +28,16 @@ core::TrainedModel load(const po::variables_map& vm) {
 int eval_command(const std::vector<std::string>& args) {
   po::options_description options("options");
   add_checkpoint_options(options);
-  options.add_options()("data", po::value<std::string>()->default_value(""), "JSON-lines file (default: data.val_path)");
+  options.add_options()
+      ("data", po::value<std::string>()->default_value(""), "JSON-lines file (default: data.val_path)")
+      ("facts", po::value<std::string>()->default_value(""),
+       "facts.jsonl: also report fact recall, the share of greedy completions that are right (default: eval.facts_path)");
   po::positional_options_description positional;
   positional.add("checkpoint", 1);
   po::variables_map vm;
   if (!parse_args(args, options, positional, "xlhost eval CHECKPOINT [options]",
-                  "Held-out loss and perplexity of a checkpoint (eval.max_batches batches of data.seq_len).\n"
+                  "Held-out loss and perplexity of a checkpoint (eval.max_batches batches of data.seq_len),\n"
+                  "and with --facts the fact recall of greedy completions.\n"
                   "Targets are the inputs shifted by one: the logits at position i score token i+1.",
                   vm))
     return 0;
@@ -51,6 +55,14 @@ int eval_command(const std::vector<std::string>& args) {
   std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.tokens
             << " target tokens)\nloss        " << core::format_fixed(r.loss, 4) << "\nperplexity  "
             << core::format_fixed(r.perplexity, 3) << "\n";
+  std::string facts = vm["facts"].as<std::string>();
+  if (facts.empty()) facts = ec.get_string("facts_path");
+  if (!facts.empty()) {
+    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, ec.get_int("max_facts"), t.device);
+    std::cout << "fact recall " << core::format_fixed(100 * recall.rate(), 1) << "% of " << recall.facts
+              << " facts (in training text " << core::format_fixed(100 * recall.seen_rate(), 1) << "%, knowledge-only "
+              << core::format_fixed(100 * recall.unseen_rate(), 1) << "%)\n";
+  }
   return 0;
 }
 

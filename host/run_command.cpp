@@ -3,18 +3,56 @@
 #include <iomanip>
 #include <iostream>
 
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include "build_info.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
+#include "xlhost/core/checkpoint.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/metrics_server.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/trainer.hpp"
 
 namespace xlhost::host {
+
+namespace {
+
+// Results of the run in one small file, for scripts (scripts/quickstart.sh's table).
+void write_summary_json(const core::TrainSummary& s, const core::TrainJob& job, const std::string& path) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  auto number = [&](const char* key, double v) {
+    w.Key(key);
+    if (std::isfinite(v)) w.Double(v);
+    else w.Null();
+  };
+  w.StartObject();
+  w.Key("experiment"), w.String(job.config.section("experiment").get_string("id").c_str());
+  w.Key("plugin"), w.String(job.plugin.descriptor().name.c_str());
+  w.Key("status"), w.String(s.interrupted ? "interrupted" : "completed");
+  w.Key("parameters"), w.Int64(s.parameters);
+  w.Key("steps"), w.Int64(s.steps);
+  number("final_train_loss", s.losses.empty() ? std::nan("") : s.losses.back());
+  number("val_loss", s.val.tokens ? s.val.loss : std::nan(""));
+  number("val_perplexity", s.val.tokens ? s.val.perplexity : std::nan(""));
+  number("fact_recall", s.facts.facts ? s.facts.rate() : std::nan(""));
+  number("fact_recall_seen", s.facts.facts ? s.facts.seen_rate() : std::nan(""));
+  number("fact_recall_unseen", s.facts.facts ? s.facts.unseen_rate() : std::nan(""));
+  number("tokens_per_second", s.tokens_per_second);
+  number("wall_seconds", s.wall_seconds);
+  w.Key("peak_rss_bytes"), w.Int64(s.peak_rss_bytes);
+  w.Key("checkpoint"), w.String(s.checkpoint.c_str());
+  w.EndObject();
+  core::write_file_atomically(path, std::string(buffer.GetString()) + "\n");
+}
+
+}  // namespace
 
 int run_command(const std::vector<std::string>& args) {
   po::options_description options("options");
@@ -98,11 +136,16 @@ int run_command(const std::vector<std::string>& args) {
   if (summary.val.tokens > 0)
     row("val loss", core::format_fixed(summary.val.loss, 4) + ", perplexity " +
                         core::format_fixed(summary.val.perplexity, 2));
+  if (summary.facts.facts > 0)
+    row("fact recall", core::format_fixed(100 * summary.facts.rate(), 1) + "% of " + std::to_string(summary.facts.facts) +
+                           " facts (in training text " + core::format_fixed(100 * summary.facts.seen_rate(), 1) +
+                           "%, knowledge-only " + core::format_fixed(100 * summary.facts.unseen_rate(), 1) + "%)");
   row("throughput", core::format_count(summary.tokens_per_second) + " tokens/s");
   row("wall time", core::format_duration(summary.wall_seconds));
   row("peak memory", core::format_fixed(static_cast<double>(summary.peak_rss_bytes) / (1 << 20), 0) + " MiB RSS");
   row("checkpoint", summary.checkpoint);
   row("train.log", (std::filesystem::path(summary.run_dir) / "train.log").string());
+  write_summary_json(summary, job, (std::filesystem::path(summary.run_dir) / "summary.json").string());
 
   const auto& g = job.config.section("generate");
   if (!summary.interrupted && !g.get_string("prompts_path").empty() && g.get_int("samples") > 0) {

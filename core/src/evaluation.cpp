@@ -1,8 +1,12 @@
 #include "xlhost/core/evaluation.hpp"
 
+#include <rapidjson/document.h>
+
 #include <cmath>
+#include <fstream>
 
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/generator.hpp"
 #include "xlhost/core/window_batch.hpp"
 
 namespace xlhost::core {
@@ -55,6 +59,37 @@ EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq
   r.tokens = counted;
   r.loss = counted ? weighted / counted : std::nan("");
   r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
+                       int64_t max_facts, const torch::Device& device) {
+  std::ifstream in(facts_path);
+  if (!in) throw UserError(facts_path + ": cannot open facts file (eval.facts_path)");
+  FactRecall r;
+  GenerateOptions greedy;
+  greedy.temperature = 0;
+  greedy.eos_id = tokenizer.eos_id();
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line) && (max_facts <= 0 || r.facts < max_facts); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    rapidjson::Document doc;
+    doc.Parse(line.c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
+        !doc.HasMember("answer") || !doc["answer"].IsString())
+      throw UserError(facts_path + ":" + std::to_string(line_no) +
+                      ": expected {\"prompt\": string, \"answer\": string, \"in_train\": bool}");
+    const bool seen = !doc.HasMember("in_train") || !doc["in_train"].IsBool() || doc["in_train"].GetBool();
+    std::vector<int64_t> prompt{tokenizer.bos_id()};
+    for (auto id : tokenizer.encode(doc["prompt"].GetString())) prompt.push_back(id);
+    const auto answer = tokenizer.encode(doc["answer"].GetString());
+    greedy.max_new_tokens = static_cast<int64_t>(answer.size());
+    const auto out = generate(model, prompt, greedy, device).tokens;
+    const bool correct = out.size() >= answer.size() && std::equal(answer.begin(), answer.end(), out.begin());
+    ++r.facts, r.correct += correct;
+    if (seen) ++r.seen_facts, r.seen_correct += correct;
+  }
+  if (r.facts == 0) throw UserError(facts_path + ": no facts");
   return r;
 }
 

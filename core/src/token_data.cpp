@@ -89,6 +89,7 @@ TokenFile TokenFile::open(const std::string& token_path) {
 
 TokenFile TokenFile::open_or_build(const std::string& data_path, const Tokenizer& tokenizer,
                                    const std::string& cache_dir, bool skip_malformed, std::ostream& log) {
+  if (!fs::exists(data_path)) throw UserError(data_path + ": no such data file");
   const std::string md5 = md5_file(data_path);
   const fs::path cached = fs::path(cache_dir) / (md5 + "-" + tokenizer.fingerprint() + ".tok");
   if (!fs::exists(cached)) {

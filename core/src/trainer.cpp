@@ -347,6 +347,14 @@ TrainSummary train(const TrainJob& job) {
   checkpoint();
   if (!summary.interrupted) {
     summary.val = evaluate();
+    const auto& ec = cfg.section("eval");
+    if (!ec.get_string("facts_path").empty()) {
+      summary.facts = fact_recall(*model, *tokenizer, ec.get_string("facts_path"), ec.get_int("max_facts"), summary.device);
+      train_log << "{\"step\":" << state.step << ",\"fact_recall\":" << json_number(summary.facts.rate())
+                << ",\"fact_recall_seen\":" << json_number(summary.facts.seen_rate())
+                << ",\"fact_recall_unseen\":" << json_number(summary.facts.unseen_rate()) << "}\n" << std::flush;
+      if (metrics) metrics->on_fact_recall(summary.facts.rate());
+    }
     if (summary.val.tokens > 0 && metrics) metrics->on_eval(summary.val.loss, summary.val.perplexity);
     if (summary.val.tokens > 0)
       train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(summary.val.loss)

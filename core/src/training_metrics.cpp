@@ -39,6 +39,7 @@ TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double
       rss_(r.gauge("xl_process_resident_memory_bytes", "Resident memory of the process.", l)),
       eval_loss_(r.gauge("xl_eval_loss", "Held-out loss of the last evaluation.", l)),
       eval_perplexity_(r.gauge("xl_eval_perplexity", "Held-out perplexity of the last evaluation.", l)),
+      fact_recall_(r.gauge("xl_eval_fact_recall_ratio", "Share of facts whose greedy completion is right, 0-1.", l)),
       step_seconds_(r.histogram("xl_train_step_seconds", "Wall time of an optimizer step.", seconds_buckets(), l)),
       forward_seconds_(r.histogram("xl_train_forward_seconds", "Forward time of a step.", seconds_buckets(), l)),
       backward_seconds_(r.histogram("xl_train_backward_seconds", "Backward time of a step.", seconds_buckets(), l)),
@@ -79,6 +80,8 @@ void TrainingMetrics::on_eval(double loss, double perplexity) {
   eval_loss_.set(loss);
   eval_perplexity_.set(perplexity);
 }
+
+void TrainingMetrics::on_fact_recall(double ratio) { fact_recall_.set(ratio); }
 
 void TrainingMetrics::on_checkpoint(double seconds) {
   checkpoints_.increment();

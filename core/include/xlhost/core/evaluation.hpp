@@ -34,4 +34,21 @@ struct EvalResult {
 EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
                          int64_t max_batches, int64_t pad_id, const torch::Device& device);
 
+struct FactRecall {
+  int64_t facts = 0, correct = 0;
+  int64_t seen_facts = 0, seen_correct = 0;  // facts that appear in the training text
+  double rate() const { return facts ? static_cast<double>(correct) / static_cast<double>(facts) : 0.0; }
+  double seen_rate() const { return seen_facts ? static_cast<double>(seen_correct) / static_cast<double>(seen_facts) : 0.0; }
+  double unseen_rate() const {
+    const int64_t n = facts - seen_facts;
+    return n ? static_cast<double>(correct - seen_correct) / static_cast<double>(n) : 0.0;
+  }
+};
+
+// Share of facts whose greedy completion of "prompt" begins with exactly "answer".
+// facts_path: JSON lines {"prompt", "answer", "in_train"} (xlhost data synth writes
+// facts.jsonl). max_facts 0 = all. Malformed lines are errors naming file and line.
+FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
+                       int64_t max_facts, const torch::Device& device);
+
 }  // namespace xlhost::core

@@ -33,6 +33,7 @@ struct TrainSummary {
   int64_t skipped_steps = 0;          // non-finite loss, update skipped
   std::vector<double> losses;         // per optimizer step run by this call
   EvalResult val;                     // at the end; tokens == 0 when there is no val data
+  FactRecall facts;                   // at the end; facts == 0 without eval.facts_path
   double tokens_per_second = 0, wall_seconds = 0;
   int64_t peak_rss_bytes = 0;
   bool interrupted = false;

@@ -26,6 +26,7 @@ class TrainingMetrics {
                   int64_t total_steps);
   void on_step(const StepRecord& r);
   void on_eval(double loss, double perplexity);
+  void on_fact_recall(double ratio);
   void on_checkpoint(double seconds);
 
  private:
@@ -35,7 +36,7 @@ class TrainingMetrics {
   double flops_per_token_, peak_flops_;
   metrics::Counter &steps_, &tokens_, &samples_, &skipped_, &checkpoints_;
   metrics::Gauge &step_, &total_steps_, &loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
-      &eval_perplexity_;
+      &eval_perplexity_, &fact_recall_;
   metrics::Histogram &step_seconds_, &forward_seconds_, &backward_seconds_, &optimizer_seconds_, &checkpoint_seconds_;
 };
 
