@@ -66,6 +66,10 @@ out=$("$xlhost" eval out/0.0.1 2>&1); code=$?
 check "eval exits 0" test $code -eq 0
 check "eval prints perplexity" contains "$out" "perplexity"
 
+out=$("$xlhost" eval out/0.0.1 --facts data/facts.jsonl --set eval.max_facts=20 2>&1); code=$?
+check "eval --facts exits 0" test $code -eq 0
+check "eval --facts reports recall" contains "$out" "fact recall"
+
 out=$("$xlhost" generate out/0.0.1 --prompt "The capital of" --max-new-tokens 5 --temperature 0 2>&1); code=$?
 check "generate exits 0" test $code -eq 0
 check "generate reports mean length" contains "$out" "mean length 5.0 new tokens"

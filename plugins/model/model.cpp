@@ -195,16 +195,9 @@ PluginDescriptor describe() {
   d.causal = false;
   d.causality_note = "retrieval_pooling=sequence_mean (default, faithful) pools over the whole sequence; "
                      "causal_prefix_mean is causal";
-  d.schema = {
-      int_key("dim", 512, "model width D", 8, 65536),
-      int_key("n_layers", 8, "number of blocks", 1, 1024),
-      int_key("n_heads", 32, "query heads", 1, 1024),
-      int_key("n_kv_heads", 8, "key/value heads", 1, 1024),
-      int_key("vocab_size", 6400, "vocabulary size; at least the tokenizer's", 2, 1 << 24),
+  d.schema = decoder_schema();
+  d.schema.insert(d.schema.end(), {
       int_key("multiple_of", 64, "SwiGLU width rounding", 1, 4096),
-      float_key("norm_eps", 1e-5, "RMSNorm epsilon", 0.0, 1.0),
-      float_key("rope_theta", 1e6, "RoPE base", 1.0, 1e12),
-      float_key("dropout", 0.0, "dropout on embeddings, attention and feed-forward outputs", 0.0, 1.0),
       int_key("knowledge_num", 1048576, "knowledge table rows N (a perfect square)", 4, 1LL << 32),
       int_key("knowledge_length", 16, "tokens per row Lk (the 1.4.1 run used 32)", 1, 4096),
       int_key("knowledge_dim", 128, "product-key query width", 2, 65536),
@@ -213,7 +206,7 @@ PluginDescriptor describe() {
       string_key("retrieval_pooling", "sequence_mean",
                  "sequence_mean (faithful, sees later tokens) or causal_prefix_mean (per position, prefix only)",
                  {"sequence_mean", "causal_prefix_mean"}),
-  };
+  });
   return d;
 }
 

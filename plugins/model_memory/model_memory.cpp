@@ -208,15 +208,8 @@ PluginDescriptor describe() {
   d.causal = false;
   d.causality_note = "fusion=cross_attention with fusion_mask=none (the 1.4.8 default) attends to later positions' "
                      "memories; fusion_mask=causal or fusion=gated_mlp is causal";
-  d.schema = {
-      int_key("dim", 512, "model width D", 8, 65536),
-      int_key("n_layers", 8, "number of blocks", 1, 1024),
-      int_key("n_heads", 32, "query heads", 1, 1024),
-      int_key("n_kv_heads", 8, "key/value heads", 1, 1024),
-      int_key("vocab_size", 6400, "vocabulary size; at least the tokenizer's", 2, 1 << 24),
-      float_key("norm_eps", 1e-5, "RMSNorm epsilon", 0.0, 1.0),
-      float_key("rope_theta", 1e6, "RoPE base", 1.0, 1e12),
-      float_key("dropout", 0.0, "dropout on embeddings, attention, gate scores and gated fusion", 0.0, 1.0),
+  d.schema = decoder_schema();
+  d.schema.insert(d.schema.end(), {
       int_key("knowledge_num", 1048576, "memory bank rows N (a perfect square)", 4, 1LL << 32),
       int_key("knowledge_length", 8, "tokens per memory row Lk", 1, 4096),
       int_key("knowledge_dim", 128, "product-key query width (two halves)", 2, 65536),
@@ -236,7 +229,7 @@ PluginDescriptor describe() {
       float_key("ema_decay", 0.9, "EMA decay of the bank update", 0.0, 1.0),
       int_key("ema_update_freq", 5, "optimizer steps between EMA updates", 1, 1 << 30),
       int_key("usage_window", 100, "training forwards counted by the memory_coverage_recent diagnostic", 1, 1 << 30),
-  };
+  });
   return d;
 }
 

@@ -81,18 +81,11 @@ PluginDescriptor describe() {
   d.description = "MiniMind baseline decoder: RMSNorm, RoPE, GQA attention, SwiGLU, tied embeddings";
   // Defaults reproduce the 25.83M-parameter baseline of experiment 1.4.0 (n_heads 32,
   // n_kv_heads 8). The research fork's LMConfig file default is n_heads 16 (26.88M).
-  d.schema = {
-      int_key("dim", 512, "model width D", 8, 65536),
-      int_key("n_layers", 8, "number of transformer blocks", 1, 1024),
-      int_key("n_heads", 32, "query heads (dim must divide evenly)", 1, 1024),
-      int_key("n_kv_heads", 8, "key/value heads (grouped-query attention; must divide n_heads)", 1, 1024),
-      int_key("vocab_size", 6400, "vocabulary size; at least the tokenizer's", 2, 1 << 24),
+  d.schema = decoder_schema();
+  d.schema.insert(d.schema.end(), {
       int_key("hidden_dim", 0, "SwiGLU width; 0 = 4·dim·2/3 rounded up to multiple_of", 0, 1 << 20),
       int_key("multiple_of", 64, "SwiGLU width rounding", 1, 4096),
-      float_key("norm_eps", 1e-5, "RMSNorm epsilon", 0.0, 1.0),
-      float_key("rope_theta", 1e6, "RoPE base", 1.0, 1e12),
-      float_key("dropout", 0.0, "dropout on embeddings, attention and feed-forward outputs", 0.0, 1.0),
-  };
+  });
   return d;
 }
 

@@ -19,6 +19,19 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return normed.to(x.scalar_type()) * weight;
 }
 
+Schema decoder_schema() {
+  return {
+      int_key("dim", 512, "model width D", 8, 65536),
+      int_key("n_layers", 8, "number of blocks", 1, 1024),
+      int_key("n_heads", 32, "query heads (must divide dim)", 1, 1024),
+      int_key("n_kv_heads", 8, "key/value heads (grouped-query attention; must divide n_heads)", 1, 1024),
+      int_key("vocab_size", 6400, "vocabulary size; at least the tokenizer's", 2, 1 << 24),
+      float_key("norm_eps", 1e-5, "RMSNorm epsilon", 0.0, 1.0),
+      float_key("rope_theta", 1e6, "RoPE base", 1.0, 1e12),
+      float_key("dropout", 0.0, "dropout probability (embeddings, attention and sub-layer outputs)", 0.0, 1.0),
+  };
+}
+
 RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta, int64_t max_positions) {
   if (head_dim % 2 != 0) throw std::invalid_argument("rotary embedding needs an even head_dim, got " +
                                                      std::to_string(head_dim));

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "xlhost/sdk/config_schema.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::sdk {
@@ -40,6 +41,11 @@ struct KVCache : DecodeCache {
   explicit KVCache(size_t layers) : keys(layers), values(layers) {}
   std::vector<torch::Tensor> keys, values;  // per layer [B, S, Hkv, d]
 };
+
+// The MiniMind LMConfig keys every decoder plugin shares (dim, n_layers, n_heads,
+// n_kv_heads, vocab_size, norm_eps, rope_theta, dropout), with the defaults of the
+// reported runs (32 query / 8 KV heads; the fork's file default is 16 heads).
+Schema decoder_schema();
 
 // Causal self-attention with grouped KV heads (GQA); bias-free projections.
 class CausalSelfAttentionImpl : public torch::nn::Module {
