@@ -67,6 +67,7 @@ commands:
   eval         held-out loss and perplexity of a checkpoint
   generate     sample from a checkpoint
   plugin info  print a plugin's descriptor and config schema
+  plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
   data synth   write the built-in synthetic facts corpus
 
 'xlhost <command> --help' explains each one.)";

@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "xlhost/core/config.hpp"
+#include "xlhost/core/conformance.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/plugin_loader.hpp"
 #include "xlhost/core/progress.hpp"
@@ -9,13 +11,60 @@
 
 namespace xlhost::host {
 
+namespace {
+
+int check_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("plugin", po::value<std::string>()->required(), "plugin .so to check")
+      ("config,c", po::value<std::string>()->default_value(""), "experiment config whose model section is used")
+      ("set,s", po::value<std::vector<std::string>>()->composing(), "override a config value (repeatable)")
+      ("seq-len", po::value<int64_t>()->default_value(16), "sequence length of the probes")
+      ("seed", po::value<uint64_t>()->default_value(0), "seed for weights and probe tokens");
+  po::positional_options_description positional;
+  positional.add("plugin", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost plugin check PLUGIN.so [--config exp.json] [--set model.k=v]...",
+                  "Runs the conformance suite: output shapes and dtypes, finite outputs, determinism, causality\n"
+                  "(changing a token never changes earlier positions or other rows), train vs eval, gradient\n"
+                  "reach (names parameters that get no gradient), size and FLOPs, save/load, decode cache,\n"
+                  "timing. The model is built from the config's model section (plugin defaults without one).\n"
+                  "Exit status 1 when a check fails; a leak the plugin declares (KNOWN LEAK) does not fail.",
+                  vm))
+    return 0;
+  auto plugin = core::load_plugin(vm["plugin"].as<std::string>());
+  const auto schema = core::full_schema(plugin.descriptor().schema);
+  const auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const std::string config_path = vm["config"].as<std::string>();
+  const auto config = config_path.empty() ? core::Config::parse("{}", "defaults", schema, overrides)
+                                          : core::Config::load(config_path, schema, overrides);
+  core::ConformanceOptions o;
+  o.seq_len = vm["seq-len"].as<int64_t>();
+  o.seed = vm["seed"].as<uint64_t>();
+  if (o.seq_len < 4) throw core::UserError("--seq-len must be at least 4");
+  const auto results = core::run_conformance(plugin, config.section("model"), o);
+  std::cout << plugin.descriptor().name << " " << plugin.descriptor().version << " (" << plugin.path() << ")\n";
+  bool failed = false;
+  for (const auto& r : results) {
+    std::cout << "  " << std::left << std::setw(20) << r.name << std::setw(12) << core::status_name(r.status)
+              << r.detail << "\n";
+    failed |= r.status == core::CheckResult::Status::Fail;
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
 int plugin_command(const std::vector<std::string>& args) {
-  const std::string usage = "xlhost plugin info PLUGIN.so";
+  const std::string usage = "xlhost plugin info PLUGIN.so | xlhost plugin check PLUGIN.so [options]";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cout << "usage: " << usage << "\n\nPrints the plugin's descriptor (name, version, SDK ABI, LibTorch it was\n"
-              << "built against, causality) and the schema of its config `model` section.\n";
+    std::cout << "usage: " << usage << "\n\n"
+              << "info   prints the plugin's descriptor (name, version, SDK ABI, LibTorch it was built\n"
+              << "       against, causality) and the schema of its config `model` section.\n"
+              << "check  runs the conformance suite ('xlhost plugin check --help').\n";
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "check") return check_command(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] != "info") throw core::UserError("unknown plugin subcommand '" + args[0] + "' (usage: " + usage + ")");
   if (args.size() != 2) throw core::UserError("usage: " + usage);
   auto plugin = core::load_plugin(args[1]);
