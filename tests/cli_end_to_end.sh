@@ -22,6 +22,13 @@ check "wrong ABI exits non-zero" test $code -ne 0
 check "wrong ABI is one line" test "$(wc -l <<<"$out")" -eq 1
 check "wrong ABI names versions" contains "$out" "built against xlhost SDK ABI 999"
 
+out=$("$xlhost" plugin check "$build/test_plugins/future_leak_plugin.so" 2>&1); code=$?
+check "plugin check fails a leaky plugin" test $code -eq 1
+check "plugin check names the leak" contains "$out" "position 0 changes when the token at position 1 changes"
+out=$("$xlhost" plugin check "$build/plugins/model_original.so" --set model.dim=32 --set model.n_layers=1 \
+  --set model.n_heads=4 --set model.n_kv_heads=2 --set model.vocab_size=64 2>&1); code=$?
+check "plugin check passes model_original" test $code -eq 0
+
 out=$("$xlhost" run --plugin nope.so --config x.json 2>&1); code=$?
 check "missing plugin exits 1" test $code -eq 1
 check "missing plugin message" contains "$out" "nope.so: no such plugin file"
