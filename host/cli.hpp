@@ -24,6 +24,7 @@ int run_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int generate_command(const std::vector<std::string>& args);
 int plugin_command(const std::vector<std::string>& args);
+int plugin_new_command(const std::vector<std::string>& args);
 int data_command(const std::vector<std::string>& args);
 
 }  // namespace xlhost::host

@@ -68,6 +68,7 @@ commands:
   generate     sample from a checkpoint
   plugin info  print a plugin's descriptor and config schema
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
+  plugin new   scaffold a plugin that builds out of tree against the installed SDK
   data synth   write the built-in synthetic facts corpus
 
 'xlhost <command> --help' explains each one.)";

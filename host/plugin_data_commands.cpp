@@ -56,15 +56,17 @@ int check_command(const std::vector<std::string>& args) {
 }  // namespace
 
 int plugin_command(const std::vector<std::string>& args) {
-  const std::string usage = "xlhost plugin info PLUGIN.so | xlhost plugin check PLUGIN.so [options]";
+  const std::string usage = "xlhost plugin info PLUGIN.so | check PLUGIN.so [options] | new NAME [options]";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: " << usage << "\n\n"
               << "info   prints the plugin's descriptor (name, version, SDK ABI, LibTorch it was built\n"
               << "       against, causality) and the schema of its config `model` section.\n"
-              << "check  runs the conformance suite ('xlhost plugin check --help').\n";
+              << "check  runs the conformance suite ('xlhost plugin check --help').\n"
+              << "new    writes a plugin folder that builds out of tree ('xlhost plugin new --help').\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "check") return check_command(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "new") return plugin_new_command(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] != "info") throw core::UserError("unknown plugin subcommand '" + args[0] + "' (usage: " + usage + ")");
   if (args.size() != 2) throw core::UserError("usage: " + usage);
   auto plugin = core::load_plugin(args[1]);
