@@ -26,7 +26,7 @@ int check_command(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args, options, positional, "xlhost plugin check PLUGIN.so [--config exp.json] [--set model.k=v]...",
                   "Runs the conformance suite: output shapes and dtypes, finite outputs, determinism, causality\n"
-                  "(changing a token never changes earlier positions or other rows), train vs eval, gradient\n"
+                  "(changing the tokens after t never changes positions <= t or other rows), train vs eval, gradient\n"
                   "reach (names parameters that get no gradient), size and FLOPs, save/load, decode cache,\n"
                   "timing. The model is built from the config's model section (plugin defaults without one).\n"
                   "Exit status 1 when a check fails; a leak the plugin declares (KNOWN LEAK) does not fail.",

@@ -23,7 +23,7 @@ struct ConformanceOptions {
   int64_t seq_len = 16;
   int64_t batch = 2;
   uint64_t seed = 0;
-  int causality_probes = 6;  // positions whose token is changed
+  int causality_probes = 6;  // random positions t whose later tokens are changed (plus 0, T/2, T-2)
 };
 
 // Builds models from `model_config` and runs every check. Never throws for a failing
