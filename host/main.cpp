@@ -70,6 +70,7 @@ commands:
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
   plugin new   scaffold a plugin that builds out of tree against the installed SDK
   data synth   write the built-in synthetic facts corpus
+  exp list     the runs recorded under out/ (record.json: git commit, data md5, config, results)
 
 'xlhost <command> --help' explains each one.)";
 
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return generate_command(args);
     if (command == "plugin") return plugin_command(args);
     if (command == "data") return data_command(args);
+    if (command == "exp") return exp_command(args);
     std::cerr << "xlhost: unknown command '" << command << "'\n\n" << kUsage << "\n";
     return 2;
   } catch (const xlhost::core::UserError& e) {

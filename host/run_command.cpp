@@ -15,6 +15,7 @@
 #include "sample_printer.hpp"
 #include "xlhost/core/checkpoint.hpp"
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/experiment_record.hpp"
 #include "xlhost/core/metrics_server.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/trainer.hpp"
@@ -119,7 +120,20 @@ int run_command(const std::vector<std::string>& args) {
     job.metrics = registry.get();
   }
 
-  const auto summary = core::train(job);
+  std::string command_line = "xlhost run";
+  for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
+  core::ExperimentRecord record((std::filesystem::path(job.config.section("run").get_string("out_dir")) /
+                                 job.config.section("experiment").get_string("id"))
+                                    .string(),
+                                job.config, job.plugin, config_path, command_line);
+  core::TrainSummary summary;
+  try {
+    summary = core::train(job);
+  } catch (const std::exception& e) {
+    record.finish(nullptr, "failed", e.what());
+    throw;
+  }
+  record.finish(&summary, summary.interrupted ? "interrupted" : "completed");
   auto row = [](const std::string& name, const std::string& value) {
     std::cout << "  " << std::left << std::setw(16) << name << value << "\n";
   };
@@ -145,6 +159,7 @@ int run_command(const std::vector<std::string>& args) {
   row("peak memory", core::format_fixed(static_cast<double>(summary.peak_rss_bytes) / (1 << 20), 0) + " MiB RSS");
   row("checkpoint", summary.checkpoint);
   row("train.log", (std::filesystem::path(summary.run_dir) / "train.log").string());
+  row("record", record.path());
   write_summary_json(summary, job, (std::filesystem::path(summary.run_dir) / "summary.json").string());
 
   const auto& g = job.config.section("generate");

@@ -86,5 +86,17 @@ out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set trai
 check "non-loopback metrics refused" test $code -eq 1
 check "non-loopback metrics explained" contains "$out" "metrics.allow_remote=true"
 
+# A run killed outright (SIGKILL) leaves a record that `exp list` shows as interrupted,
+# pointing at the last complete checkpoint.
+"$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=100000 \
+  --set train.checkpoint_interval=5 --set experiment.id=0.0.3 >kill.log 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do [[ -f out/0.0.3/checkpoints/latest ]] && break; sleep 0.2; done
+kill -KILL $pid; wait $pid 2>/dev/null
+out=$("$xlhost" exp list 2>&1)
+check "killed run listed as interrupted" grep -qE "^0\.0\.3 .* interrupted" <<<"$out"
+check "killed run points at its checkpoint" contains "$out" "0.0.3: interrupted; last good checkpoint out/0.0.3/checkpoints/step_"
+check "completed run listed" grep -qE "^0\.0\.1 .* completed" <<<"$out"
+
 echo "$passed passed, $failures failed"
 test $failures -eq 0

@@ -1,0 +1,42 @@
+// out/<id>/record.json: what a run was (command, code commit and dirty state, plugin and
+// data hashes, resolved hyper-parameters, environment), how it ended, and how to
+// reproduce it. Written when the run starts (status "running") and rewritten at its end,
+// so a run killed outright still leaves a record (see `xlhost exp list`).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "xlhost/core/config.hpp"
+#include "xlhost/core/plugin_loader.hpp"
+#include "xlhost/core/trainer.hpp"
+
+namespace xlhost::core {
+
+class ExperimentRecord {
+ public:
+  ExperimentRecord(std::string run_dir, const Config& config, const LoadedPlugin& plugin, std::string config_path,
+                   std::string command_line);
+  // status: completed, interrupted or failed (with `failure`).
+  void finish(const TrainSummary* summary, const std::string& status, const std::string& failure = "");
+  const std::string& path() const { return path_; }
+
+ private:
+  void write(const TrainSummary* summary, const std::string& status, const std::string& failure);
+  std::string run_dir_, path_, config_json_, config_path_, command_line_, start_time_;
+  const LoadedPlugin& plugin_;
+  std::string id_, description_, versions_json_, environment_json_, reproduce_json_;
+};
+
+struct RecordSummary {
+  std::string id, start_time, plugin, status;
+  std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
+  double final_loss = 0, tokens_per_second = 0;
+  bool has_results = false;
+};
+
+// Every out_dir/*/record.json. A record still "running" whose process is gone (same host)
+// is reported "interrupted". Unreadable records are reported, not skipped silently.
+std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems);
+
+}  // namespace xlhost::core

@@ -1,0 +1,262 @@
+#include "xlhost/core/experiment_record.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/git_provenance.hpp"
+#include "xlhost/core/md5.hpp"
+
+namespace xlhost::core {
+
+namespace fs = std::filesystem;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+namespace {
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return text;
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+template <typename Build>
+std::string json(Build build) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  build(w);
+  return buffer.GetString();
+}
+
+void string_field(Writer& w, const char* key, const std::string& value) {
+  w.Key(key);
+  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+}  // namespace
+
+ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, const LoadedPlugin& plugin,
+                                   std::string config_path, std::string command_line)
+    : run_dir_(std::move(run_dir)),
+      path_((fs::path(run_dir_) / "record.json").string()),
+      config_json_(config.to_json()),
+      config_path_(std::move(config_path)),
+      command_line_(std::move(command_line)),
+      start_time_(now_iso8601()),
+      plugin_(plugin),
+      id_(config.section("experiment").get_string("id")),
+      description_(config.section("experiment").get_string("description")) {
+  fs::create_directories(run_dir_);
+  const auto git = read_git_state(fs::absolute(config_path_).parent_path().string());
+  if (git.dirty && !git.diff.empty()) {
+    std::ofstream(fs::path(run_dir_) / "diff.patch") << git.diff;
+  }
+  const auto& data = config.section("data");
+  std::vector<std::pair<std::string, std::string>> data_files;
+  for (const char* key : {"train_path", "val_path", "knowledge_path"}) {
+    const std::string p = data.get_string(key);
+    if (!p.empty() && fs::exists(p)) data_files.emplace_back(p, md5_file(p));
+  }
+  versions_json_ = json([&](Writer& w) {
+    w.StartObject();
+    w.Key("git");
+    w.StartObject();
+    w.Key("found"), w.Bool(git.found);
+    string_field(w, "root", git.root);
+    string_field(w, "commit", git.commit);
+    string_field(w, "short_commit", git.short_commit);
+    string_field(w, "branch", git.branch);
+    w.Key("dirty"), w.Bool(git.dirty);
+    w.Key("dirty_files"), w.StartArray();
+    for (const auto& f : git.dirty_files) w.String(f.c_str());
+    w.EndArray();
+    string_field(w, "diff_patch", git.dirty && !git.diff.empty() ? "diff.patch" : "");
+    w.Key("diff_truncated"), w.Bool(git.diff_truncated);
+    w.EndObject();
+    w.Key("plugin");
+    w.StartObject();
+    string_field(w, "path", fs::absolute(plugin.path()).string());
+    string_field(w, "md5", md5_file(plugin.path()));
+    string_field(w, "name", plugin.descriptor().name);
+    string_field(w, "version", plugin.descriptor().version);
+    w.Key("sdk_abi"), w.Uint(plugin.abi_version());
+    string_field(w, "torch_version", plugin.torch_version());
+    w.EndObject();
+    w.Key("data"), w.StartArray();
+    for (const auto& [p, md5] : data_files) {
+      w.StartObject();
+      string_field(w, "path", p);
+      string_field(w, "md5", md5);  // what DVC records for a file (outs[].md5)
+      w.Key("bytes"), w.Uint64(fs::file_size(p));
+      const fs::path dvc = p + ".dvc";
+      if (fs::exists(dvc)) string_field(w, "dvc_file_md5", md5_file(dvc.string()));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  });
+  struct utsname os {};
+  uname(&os);
+  environment_json_ = json([&](Writer& w) {
+    w.StartObject();
+    string_field(w, "libtorch", TORCH_VERSION);
+    w.Key("cuda_available"), w.Bool(torch::cuda::is_available());
+    w.Key("cuda_devices"), w.Int64(static_cast<int64_t>(torch::cuda::device_count()));
+    string_field(w, "cpu", cpu_model());
+    w.Key("cores"), w.Uint(std::thread::hardware_concurrency());
+    string_field(w, "host", hostname());
+    string_field(w, "os", std::string(os.sysname) + " " + os.release + " " + os.machine);
+    w.EndObject();
+  });
+  reproduce_json_ = json([&](Writer& w) {
+    w.StartObject();
+    std::string checkout = git.found && !git.commit.empty() ? "git -C " + git.root + " checkout " + git.commit : "";
+    if (git.dirty && !git.diff.empty()) checkout += " && git -C " + git.root + " apply " + fs::absolute(run_dir_).string() + "/diff.patch";
+    string_field(w, "checkout", checkout);
+    w.Key("data_checks"), w.StartArray();
+    for (const auto& [p, md5] : data_files) w.String((md5 + "  " + p).c_str());
+    w.EndArray();
+    string_field(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
+    string_field(w, "command", command_line_);
+    string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path()).string() + " --config " +
+                                         fs::absolute(run_dir_).string() + "/config.json");
+    w.EndObject();
+  });
+  write(nullptr, "running", "");
+}
+
+void ExperimentRecord::finish(const TrainSummary* summary, const std::string& status, const std::string& failure) {
+  write(summary, status, failure);
+}
+
+void ExperimentRecord::write(const TrainSummary* s, const std::string& status, const std::string& failure) {
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
+  auto parsed = [&](const std::string& text) {
+    rapidjson::Document part(&a);
+    part.Parse(text.c_str());
+    return rapidjson::Value(part, a);
+  };
+  doc.AddMember("schema", 1, a);
+  rapidjson::Value experiment(rapidjson::kObjectType);
+  experiment.AddMember("id", str(id_), a);
+  experiment.AddMember("description", str(description_), a);
+  experiment.AddMember("start_time", str(start_time_), a);
+  experiment.AddMember("end_time", status == "running" ? rapidjson::Value() : str(now_iso8601()), a);
+  experiment.AddMember("command_line", str(command_line_), a);
+  experiment.AddMember("config_path", str(config_path_), a);
+  experiment.AddMember("pid", static_cast<int64_t>(getpid()), a);
+  experiment.AddMember("host", str(hostname()), a);
+  doc.AddMember("experiment", experiment, a);
+  doc.AddMember("status", str(status), a);
+  doc.AddMember("failure", str(failure), a);
+  doc.AddMember("versions", parsed(versions_json_), a);
+  doc.AddMember("hyperparameters", parsed(config_json_), a);
+  doc.AddMember("environment", parsed(environment_json_), a);
+  rapidjson::Value results;
+  if (s) {
+    results.SetObject();
+    auto number = [&](const char* key, double v) {
+      results.AddMember(rapidjson::StringRef(key), std::isfinite(v) ? rapidjson::Value(v) : rapidjson::Value(), a);
+    };
+    results.AddMember("steps", s->steps, a);
+    results.AddMember("parameters", s->parameters, a);
+    number("first_loss", s->losses.empty() ? std::nan("") : s->losses.front());
+    number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
+    double best = std::nan("");
+    for (double l : s->losses) best = std::isnan(best) || l < best ? l : best;
+    number("best_loss", best);
+    number("val_loss", s->val.tokens ? s->val.loss : std::nan(""));
+    number("val_perplexity", s->val.tokens ? s->val.perplexity : std::nan(""));
+    number("fact_recall", s->facts.facts ? s->facts.rate() : std::nan(""));
+    number("tokens_per_second", s->tokens_per_second);
+    number("wall_seconds", s->wall_seconds);
+    results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);
+    results.AddMember("checkpoint", str(s->checkpoint), a);
+    if (!s->checkpoint.empty() && fs::exists(fs::path(s->checkpoint) / "model.safetensors"))
+      results.AddMember("checkpoint_md5", str(md5_file((fs::path(s->checkpoint) / "model.safetensors").string())), a);
+  }
+  doc.AddMember("results", results, a);
+  doc.AddMember("reproduce", parsed(reproduce_json_), a);
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
+  write_file_atomically(path_, std::string(buffer.GetString()) + "\n");
+}
+
+std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems) {
+  std::vector<RecordSummary> out;
+  if (!fs::is_directory(out_dir)) return out;
+  const std::string this_host = hostname();
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    const auto path = entry.path() / "record.json";
+    if (!fs::exists(path)) continue;
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    rapidjson::Document doc;
+    doc.Parse(text.str().c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc.HasMember("status") ||
+        !doc["experiment"].IsObject() || !doc["status"].IsString()) {
+      if (problems) problems->push_back(path.string() + ": corrupted record (not the record.json schema)");
+      continue;
+    }
+    const auto& e = doc["experiment"];
+    RecordSummary r;
+    r.id = e.HasMember("id") && e["id"].IsString() ? e["id"].GetString() : entry.path().filename().string();
+    r.start_time = e.HasMember("start_time") && e["start_time"].IsString() ? e["start_time"].GetString() : "";
+    r.status = doc["status"].GetString();
+    if (r.status == "running" && e.HasMember("pid") && e.HasMember("host") && e["host"].IsString() &&
+        this_host == e["host"].GetString() && kill(static_cast<pid_t>(e["pid"].GetInt64()), 0) != 0 && errno == ESRCH)
+      r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
+    try {
+      r.last_checkpoint = resolve_checkpoint(entry.path().string());
+    } catch (const std::exception&) {
+    }
+    if (doc.HasMember("versions") && doc["versions"].HasMember("plugin"))
+      r.plugin = doc["versions"]["plugin"]["name"].GetString();
+    if (doc.HasMember("results") && doc["results"].IsObject()) {
+      const auto& res = doc["results"];
+      r.has_results = true;
+      if (res.HasMember("final_loss") && res["final_loss"].IsNumber()) r.final_loss = res["final_loss"].GetDouble();
+      if (res.HasMember("tokens_per_second") && res["tokens_per_second"].IsNumber())
+        r.tokens_per_second = res["tokens_per_second"].GetDouble();
+    }
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.start_time < b.start_time; });
+  return out;
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,125 @@
+// record.json provenance against an independent view of the same facts: a git repository
+// built with libgit2 in the test, and md5sum(1).
+#include <git2.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "test_support.hpp"
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/experiment_record.hpp"
+#include "xlhost/core/git_provenance.hpp"
+
+using namespace xlhost;
+
+namespace {
+
+std::string commit_all(git_repository* repo, const char* message) {
+  git_index* index = nullptr;
+  git_repository_index(&index, repo);
+  const char* everything = "*";
+  git_strarray paths{const_cast<char**>(&everything), 1};
+  git_index_add_all(index, &paths, 0, nullptr, nullptr);
+  git_index_write(index);
+  git_oid tree_id, commit_id;
+  git_index_write_tree(&tree_id, index);
+  git_index_free(index);
+  git_tree* tree = nullptr;
+  git_tree_lookup(&tree, repo, &tree_id);
+  git_signature* me = nullptr;
+  git_signature_now(&me, "test", "test@example.com");
+  git_commit_create_v(&commit_id, repo, "HEAD", me, me, nullptr, message, tree, 0);
+  git_signature_free(me);
+  git_tree_free(tree);
+  char hex[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(hex, sizeof hex, &commit_id);
+  return hex;
+}
+
+std::string md5sum(const std::string& path) {
+  std::string out;
+  FILE* p = popen(("md5sum '" + path + "'").c_str(), "r");
+  char buffer[256];
+  while (fgets(buffer, sizeof buffer, p)) out += buffer;
+  pclose(p);
+  return out.substr(0, 32);
+}
+
+rapidjson::Document read_json(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  rapidjson::Document d;
+  d.Parse(s.str().c_str());
+  return d;
+}
+
+}  // namespace
+
+TEST(ExperimentRecord, GitCommitDirtyStateAndDataMd5) {
+  test::TempDir dir;
+  git_libgit2_init();
+  git_repository* repo = nullptr;
+  ASSERT_EQ(git_repository_init(&repo, dir.path().c_str(), 0), 0);
+  test::write_tiny_corpus(dir);
+  test::write_text(dir / "exp.json", "{}\n");
+  test::write_text(dir / ".gitignore", "out/\ncache/\n");
+  const std::string head = commit_all(repo, "experiment 0.0.1");
+
+  auto plugin = core::load_plugin(test::plugin_path("model_original"));
+  auto config = test::tiny_config(plugin, dir, {"train.max_steps=3"});
+  auto run = [&](const std::string& id) {
+    config.section("experiment").set("id", id);
+    const std::string run_dir = dir / ("out/" + id);
+    core::ExperimentRecord record(run_dir, config, plugin, dir / "exp.json", "xlhost run test");
+    core::TrainJob job;
+    job.plugin = plugin;
+    job.config = config;
+    std::ostringstream log;
+    job.log = &log;
+    auto summary = core::train(job);
+    record.finish(&summary, "completed");
+    return read_json(run_dir + "/record.json");
+  };
+
+  auto clean = run("0.0.1");
+  const auto& git = clean["versions"]["git"];
+  EXPECT_EQ(std::string(git["commit"].GetString()), head);
+  EXPECT_EQ(std::string(git["short_commit"].GetString()), head.substr(0, 12));
+  EXPECT_FALSE(git["dirty"].GetBool());
+  EXPECT_EQ(std::string(clean["status"].GetString()), "completed");
+  bool found_train = false;
+  for (const auto& d : clean["versions"]["data"].GetArray())
+    if (std::string(d["path"].GetString()) == dir / "data/train.jsonl") {
+      found_train = true;
+      EXPECT_EQ(std::string(d["md5"].GetString()), md5sum(dir / "data/train.jsonl"));
+    }
+  EXPECT_TRUE(found_train);
+  EXPECT_EQ(clean["results"]["steps"].GetInt64(), 3);
+  EXPECT_EQ(clean["hyperparameters"]["train"]["max_steps"].GetInt64(), 3);
+
+  test::write_text(dir / "exp.json", "{\"train\": {}}\n");
+  auto dirty = run("0.0.2");
+  EXPECT_TRUE(dirty["versions"]["git"]["dirty"].GetBool());
+  ASSERT_EQ(dirty["versions"]["git"]["dirty_files"].Size(), 1u);
+  EXPECT_EQ(std::string(dirty["versions"]["git"]["dirty_files"][0].GetString()), "exp.json");
+  std::ifstream patch(dir / "out/0.0.2/diff.patch");
+  std::stringstream patch_text;
+  patch_text << patch.rdbuf();
+  EXPECT_NE(patch_text.str().find("+{\"train\": {}}"), std::string::npos) << patch_text.str();
+  git_repository_free(repo);
+}
+
+TEST(ExperimentRecord, OutsideGitAndCorruptedRecords) {
+  test::TempDir dir;
+  EXPECT_FALSE(core::read_git_state("/").found);
+  std::filesystem::create_directories(dir / "out/9.9.9");
+  test::write_text(dir / "out/9.9.9/record.json", "{ not json");
+  std::vector<std::string> problems;
+  auto records = core::list_records(dir / "out", &problems);
+  EXPECT_TRUE(records.empty());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("9.9.9/record.json: corrupted record"), std::string::npos);
+}
