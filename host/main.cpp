@@ -70,7 +70,9 @@ commands:
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
   plugin new   scaffold a plugin that builds out of tree against the installed SDK
   data synth   write the built-in synthetic facts corpus
+  exp new      create experiments/X.Y.Z/ (config and record template), optionally --from A.B.C
   exp list     the runs recorded under out/ (record.json: git commit, data md5, config, results)
+  exp show     one run's record
 
 'xlhost <command> --help' explains each one.)";
 

@@ -98,5 +98,33 @@ check "killed run listed as interrupted" grep -qE "^0\.0\.3 .* interrupted" <<<"
 check "killed run points at its checkpoint" contains "$out" "0.0.3: interrupted; last good checkpoint out/0.0.3/checkpoints/step_"
 check "completed run listed" grep -qE "^0\.0\.1 .* completed" <<<"$out"
 
+# Experiment folders: versions, existing ids, missing bases, placeholders; records.
+out=$("$xlhost" exp new 1.4 2>&1); code=$?
+check "bad version refused" test $code -eq 1
+check "bad version explained" contains "$out" "is not a version X.Y.Z"
+"$xlhost" exp new 2.0.0 --desc "first" >/dev/null 2>&1
+check "exp new writes config and record" test -f experiments/2.0.0/exp.json -a -f experiments/2.0.0/record.md
+out=$("$xlhost" exp new 2.0.0 2>&1); code=$?
+check "existing id refused" test $code -eq 1
+check "existing id mentions --force" contains "$out" "--force overwrites it"
+check "existing id with --force" "$xlhost" exp new 2.0.0 --force --desc again
+out=$("$xlhost" exp new 2.0.1 --from 1.9.9 2>&1); code=$?
+check "missing base refused" test $code -eq 1
+check "missing base named" contains "$out" "no experiment 1.9.9 to start from"
+check "exp new --from" "$xlhost" exp new 2.0.1 --from 2.0.0
+check "--from sets the new id" grep -q '"id": "2.0.1"' experiments/2.0.1/exp.json
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c experiments/2.0.1/exp.json 2>&1); code=$?
+check "template placeholders refused" test $code -eq 1
+check "placeholders listed" contains "$out" "train.batch_size = [BATCH_SIZE]"
+out=$("$xlhost" exp show 0.0.1 2>&1); code=$?
+check "exp show exits 0" test $code -eq 0
+check "exp show has the record" contains "$out" '"short_commit"'
+mkdir -p out/9.9.9 && echo "{ broken" >out/9.9.9/record.json
+out=$("$xlhost" exp show 9.9.9 2>&1); code=$?
+check "corrupted record refused" test $code -eq 1
+check "corrupted record named" contains "$out" "9.9.9/record.json: corrupted record"
+out=$("$xlhost" exp list 2>&1)
+check "exp list warns about the corrupted record" contains "$out" "warning: out/9.9.9/record.json: corrupted record"
+
 echo "$passed passed, $failures failed"
 test $failures -eq 0
