@@ -72,8 +72,9 @@ int run_command(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
-                  "config.json (resolved), train.log (JSON lines) and checkpoints/. Ctrl-C or SIGTERM saves a\n"
-                  "checkpoint and exits 0; --resume continues from it.",
+                  "config.json (resolved), train.log (JSON lines), checkpoints/, record.json (provenance and\n"
+                  "results, see experiments/README.md) and summary.json. Serves Prometheus metrics while it\n"
+                  "runs. Ctrl-C or SIGTERM saves a checkpoint and exits 0; --resume continues from it.",
                   vm))
     return 0;
 
@@ -85,12 +86,12 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
+  const std::string run_dir = (std::filesystem::path(job.config.section("run").get_string("out_dir")) /
+                                job.config.section("experiment").get_string("id"))
+                                   .string();
   if (vm.count("resume")) {
     job.resume_from = vm["resume"].as<std::string>();
-    if (job.resume_from.empty())
-      job.resume_from = (std::filesystem::path(job.config.section("run").get_string("out_dir")) /
-                         job.config.section("experiment").get_string("id"))
-                            .string();
+    if (job.resume_from.empty()) job.resume_from = run_dir;
   }
   job.should_stop = [](int64_t) { return stop_requested.load(); };
 
@@ -122,10 +123,7 @@ int run_command(const std::vector<std::string>& args) {
 
   std::string command_line = "xlhost run";
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
-  core::ExperimentRecord record((std::filesystem::path(job.config.section("run").get_string("out_dir")) /
-                                 job.config.section("experiment").get_string("id"))
-                                    .string(),
-                                job.config, job.plugin, config_path, command_line);
+  core::ExperimentRecord record(run_dir, job.config, job.plugin, config_path, command_line);
   core::TrainSummary summary;
   try {
     summary = core::train(job);
