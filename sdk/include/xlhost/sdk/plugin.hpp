@@ -23,8 +23,9 @@ struct PluginDescriptor {
   std::string version;
   std::string description;
   Schema schema;  // keys of the config's `model` section
-  // A plugin that lets position t see tokens after t (to reproduce an old result) says
-  // so here; the host warns before training it.
+  // A plugin whose default settings let position t see tokens after t (to reproduce an
+  // old result) says so here; `xlhost plugin info` shows it. The warning before training
+  // comes from Model::causality_warning(), which knows the configured settings.
   bool causal = true;
   std::string causality_note;
 };
