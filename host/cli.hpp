@@ -17,6 +17,9 @@ bool parse_args(const std::vector<std::string>& args, const po::options_descript
                 const po::positional_options_description& positional, const std::string& usage,
                 const std::string& description, po::variables_map& vm);
 
+// `text` with every occurrence of `from` replaced by `to` (for file templates).
+std::string replace_all(std::string text, const std::string& from, const std::string& to);
+
 // Set by SIGINT/SIGTERM; training saves a checkpoint and exits 0 when it sees it.
 extern std::atomic<bool> stop_requested;
 

@@ -13,6 +13,7 @@
 
 #include "cli.hpp"
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/experiment_record.hpp"
 #include "xlhost/core/progress.hpp"
 
@@ -21,13 +22,6 @@ namespace xlhost::host {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void check_version(const std::string& id, const std::string& what) {
   if (!std::regex_match(id, std::regex(R"(\d+\.\d+\.\d+)")))
@@ -58,11 +52,6 @@ dirty state, data md5, resolved config, environment, results, how to reproduce.
 
 )";
 
-std::string substitute(std::string text, const std::string& key, const std::string& value) {
-  for (size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
-  return text;
-}
-
 int new_command(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()
@@ -92,7 +81,7 @@ int new_command(const std::vector<std::string>& args) {
     check_version(from, "--from");
     const fs::path base = root / from / "exp.json";
     if (!fs::exists(base)) throw core::UserError("no experiment " + from + " to start from (" + base.string() + " is missing)");
-    const std::string text = read_file(base);
+    const std::string text = core::read_text_file(base.string(), "base config");
     config.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str());
     if (config.HasParseError() || !config.IsObject())
       throw core::UserError(base.string() + ": not a valid config (" + rapidjson::GetParseError_En(config.GetParseError()) + ")");
@@ -118,7 +107,7 @@ int new_command(const std::vector<std::string>& args) {
   config.Accept(w);
   fs::create_directories(dir);
   std::ofstream(dir / "exp.json") << buffer.GetString() << "\n";
-  std::ofstream(dir / "record.md") << substitute(substitute(substitute(kRecordTemplate, "{ID}", id), "{DESC}", desc.empty() ? "(no description yet)" : desc),
+  std::ofstream(dir / "record.md") << replace_all(replace_all(replace_all(kRecordTemplate, "{ID}", id), "{DESC}", desc.empty() ? "(no description yet)" : desc),
                                            "{BASE}", from.empty() ? "none" : from);
   std::cout << "wrote " << (dir / "exp.json").string() << " and " << (dir / "record.md").string() << "\n";
   return 0;
@@ -137,7 +126,7 @@ int show_command(const std::vector<std::string>& args) {
     return 0;
   const fs::path path = fs::path(vm["out"].as<std::string>()) / vm["id"].as<std::string>() / "record.json";
   if (!fs::exists(path)) throw core::UserError("no record for " + vm["id"].as<std::string>() + " (" + path.string() + ")");
-  const std::string text = read_file(path);
+  const std::string text = core::read_text_file(path.string(), "record");
   rapidjson::Document r;
   r.Parse(text.c_str());
   if (r.HasParseError() || !r.IsObject() || !r.HasMember("versions") || !r.HasMember("experiment"))

@@ -21,12 +21,12 @@ void write(const std::filesystem::path& path, const std::string& text) {
   if (!out) throw core::UserError(path.string() + ": cannot write");
 }
 
+}  // namespace
+
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
   return text;
 }
-
-}  // namespace
 
 int plugin_new_command(const std::vector<std::string>& args) {
   po::options_description options("options");

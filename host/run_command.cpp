@@ -13,7 +13,7 @@
 #include "build_info.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
-#include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/experiment_record.hpp"
 #include "xlhost/core/metrics_server.hpp"

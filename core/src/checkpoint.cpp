@@ -1,8 +1,5 @@
 #include "xlhost/core/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
@@ -11,9 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/safetensors.hpp"
 
 namespace xlhost::core {
@@ -21,21 +18,6 @@ namespace xlhost::core {
 namespace fs = std::filesystem;
 
 namespace {
-
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw UserError(path.string() + ": cannot open to fsync");
-  ::fsync(fd);
-  ::close(fd);
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path.string() + ": cannot read");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string step_name(int64_t step) {
   char name[32];
@@ -59,15 +41,11 @@ std::string state_json(const CheckpointState& s) {
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) throw UserError(tmp + ": cannot write");
-  }
-  fsync_path(tmp);
-  fs::rename(tmp, path);
+std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
+  return tensors;
 }
 
 std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
@@ -78,10 +56,7 @@ std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torc
   fs::remove_all(tmp);
   fs::create_directories(tmp);
 
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
-  for (const auto& b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
-  save_safetensors((tmp / "model.safetensors").string(), tensors,
+  save_safetensors((tmp / "model.safetensors").string(), state_tensors(model),
                    {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
   torch::save(optimizer, (tmp / "optimizer.pt").string());
   torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
@@ -89,11 +64,11 @@ std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torc
     std::ofstream(tmp / "state.json") << state_json(state);
     std::ofstream(tmp / "config.json") << config_json;
   }
-  for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path());
-  fsync_path(tmp);
+  for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string());
+  fsync_path(tmp.string());
   fs::remove_all(final_dir);  // a resumed run may write the same step again
   fs::rename(tmp, final_dir);
-  fsync_path(root);
+  fsync_path(root.string());
   write_file_atomically((root / "latest").string(), name + "\n");
 
   std::vector<fs::path> existing;
@@ -109,7 +84,7 @@ std::string resolve_checkpoint(const std::string& path) {
   if (fs::exists(p / "model.safetensors")) return p.string();
   for (const fs::path& root : {p / "checkpoints", p}) {
     if (fs::exists(root / "latest")) {
-      std::string name = read_text(root / "latest");
+      std::string name = read_text_file((root / "latest").string(), "checkpoint pointer");
       name.erase(name.find_last_not_of(" \n\r\t") + 1);
       if (fs::exists(root / name / "model.safetensors")) return (root / name).string();
     }
@@ -119,7 +94,7 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 CheckpointState read_checkpoint_state(const std::string& dir) {
-  const std::string text = read_text(fs::path(dir) / "state.json");
+  const std::string text = read_text_file((fs::path(dir) / "state.json").string(), "checkpoint state");
   rapidjson::Document doc;
   doc.Parse(text.c_str());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("step"))
@@ -134,7 +109,9 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
   return s;
 }
 
-std::string read_checkpoint_config(const std::string& dir) { return read_text(fs::path(dir) / "config.json"); }
+std::string read_checkpoint_config(const std::string& dir) {
+  return read_text_file((fs::path(dir) / "config.json").string(), "checkpoint config");
+}
 
 void load_model_weights(sdk::Model& model, const std::string& path) {
   auto tensors = load_safetensors(path);

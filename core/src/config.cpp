@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/file_io.hpp"
 
 namespace xlhost::core {
 
@@ -241,11 +242,7 @@ Config Config::defaults(const ConfigSchema& schema) {
 }
 
 Config Config::load(const std::string& path, const ConfigSchema& schema, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open config file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(buffer.str(), path, schema, overrides);
+  return parse(read_text_file(path, "config file"), path, schema, overrides);
 }
 
 Config Config::parse(const std::string& json_text, const std::string& source, const ConfigSchema& schema,

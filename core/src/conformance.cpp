@@ -171,10 +171,7 @@ std::vector<CheckResult> run_conformance(const LoadedPlugin& plugin, const sdk::
   // State dict round trip through safetensors into a fresh instance.
   {
     const auto path = std::filesystem::temp_directory_path() / ("xlhost_check_" + std::to_string(::getpid()) + ".safetensors");
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
-    for (const auto& p : model->named_parameters()) tensors.emplace_back(p.key(), p.value());
-    for (const auto& b : model->named_buffers()) tensors.emplace_back(b.key(), b.value());
-    save_safetensors(path.string(), tensors);
+    save_safetensors(path.string(), state_tensors(*model));
     torch::manual_seed(o.seed + 7);  // a differently initialised second instance
     auto copy = plugin.create(config);
     copy->eval();

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/git_provenance.hpp"
 #include "xlhost/core/md5.hpp"
 
@@ -222,11 +223,9 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
   for (const auto& entry : fs::directory_iterator(out_dir)) {
     const auto path = entry.path() / "record.json";
     if (!fs::exists(path)) continue;
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
+    const std::string text = read_text_file(path.string(), "record");
     rapidjson::Document doc;
-    doc.Parse(text.str().c_str());
+    doc.Parse(text.c_str());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc.HasMember("status") ||
         !doc["experiment"].IsObject() || !doc["status"].IsString()) {
       if (problems) problems->push_back(path.string() + ": corrupted record (not the record.json schema)");

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/file_io.hpp"
 
 namespace xlhost::core {
 
@@ -27,11 +28,7 @@ const rapidjson::Value* sentence_of(const rapidjson::Value& item) {
 }  // namespace
 
 std::vector<std::string> read_knowledge_entries(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open knowledge file (data.knowledge_path)");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  const std::string text = read_text_file(path, "knowledge file (data.knowledge_path)");
   std::vector<std::string> entries;
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {

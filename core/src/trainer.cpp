@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/knowledge_file.hpp"
 #include "xlhost/core/progress.hpp"
@@ -208,13 +209,23 @@ TrainSummary train(const TrainJob& job) {
     log << "checkpoint " << summary.checkpoint << " (" << std::fixed << std::setprecision(2) << seconds_since(t0) << " s)\n"
         << std::defaultfloat;
   };
+  // Held-out loss, recorded in train.log and the metrics; tokens == 0 without val data.
   auto evaluate = [&]() -> EvalResult {
     if (!val_tokens) return {};
     const auto& ec = cfg.section("eval");
     const int64_t eval_batch = ec.get_int("batch_size") > 0 ? ec.get_int("batch_size") : batch_size;
-    return evaluate_loss(*model, *val_tokens, seq_len, eval_batch, ec.get_int("max_batches"), tokenizer->pad_id(),
-                         summary.device);
+    auto r = evaluate_loss(*model, *val_tokens, seq_len, eval_batch, ec.get_int("max_batches"), tokenizer->pad_id(),
+                           summary.device);
+    if (r.tokens == 0) return r;
+    if (metrics) metrics->on_eval(r.loss, r.perplexity);
+    train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(r.loss)
+              << ",\"val_perplexity\":" << json_number(r.perplexity) << "}\n" << std::flush;
+    return r;
   };
+  std::vector<torch::Tensor> trainable;  // what the gradient norm and clipping cover
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) trainable.push_back(p);
+  const double grad_clip = tc.get_float("grad_clip");
 
   model->train();
   ProgressLine progress(log, total_steps, state.step);
@@ -272,12 +283,8 @@ TrainSummary train(const TrainJob& job) {
     auto t_opt = Clock::now();
     double grad_norm = 0;
     if (std::isfinite(step_loss)) {
-      std::vector<torch::Tensor> params;
-      for (auto& group : optimizer.param_groups())
-        for (auto& p : group.params()) params.push_back(p);
-      grad_norm = tc.get_float("grad_clip") > 0
-                      ? torch::nn::utils::clip_grad_norm_(params, tc.get_float("grad_clip"))
-                      : torch::nn::utils::clip_grad_norm_(params, std::numeric_limits<double>::infinity());
+      grad_norm = torch::nn::utils::clip_grad_norm_(trainable, grad_clip > 0 ? grad_clip
+                                                                            : std::numeric_limits<double>::infinity());
       optimizer.step();
       model->on_optimizer_step(state.step + 1);
     } else {
@@ -321,13 +328,9 @@ TrainSummary train(const TrainJob& job) {
     }
     if (eval_interval > 0 && state.step % eval_interval == 0 && state.step < total_steps) {
       auto r = evaluate();
-      if (r.tokens > 0) {
-        if (metrics) metrics->on_eval(r.loss, r.perplexity);
+      if (r.tokens > 0)
         progress.note("eval at step " + std::to_string(state.step) + ": loss " + format_fixed(r.loss, 4) +
                       ", perplexity " + format_fixed(r.perplexity, 2));
-        train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(r.loss)
-                  << ",\"val_perplexity\":" << json_number(r.perplexity) << "}\n" << std::flush;
-      }
     }
     if (job.should_stop && job.should_stop(state.step) && state.step < total_steps) {
       progress.finish();
@@ -355,10 +358,6 @@ TrainSummary train(const TrainJob& job) {
                 << ",\"fact_recall_unseen\":" << json_number(summary.facts.unseen_rate()) << "}\n" << std::flush;
       if (metrics) metrics->on_fact_recall(summary.facts.rate());
     }
-    if (summary.val.tokens > 0 && metrics) metrics->on_eval(summary.val.loss, summary.val.perplexity);
-    if (summary.val.tokens > 0)
-      train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(summary.val.loss)
-                << ",\"val_perplexity\":" << json_number(summary.val.perplexity) << "}\n" << std::flush;
   }
   summary.peak_rss_bytes = peak_rss_bytes();
   return summary;

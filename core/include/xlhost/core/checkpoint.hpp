@@ -22,6 +22,9 @@ struct CheckpointState {
 std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
                              const CheckpointState& state, const std::string& config_json, int64_t keep);
 
+// Every parameter and buffer by registered name: what model.safetensors holds.
+std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& model);
+
 // `path` is a checkpoint directory or a run directory (then its latest checkpoint).
 std::string resolve_checkpoint(const std::string& path);
 
@@ -33,8 +36,5 @@ std::string read_checkpoint_config(const std::string& checkpoint_dir);
 void load_model_weights(sdk::Model& model, const std::string& safetensors_path);
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& checkpoint_dir);
 void restore_rng_state(const std::string& checkpoint_dir);
-
-// Writes `text` to `path` through a temporary file, fsync and rename.
-void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace xlhost::core
