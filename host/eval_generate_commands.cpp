@@ -105,7 +105,7 @@ int generate_command(const std::vector<std::string>& args) {
     prompts.insert(prompts.end(), more.begin(), more.end());
   }
   if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
-  print_samples(*t.model, *t.tokenizer, prompts, o, t.device);
+  print_samples(*t.model, *t.tokenizer, prompts, o, t.device, std::cout);
   return 0;
 }
 

@@ -4,17 +4,24 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "cli.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/experiment_record.hpp"
+#include "xlhost/core/experiment_report.hpp"
+#include "xlhost/core/record_comparison.hpp"
 #include "xlhost/core/progress.hpp"
 
 namespace xlhost::host {
@@ -124,15 +131,142 @@ int show_command(const std::vector<std::string>& args) {
   if (!parse_args(args, options, positional, "xlhost exp show ID [--out DIR]",
                   "Prints a run's record.json: status, code version, data, results, how to reproduce it.", vm))
     return 0;
-  const fs::path path = fs::path(vm["out"].as<std::string>()) / vm["id"].as<std::string>() / "record.json";
-  if (!fs::exists(path)) throw core::UserError("no record for " + vm["id"].as<std::string>() + " (" + path.string() + ")");
-  const std::string text = core::read_text_file(path.string(), "record");
-  rapidjson::Document r;
-  r.Parse(text.c_str());
-  if (r.HasParseError() || !r.IsObject() || !r.HasMember("versions") || !r.HasMember("experiment"))
-    throw core::UserError(path.string() + ": corrupted record (not the record.json schema)");
-  std::cout << text;
+  const std::string out_dir = vm["out"].as<std::string>(), id = vm["id"].as<std::string>();
+  core::read_record(out_dir, id);  // refuses a missing or corrupted record
+  std::cout << core::read_text_file((fs::path(out_dir) / id / "record.json").string(), "record");
   return 0;
+}
+
+int compare_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("ids", po::value<std::vector<std::string>>()->required()->multitoken(), "experiment ids")
+      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
+      ("markdown", "print a markdown table");
+  po::positional_options_description positional;
+  positional.add("ids", -1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost exp compare A B [C ...] [--out DIR] [--markdown]",
+                  "Shows only what differs between the runs' resolved configs (plus plugin and code version),\n"
+                  "then their results side by side with the best value of each metric marked.",
+                  vm))
+    return 0;
+  const auto comparison = core::compare_records(vm["out"].as<std::string>(), vm["ids"].as<std::vector<std::string>>());
+  std::cout << core::format_comparison(comparison, vm.count("markdown") > 0);
+  return 0;
+}
+
+int report_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("ids", po::value<std::vector<std::string>>()->required()->multitoken(), "the experiment, then runs to compare it with")
+      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
+      ("dest,d", po::value<std::string>()->default_value(""), "report folder (default <out>/<id>/report)");
+  po::positional_options_description positional;
+  positional.add("ids", -1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost exp report ID [A B ...] [--dest DIR]",
+                  "Writes a report folder: report.md (code, data, command, the plan and findings of the\n"
+                  "experiment's record.md, results or a comparison with A B ..., samples) and loss, learning\n"
+                  "rate and throughput curves as SVG drawn by gnuplot from the runs' train.log.",
+                  vm))
+    return 0;
+  const auto ids = vm["ids"].as<std::vector<std::string>>();
+  std::string dest = vm["dest"].as<std::string>();
+  if (dest.empty()) dest = (fs::path(vm["out"].as<std::string>()) / ids[0] / "report").string();
+  const auto files = core::write_report(vm["out"].as<std::string>(), ids, dest);
+  std::cout << "wrote " << files.markdown << "\n";
+  for (const auto& p : files.pictures) std::cout << "      " << p << "\n";
+  return 0;
+}
+
+// The newest training-step line of train.log (not an evaluation line); only the file's
+// tail is read, however long the run.
+rapidjson::Document last_step(const fs::path& train_log) {
+  rapidjson::Document step;
+  std::ifstream in(train_log, std::ios::binary | std::ios::ate);
+  if (!in) return step;
+  const std::streamoff size = in.tellg(), start = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(start);
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  in.read(tail.data(), size - start);
+  std::istringstream lines(tail);
+  for (std::string line; std::getline(lines, line);) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("loss") && d.HasMember("total_steps")) step.Swap(d);
+  }
+  return step;
+}
+
+int status_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  std::string out_dir;
+  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  po::variables_map vm;
+  if (!parse_args(args, options, {}, "xlhost exp status [--out DIR]",
+                  "The runs in progress: pid, step, loss, tokens/s, time left and where their metrics are served.",
+                  vm))
+    return 0;
+  std::vector<std::string> problems;
+  int running = 0;
+  for (const auto& r : core::list_records(out_dir, &problems)) {
+    if (r.status != "running") continue;
+    ++running;
+    std::cout << r.id << "  " << r.plugin << "  pid " << r.pid;
+    const auto step = last_step(fs::path(r.run_dir) / "train.log");
+    auto number = [&](const char* key) { return step.IsObject() && step.HasMember(key) && step[key].IsNumber() ? step[key].GetDouble() : -1.0; };
+    if (number("loss") >= 0 && number("total_steps") > 0) {
+      const double left = (number("total_steps") - number("step")) * number("step_s");
+      std::cout << "  step " << static_cast<int64_t>(number("step")) << "/" << static_cast<int64_t>(number("total_steps"))
+                << "  loss " << core::format_fixed(number("loss"), 4) << "  "
+                << core::format_count(number("tokens_per_s")) << " tokens/s  ETA " << core::format_duration(left);
+    } else {
+      std::cout << "  starting (no step logged yet)";
+    }
+    std::cout << (r.metrics_url.empty() ? "" : "  metrics " + r.metrics_url) << "\n";
+  }
+  if (running == 0) std::cout << "no experiment is running (xlhost exp list shows the finished ones)\n";
+  for (const auto& p : problems) std::cerr << "warning: " << p << "\n";
+  return 0;
+}
+
+int stop_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("id", po::value<std::string>()->required(), "experiment id")
+      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
+      ("wait", po::value<double>()->default_value(600), "seconds to wait for the checkpoint before giving up");
+  po::positional_options_description positional;
+  positional.add("id", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost exp stop ID [--wait SECONDS]",
+                  "Asks a running experiment to stop (SIGTERM): it finishes its step, saves a checkpoint and\n"
+                  "records status interrupted. Waits for that and prints the checkpoint to --resume from.",
+                  vm))
+    return 0;
+  const std::string id = vm["id"].as<std::string>();
+  const std::string run_dir = (fs::path(vm["out"].as<std::string>()) / id).string();
+  const auto r = core::read_record_summary(run_dir);
+  if (r.status != "running") throw core::UserError("experiment " + id + " is not running (status " + r.status + ")");
+  if (r.pid <= 0 || kill(static_cast<pid_t>(r.pid), SIGTERM) != 0) {
+    const bool foreign = errno == EPERM;
+    throw core::UserError("experiment " + id + ": cannot signal pid " + std::to_string(r.pid) +
+                          (foreign ? " (another user's process)" : ""));
+  }
+  std::cout << "asked experiment " << id << " (pid " << r.pid << ") to stop; waiting for its checkpoint\n";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(vm["wait"].as<double>());
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto now = core::read_record_summary(run_dir);
+    if (now.status != "running") {
+      std::cout << "experiment " << id << ": " << now.status
+                << (now.last_checkpoint.empty() ? "" : ", checkpoint " + now.last_checkpoint) << "\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  throw core::UserError("experiment " + id + " did not stop within " + core::format_fixed(vm["wait"].as<double>(), 0) +
+                        " s (a long step or checkpoint?); `kill " + std::to_string(r.pid) + "` again ends it without one");
 }
 
 int list_command(const std::vector<std::string>& args) {
@@ -163,18 +297,26 @@ int list_command(const std::vector<std::string>& args) {
 }  // namespace
 
 int exp_command(const std::vector<std::string>& args) {
-  const std::string usage = "xlhost exp new X.Y.Z [--from A.B.C] | list | show ID";
+  const std::string usage = "xlhost exp new X.Y.Z [--from A.B.C] | list | show ID | compare A B... | report ID [A...] | status | stop ID";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: " << usage << "\n\n"
-              << "new   create experiments/X.Y.Z/ (exp.json, record.md) from a template or a base experiment\n"
-              << "list  the runs recorded in out/*/record.json\n"
-              << "show  one run's record\n";
+              << "new      create experiments/X.Y.Z/ (exp.json, record.md) from a template or a base experiment\n"
+              << "list     the runs recorded in out/*/record.json\n"
+              << "show     one run's record\n"
+              << "compare  what differs between runs, and their results side by side\n"
+              << "report   a folder with report.md and curves (gnuplot SVG) for one run, compared with others\n"
+              << "status   the runs in progress (started with `xlhost run --detach` or elsewhere)\n"
+              << "stop     stop a running experiment; it saves a checkpoint\n";
     return args.empty() ? 2 : 0;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "new") return new_command(rest);
   if (args[0] == "list") return list_command(rest);
   if (args[0] == "show") return show_command(rest);
+  if (args[0] == "compare") return compare_command(rest);
+  if (args[0] == "report") return report_command(rest);
+  if (args[0] == "status") return status_command(rest);
+  if (args[0] == "stop") return stop_command(rest);
   throw core::UserError("unknown exp subcommand '" + args[0] + "' (usage: " + usage + ")");
 }
 

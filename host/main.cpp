@@ -73,6 +73,10 @@ commands:
   exp new      create experiments/X.Y.Z/ (config and record template), optionally --from A.B.C
   exp list     the runs recorded under out/ (record.json: git commit, data md5, config, results)
   exp show     one run's record
+  exp compare  what differs between runs (config, plugin, code) and their results, best marked
+  exp report   report.md with curves (gnuplot SVG), plan and findings, comparison, samples
+  exp status   runs in progress (xlhost run --detach starts one in the background)
+  exp stop     stop a running experiment gracefully (it saves a checkpoint)
 
 'xlhost <command> --help' explains each one.)";
 

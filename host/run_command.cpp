@@ -6,8 +6,14 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "build_info.hpp"
@@ -16,6 +22,7 @@
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/experiment_record.hpp"
+#include "xlhost/core/git_provenance.hpp"
 #include "xlhost/core/metrics_server.hpp"
 #include "xlhost/core/progress.hpp"
 #include "xlhost/core/trainer.hpp"
@@ -53,6 +60,65 @@ void write_summary_json(const core::TrainSummary& s, const core::TrainJob& job, 
   core::write_file_atomically(path, std::string(buffer.GetString()) + "\n");
 }
 
+// --detach: the same command in a new session, its output in <run_dir>/run.log. Returns
+// once the child has written its record (so `exp status` sees it) or has ended.
+int run_detached(const std::vector<std::string>& args, const std::string& run_dir, const std::string& id) {
+  std::vector<std::string> words{"xlhost", "run"};
+  for (const auto& a : args)
+    if (a != "--detach") words.push_back(a);
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::filesystem::create_directories(run_dir);
+  const std::string log_path = (std::filesystem::path(run_dir) / "run.log").string();
+  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (log_fd < 0 || null_fd < 0) throw core::UserError(log_path + ": cannot create the run's log");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    setsid();
+    dup2(null_fd, 0), dup2(log_fd, 1), dup2(log_fd, 2);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(log_fd), close(null_fd);
+  const std::string record_path = (std::filesystem::path(run_dir) / "record.json").string();
+  for (int i = 0; i < 1200; ++i) {  // two minutes at most; loading LibTorch takes a few seconds
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      std::cerr << core::read_text_file(log_path, "run log");
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+      std::cerr << "the detached run ended at once (exit " << code << "); its output is above and in " << log_path << "\n";
+      return code == 0 ? 0 : 1;
+    }
+    try {
+      if (core::read_record_summary(run_dir).pid == pid) break;
+    } catch (const core::UserError&) {  // not written yet
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto r = core::read_record_summary(run_dir);
+  std::cout << "started experiment " << id << " in the background, pid " << pid << "\n"
+            << "  log      " << log_path << "\n"
+            << "  record   " << record_path << "\n"
+            << (r.metrics_url.empty() ? "" : "  metrics  " + r.metrics_url + "\n")
+            << "follow it with `xlhost exp status`, stop it with `xlhost exp stop " << id << "` (a checkpoint is saved)\n";
+  return 0;
+}
+
+void require_clean_tree(const std::string& config_path) {
+  const auto git = core::read_git_state(std::filesystem::absolute(config_path).parent_path().string());
+  if (!git.found)
+    throw core::UserError("--require-clean: " + config_path + " is not inside a git work tree, so the code version cannot be recorded");
+  if (git.dirty) {
+    std::string files;
+    for (const auto& f : git.dirty_files) files += "\n  " + f;
+    throw core::UserError("--require-clean: " + git.root + " has uncommitted changes (commit them, or run without "
+                          "--require-clean to record them in diff.patch):" + files);
+  }
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args) {
@@ -68,13 +134,16 @@ int run_command(const std::vector<std::string>& args) {
       ("metrics-listen", po::value<std::string>(),
        "serve /metrics on host:port (metrics.listen, default 127.0.0.1:9464; port 0 = any free port)")
       ("metrics-linger", po::value<double>(), "keep serving metrics this many seconds after the run (metrics.linger_seconds)")
-      ("no-metrics", "do not serve metrics (metrics.enabled=false)");
+      ("no-metrics", "do not serve metrics (metrics.enabled=false)")
+      ("require-clean", "refuse to run when the git tree around the config has uncommitted changes")
+      ("detach", "run in the background: returns once the run has started, output goes to <run dir>/run.log");
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
                   "config.json (resolved), train.log (JSON lines), checkpoints/, record.json (provenance and\n"
                   "results, see experiments/README.md) and summary.json. Serves Prometheus metrics while it\n"
-                  "runs. Ctrl-C or SIGTERM saves a checkpoint and exits 0; --resume continues from it.",
+                  "runs. Ctrl-C or SIGTERM saves a checkpoint and exits 0; --resume continues from it.\n"
+                  "With --detach it runs in the background (`xlhost exp status`, `xlhost exp stop ID`).",
                   vm))
     return 0;
 
@@ -86,9 +155,18 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
-  const std::string run_dir = (std::filesystem::path(job.config.section("run").get_string("out_dir")) /
-                                job.config.section("experiment").get_string("id"))
-                                   .string();
+  const std::string id = job.config.section("experiment").get_string("id");
+  const std::string run_dir = (std::filesystem::path(job.config.section("run").get_string("out_dir")) / id).string();
+  if (vm.count("require-clean")) require_clean_tree(config_path);
+  std::optional<core::RecordSummary> previous;
+  try {
+    previous = core::read_record_summary(run_dir);
+  } catch (const core::UserError&) {  // no record yet, or an unreadable one this run replaces
+  }
+  if (previous && previous->status == "running")
+    throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
+                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
+  if (vm.count("detach")) return run_detached(args, run_dir, id);
   if (vm.count("resume")) {
     job.resume_from = vm["resume"].as<std::string>();
     if (job.resume_from.empty()) job.resume_from = run_dir;
@@ -123,7 +201,8 @@ int run_command(const std::vector<std::string>& args) {
 
   std::string command_line = "xlhost run";
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
-  core::ExperimentRecord record(run_dir, job.config, job.plugin, config_path, command_line);
+  core::ExperimentRecord record(run_dir, job.config, job.plugin, config_path, command_line,
+                                server ? server->url() : "");
   core::TrainSummary summary;
   try {
     summary = core::train(job);
@@ -136,7 +215,7 @@ int run_command(const std::vector<std::string>& args) {
     std::cout << "  " << std::left << std::setw(16) << name << value << "\n";
   };
   std::cout << "\n" << (summary.interrupted ? "interrupted" : "finished") << ": " << d.name << ", experiment "
-            << job.config.section("experiment").get_string("id") << "\n";
+            << id << "\n";
   row("parameters", core::format_count(static_cast<double>(summary.parameters)) + " (" +
                         std::to_string(summary.parameters) + ")");
   row("steps", std::to_string(summary.steps) +
@@ -163,8 +242,11 @@ int run_command(const std::vector<std::string>& args) {
   const auto& g = job.config.section("generate");
   if (!summary.interrupted && !g.get_string("prompts_path").empty() && g.get_int("samples") > 0) {
     auto tokenizer = core::make_tokenizer(job.config.section("data").get_string("tokenizer"));
+    std::ostringstream samples;
     print_samples(*summary.model, *tokenizer, read_prompts(g.get_string("prompts_path"), g.get_int("samples")),
-                  generate_options(g, *tokenizer), summary.device);
+                  generate_options(g, *tokenizer), summary.device, samples);
+    std::cout << samples.str();
+    core::write_file_atomically((std::filesystem::path(summary.run_dir) / "samples.txt").string(), samples.str());
   }
   if (server && mc.get_float("linger_seconds") > 0) {
     std::cerr << "metrics: serving " << server->url() << " for " << mc.get_float("linger_seconds")

@@ -31,7 +31,7 @@ core::GenerateOptions generate_options(const sdk::SectionValues& g, const core::
 }
 
 void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                   const core::GenerateOptions& options, const torch::Device& device) {
+                   const core::GenerateOptions& options, const torch::Device& device, std::ostream& out) {
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& p : prompts) {
     std::vector<int64_t> ids{tokenizer.bos_id()};
@@ -39,12 +39,12 @@ void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const st
     encoded.push_back(std::move(ids));
   }
   const auto report = core::generate_all(model, encoded, options, device);
-  std::cout << "\nsamples (temperature " << options.temperature << ", top-p " << options.top_p << ", at most "
+  out << "\nsamples (temperature " << options.temperature << ", top-p " << options.top_p << ", at most "
             << options.max_new_tokens << " new tokens):\n";
   for (size_t i = 0; i < prompts.size(); ++i)
-    std::cout << "  " << prompts[i] << " ->" << tokenizer.decode(report.generations[i].tokens)
+    out << "  " << prompts[i] << " ->" << tokenizer.decode(report.generations[i].tokens)
               << (report.generations[i].hit_eos ? " <eos>" : " ...") << "\n";
-  std::cout << "  EOS rate " << core::format_fixed(report.eos_rate * 100, 1) << "%, mean length "
+  out << "  EOS rate " << core::format_fixed(report.eos_rate * 100, 1) << "%, mean length "
             << core::format_fixed(report.mean_new_tokens, 1) << " new tokens over " << prompts.size() << " prompts\n";
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,6 @@ core::GenerateOptions generate_options(const sdk::SectionValues& generate_sectio
 // Generates a continuation of every prompt, prints prompt → completion, then the EOS
 // rate and mean number of new tokens.
 void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                   const core::GenerateOptions& options, const torch::Device& device);
+                   const core::GenerateOptions& options, const torch::Device& device, std::ostream& out);
 
 }  // namespace xlhost::host

@@ -5,13 +5,8 @@ set -u
 xlhost=$1 build=$2 src=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/checks.sh"
 cd "$work"
-failures=0 passed=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failures=$((failures + 1)); fi
-}
-contains() { grep -qF -- "$2" <<<"$1"; }
 
 out=$("$xlhost" plugin info "$build/plugins/model_original.so" 2>&1); code=$?
 check "plugin info exits 0" test $code -eq 0
@@ -126,5 +121,4 @@ check "corrupted record named" contains "$out" "9.9.9/record.json: corrupted rec
 out=$("$xlhost" exp list 2>&1)
 check "exp list warns about the corrupted record" contains "$out" "warning: out/9.9.9/record.json: corrupted record"
 
-echo "$passed passed, $failures failed"
-test $failures -eq 0
+finish

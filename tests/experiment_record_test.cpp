@@ -11,6 +11,7 @@
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/experiment_record.hpp"
 #include "xlhost/core/git_provenance.hpp"
+#include "xlhost/core/record_comparison.hpp"
 
 using namespace xlhost;
 
@@ -122,4 +123,51 @@ TEST(ExperimentRecord, OutsideGitAndCorruptedRecords) {
   EXPECT_TRUE(records.empty());
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_NE(problems[0].find("9.9.9/record.json: corrupted record"), std::string::npos);
+}
+
+namespace {
+
+void write_record(const std::filesystem::path& out, const std::string& id, const std::string& lr, const std::string& val_loss,
+                  const std::string& tokens_per_second) {
+  std::filesystem::create_directories(out / id);
+  test::write_text(out / id / "record.json",
+                   R"({"schema": 1, "status": "completed", "experiment": {"id": ")" + id + R"("},
+  "versions": {"plugin": {"name": "model_original", "version": "1.0.0"}, "git": {"short_commit": "abc", "dirty": false}},
+  "hyperparameters": {"experiment": {"id": ")" + id + R"("}, "model": {"dim": 32}, "train": {"lr": )" + lr + R"(}},
+  "results": {"steps": 10, "val_loss": )" + val_loss + R"(, "tokens_per_second": )" + tokens_per_second + "}}\n");
+}
+
+const core::ComparisonRow* find_row(const std::vector<core::ComparisonRow>& rows, const std::string& name) {
+  for (const auto& r : rows)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(RecordComparison, ShowsOnlyDifferencesAndMarksTheBest) {
+  test::TempDir dir;
+  write_record(dir / "out", "1.0.0", "0.001", "2.5", "900");
+  write_record(dir / "out", "1.0.1", "0.003", "2.25", "1000");
+  write_record(dir / "out", "1.0.2", "0.001", "2.75", "1000");
+  const auto c = core::compare_records(dir / "out", {"1.0.0", "1.0.1", "1.0.2"});
+  ASSERT_EQ(c.differences.size(), 1u);  // not model.dim, not the ids, not plugin or code
+  EXPECT_EQ(c.differences[0].name, "train.lr");
+  EXPECT_EQ(c.differences[0].values, (std::vector<std::string>{"0.001", "0.003", "0.001"}));
+  const auto* val = find_row(c.results, "val loss");
+  ASSERT_NE(val, nullptr);
+  EXPECT_EQ(val->best, 1);  // lowest loss
+  const auto* speed = find_row(c.results, "tokens/s");
+  ASSERT_NE(speed, nullptr);
+  EXPECT_EQ(speed->best, 1);  // highest throughput; the first of a tie
+  const auto* steps = find_row(c.results, "steps");
+  ASSERT_NE(steps, nullptr);
+  EXPECT_EQ(steps->best, -1);  // not ranked
+  const auto* recall = find_row(c.results, "fact recall %");
+  ASSERT_NE(recall, nullptr);
+  EXPECT_EQ(recall->values[0], "-");  // no value in these records
+  const std::string table = core::format_comparison(c, false);
+  EXPECT_NE(table.find("2.2500 *"), std::string::npos) << table;
+  EXPECT_NE(core::format_comparison(c, true).find("| val loss | 2.5000 | **2.2500** | 2.7500 |"), std::string::npos);
+  EXPECT_THROW(core::compare_records(dir / "out", {"1.0.0", "9.9.9"}), core::UserError);
 }

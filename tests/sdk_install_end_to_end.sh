@@ -7,12 +7,7 @@ set -u
 build=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0 passed=0
-check() {
-  local name=$1; shift
-  if "$@" >"$work/last.log" 2>&1; then passed=$((passed + 1)); else
-    echo "FAILED: $name"; tail -20 "$work/last.log"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/checks.sh"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
@@ -30,5 +25,4 @@ check "run the new plugin" "$xlhost" run --plugin my_arch/build/my_arch.so --con
   --set train.max_steps=5 --set eval.max_facts=5 --no-metrics
 check "run wrote a checkpoint" test -f out/0.9.0/checkpoints/step_00000005/model.safetensors
 check "generated project's ctest" bash -c "cd my_arch/build && ctest --output-on-failure"
-echo "$passed passed, $failures failed"
-test $failures -eq 0
+finish

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -19,9 +20,11 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/error.hpp"
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/git_provenance.hpp"
 #include "xlhost/core/md5.hpp"
+#include "xlhost/core/progress.hpp"
 
 namespace xlhost::core {
 
@@ -66,12 +69,13 @@ void string_field(Writer& w, const char* key, const std::string& value) {
 }  // namespace
 
 ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, const LoadedPlugin& plugin,
-                                   std::string config_path, std::string command_line)
+                                   std::string config_path, std::string command_line, std::string metrics_url)
     : run_dir_(std::move(run_dir)),
       path_((fs::path(run_dir_) / "record.json").string()),
       config_json_(config.to_json()),
       config_path_(std::move(config_path)),
       command_line_(std::move(command_line)),
+      metrics_url_(std::move(metrics_url)),
       start_time_(now_iso8601()),
       plugin_(plugin),
       id_(config.section("experiment").get_string("id")),
@@ -178,6 +182,7 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
   experiment.AddMember("config_path", str(config_path_), a);
   experiment.AddMember("pid", static_cast<int64_t>(getpid()), a);
   experiment.AddMember("host", str(hostname()), a);
+  experiment.AddMember("metrics_url", str(metrics_url_), a);
   doc.AddMember("experiment", experiment, a);
   doc.AddMember("status", str(status), a);
   doc.AddMember("failure", str(failure), a);
@@ -214,48 +219,121 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
   w.SetIndent(' ', 2);
   doc.Accept(w);
   write_file_atomically(path_, std::string(buffer.GetString()) + "\n");
+  if (status != "running") fill_record_markdown(doc);
+}
+
+rapidjson::Document read_record(const std::string& out_dir, const std::string& id) {
+  const fs::path path = fs::path(out_dir) / id / "record.json";
+  if (!fs::exists(path)) throw UserError("no record for " + id + " (" + path.string() + " is missing)");
+  const std::string text = read_text_file(path.string(), "record");
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
+      !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
+      !doc["versions"].IsObject() || !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
+    throw UserError(path.string() + ": corrupted record (not the record.json schema)");
+  return doc;
+}
+
+namespace {
+
+std::string string_at(const rapidjson::Value& object, const char* key) {
+  return object.IsObject() && object.HasMember(key) && object[key].IsString() ? object[key].GetString() : "";
+}
+
+double number_at(const rapidjson::Value& object, const char* key) {
+  return object.IsObject() && object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : std::nan("");
+}
+
+}  // namespace
+
+RecordSummary read_record_summary(const std::string& run_dir) {
+  const fs::path dir(run_dir);
+  const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+  const auto& e = doc["experiment"];
+  RecordSummary r;
+  r.run_dir = run_dir;
+  r.id = string_at(e, "id");
+  if (r.id.empty()) r.id = dir.filename().string();
+  r.start_time = string_at(e, "start_time");
+  r.metrics_url = string_at(e, "metrics_url");
+  r.status = doc["status"].GetString();
+  r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;
+  if (r.status == "running" && r.pid > 0 && string_at(e, "host") == hostname() &&
+      kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH)
+    r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
+  try {
+    r.last_checkpoint = resolve_checkpoint(run_dir);
+  } catch (const std::exception&) {
+  }
+  r.plugin = string_at(doc["versions"].HasMember("plugin") ? doc["versions"]["plugin"] : doc["versions"], "name");
+  if (doc.HasMember("results") && doc["results"].IsObject()) {
+    r.has_results = true;
+    r.final_loss = number_at(doc["results"], "final_loss");
+    r.tokens_per_second = number_at(doc["results"], "tokens_per_second");
+  }
+  return r;
 }
 
 std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems) {
   std::vector<RecordSummary> out;
   if (!fs::is_directory(out_dir)) return out;
-  const std::string this_host = hostname();
   for (const auto& entry : fs::directory_iterator(out_dir)) {
-    const auto path = entry.path() / "record.json";
-    if (!fs::exists(path)) continue;
-    const std::string text = read_text_file(path.string(), "record");
-    rapidjson::Document doc;
-    doc.Parse(text.c_str());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc.HasMember("status") ||
-        !doc["experiment"].IsObject() || !doc["status"].IsString()) {
-      if (problems) problems->push_back(path.string() + ": corrupted record (not the record.json schema)");
-      continue;
-    }
-    const auto& e = doc["experiment"];
-    RecordSummary r;
-    r.id = e.HasMember("id") && e["id"].IsString() ? e["id"].GetString() : entry.path().filename().string();
-    r.start_time = e.HasMember("start_time") && e["start_time"].IsString() ? e["start_time"].GetString() : "";
-    r.status = doc["status"].GetString();
-    if (r.status == "running" && e.HasMember("pid") && e.HasMember("host") && e["host"].IsString() &&
-        this_host == e["host"].GetString() && kill(static_cast<pid_t>(e["pid"].GetInt64()), 0) != 0 && errno == ESRCH)
-      r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
+    if (!fs::exists(entry.path() / "record.json")) continue;
     try {
-      r.last_checkpoint = resolve_checkpoint(entry.path().string());
-    } catch (const std::exception&) {
+      out.push_back(read_record_summary(entry.path().string()));
+    } catch (const UserError& e) {
+      if (problems) problems->push_back(e.what());
     }
-    if (doc.HasMember("versions") && doc["versions"].HasMember("plugin"))
-      r.plugin = doc["versions"]["plugin"]["name"].GetString();
-    if (doc.HasMember("results") && doc["results"].IsObject()) {
-      const auto& res = doc["results"];
-      r.has_results = true;
-      if (res.HasMember("final_loss") && res["final_loss"].IsNumber()) r.final_loss = res["final_loss"].GetDouble();
-      if (res.HasMember("tokens_per_second") && res["tokens_per_second"].IsNumber())
-        r.tokens_per_second = res["tokens_per_second"].GetDouble();
-    }
-    out.push_back(r);
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.start_time < b.start_time; });
   return out;
+}
+
+std::string fill_record_markdown(const rapidjson::Document& record) {
+  const auto& e = record["experiment"];
+  const std::string config_path = string_at(e, "config_path");
+  if (config_path.empty()) return "";
+  const fs::path md = fs::absolute(config_path).parent_path() / "record.md";
+  if (!fs::exists(md)) return "";
+  const auto& git = record["versions"].HasMember("git") ? record["versions"]["git"] : record["versions"];
+  const rapidjson::Value none;
+  const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
+  auto fixed = [](double v, int digits) { return std::isfinite(v) ? format_fixed(v, digits) : std::string("-"); };
+  std::string code = string_at(git, "short_commit");
+  if (code.empty()) code = "not in a git repository";
+  if (git.IsObject() && git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool()) {
+    code += " + uncommitted changes to";
+    for (const auto& f : git["dirty_files"].GetArray()) code += std::string(" ") + f.GetString();
+  }
+  std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
+  auto row = [&](const std::string& name, const std::string& value) { block += "| " + name + " | " + value + " |\n"; };
+  row("status", record["status"].GetString() + (string_at(record, "failure").empty() ? "" : ": " + string_at(record, "failure")));
+  row("run", string_at(e, "start_time") + " to " + string_at(e, "end_time") + " on " + string_at(e, "host"));
+  row("code", code);
+  row("plugin", string_at(record["versions"]["plugin"], "name") + " " + string_at(record["versions"]["plugin"], "version"));
+  row("steps", fixed(number_at(r, "steps"), 0));
+  row("train loss first / final / best", fixed(number_at(r, "first_loss"), 4) + " / " + fixed(number_at(r, "final_loss"), 4) +
+                                             " / " + fixed(number_at(r, "best_loss"), 4));
+  row("val loss (perplexity)", fixed(number_at(r, "val_loss"), 4) + " (" + fixed(number_at(r, "val_perplexity"), 3) + ")");
+  row("fact recall", std::isfinite(number_at(r, "fact_recall")) ? fixed(100 * number_at(r, "fact_recall"), 1) + "%" : "-");
+  row("tokens/s", fixed(number_at(r, "tokens_per_second"), 0));
+  row("checkpoint", string_at(r, "checkpoint").empty() ? "-" : string_at(r, "checkpoint"));
+  row("command", "`" + string_at(e, "command_line") + "`");
+  block += "\nFull record: `xlhost exp show " + string_at(e, "id") + "`; report: `xlhost exp report " + string_at(e, "id") +
+           "`.\n" + kRecordResultsEnd + "\n";
+
+  std::string text = read_text_file(md.string(), "record.md");
+  const auto begin = text.find(kRecordResultsBegin), end = text.find(kRecordResultsEnd);
+  if (begin != std::string::npos && end != std::string::npos && end > begin) {
+    size_t after = end + std::strlen(kRecordResultsEnd);
+    if (after < text.size() && text[after] == '\n') ++after;
+    text.replace(begin, after - begin, block);
+  } else {
+    text += (text.empty() || text.back() == '\n' ? "\n" : "\n\n") + block;
+  }
+  write_file_atomically(md.string(), text);
+  return md.string();
 }
 
 }  // namespace xlhost::core

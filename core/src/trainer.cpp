@@ -317,7 +317,7 @@ TrainSummary train(const TrainJob& job) {
     }
     if (log_now) {
       window_tokens = window_seconds = 0;
-      train_log << "{\"step\":" << state.step << ",\"loss\":" << json_number(step_loss) << ",\"lr\":" << json_number(lr)
+      train_log << "{\"step\":" << state.step << ",\"total_steps\":" << total_steps << ",\"loss\":" << json_number(step_loss) << ",\"lr\":" << json_number(lr)
                 << ",\"grad_norm\":" << json_number(grad_norm) << ",\"tokens\":" << state.tokens
                 << ",\"tokens_per_s\":" << json_number(tokens_per_s) << ",\"step_s\":" << json_number(step_s)
                 << ",\"forward_s\":" << json_number(forward_s) << ",\"backward_s\":" << json_number(backward_s)

@@ -1,0 +1,164 @@
+#include "xlhost/core/record_comparison.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "xlhost/core/error.hpp"
+#include "xlhost/core/experiment_record.hpp"
+#include "xlhost/core/progress.hpp"
+
+namespace xlhost::core {
+
+namespace {
+
+// "section.key" → the value as JSON text, for every leaf of the resolved config.
+void flatten(const rapidjson::Value& v, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject())
+      flatten(m.value, prefix.empty() ? m.name.GetString() : prefix + "." + m.name.GetString(), out);
+    return;
+  }
+  if (v.IsString()) {
+    out[prefix] = v.GetString();
+    return;
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  v.Accept(w);
+  out[prefix] = buffer.GetString();
+}
+
+struct Metric {
+  const char* key;
+  const char* label;
+  int digits;
+  int better;  // -1 lower is better, +1 higher is better, 0 not ranked
+  double scale = 1;
+};
+
+const Metric kMetrics[] = {
+    {"steps", "steps", 0, 0},
+    {"parameters", "parameters", 0, 0},
+    {"final_loss", "final train loss", 4, -1},
+    {"best_loss", "best train loss", 4, -1},
+    {"val_loss", "val loss", 4, -1},
+    {"val_perplexity", "val perplexity", 3, -1},
+    {"fact_recall", "fact recall %", 1, +1, 100},
+    {"tokens_per_second", "tokens/s", 0, +1},
+    {"wall_seconds", "wall s", 1, -1},
+    {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
+};
+
+}  // namespace
+
+RecordComparison compare_records(const std::string& out_dir, const std::vector<std::string>& ids) {
+  if (ids.empty()) throw UserError("exp compare needs at least one experiment id");
+  RecordComparison c;
+  c.ids = ids;
+  std::vector<std::map<std::string, std::string>> configs(ids.size());
+  std::vector<rapidjson::Document> records;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    records.push_back(read_record(out_dir, ids[i]));
+    const auto& r = records.back();
+    flatten(r["hyperparameters"], "", configs[i]);
+    configs[i].erase("experiment.id");  // the column header already
+    const auto& v = r["versions"];
+    if (v.HasMember("plugin") && v["plugin"].IsObject() && v["plugin"].HasMember("name"))
+      configs[i]["(plugin)"] = std::string(v["plugin"]["name"].GetString()) + " " + v["plugin"]["version"].GetString();
+    if (v.HasMember("git") && v["git"].IsObject() && v["git"].HasMember("short_commit"))
+      configs[i]["(code)"] = std::string(v["git"]["short_commit"].GetString()) +
+                             (v["git"]["dirty"].IsBool() && v["git"]["dirty"].GetBool() ? "+dirty" : "");
+  }
+  std::map<std::string, bool> keys;
+  for (const auto& config : configs)
+    for (const auto& [k, value] : config) keys[k] = true;
+  for (const auto& [key, unused] : keys) {
+    ComparisonRow row{key, {}, -1};
+    for (const auto& config : configs) {
+      auto it = config.find(key);
+      row.values.push_back(it == config.end() ? "-" : it->second);
+    }
+    if (std::any_of(row.values.begin(), row.values.end(), [&](auto& v) { return v != row.values[0]; }))
+      c.differences.push_back(row);
+  }
+
+  ComparisonRow status{"status", {}, -1};
+  for (const auto& r : records) status.values.push_back(r["status"].GetString());
+  c.results.push_back(status);
+  for (const auto& m : kMetrics) {
+    ComparisonRow row{m.label, {}, -1};
+    double best = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const auto& r = records[i];
+      const bool has = r.HasMember("results") && r["results"].IsObject() && r["results"].HasMember(m.key) &&
+                       r["results"][m.key].IsNumber();
+      const double value = has ? r["results"][m.key].GetDouble() * m.scale : std::nan("");
+      row.values.push_back(has ? format_fixed(value, m.digits) : "-");
+      if (has && m.better != 0 && (row.best < 0 || (m.better < 0 ? value < best : value > best)))
+        best = value, row.best = static_cast<int>(i);
+    }
+    if (std::all_of(row.values.begin(), row.values.end(), [&](auto& v) { return v == row.values[0]; }))
+      row.best = -1;  // a tie (or a single run) has no best
+    c.results.push_back(row);
+  }
+  return c;
+}
+
+std::string format_comparison(const RecordComparison& c, bool markdown) {
+  std::vector<const ComparisonRow*> rows;
+  for (const auto& r : c.differences) rows.push_back(&r);
+  const size_t first_result = rows.size();
+  for (const auto& r : c.results) rows.push_back(&r);
+  auto cell = [&](const ComparisonRow& row, size_t i) {
+    if (static_cast<int>(i) != row.best) return row.values[i];
+    return markdown ? "**" + row.values[i] + "**" : row.values[i] + " *";
+  };
+  std::string out;
+  if (markdown) {
+    out += "| |";
+    for (const auto& id : c.ids) out += " " + id + " |";
+    out += "\n| --- |";
+    for (size_t i = 0; i < c.ids.size(); ++i) out += " ---: |";
+    out += "\n";
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (r == first_result && first_result > 0) {
+        out += "| *results* |";
+        for (size_t i = 0; i < c.ids.size(); ++i) out += " |";
+        out += "\n";
+      }
+      out += "| " + rows[r]->name + " |";
+      for (size_t i = 0; i < c.ids.size(); ++i) out += " " + cell(*rows[r], i) + " |";
+      out += "\n";
+    }
+    return out;
+  }
+  size_t name_width = 7;
+  for (const auto* r : rows) name_width = std::max(name_width, r->name.size());
+  std::vector<size_t> width(c.ids.size());
+  for (size_t i = 0; i < c.ids.size(); ++i) {
+    width[i] = c.ids[i].size();
+    for (const auto* r : rows) width[i] = std::max(width[i], cell(*r, i).size());
+  }
+  auto line = [&](const std::string& name, auto value_of) {
+    std::string text = name + std::string(name_width + 2 - name.size(), ' ');
+    for (size_t i = 0; i < c.ids.size(); ++i) {
+      const std::string v = value_of(i);
+      text += std::string(width[i] - std::min(width[i], v.size()) + 2, ' ') + v;
+    }
+    return text + "\n";
+  };
+  out += line("", [&](size_t i) { return c.ids[i]; });
+  out += c.differences.empty() ? "(same configuration, plugin and code)\n" : "differences:\n";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (r == first_result) out += "results (* best):\n";
+    out += line(rows[r]->name, [&](size_t i) { return cell(*rows[r], i); });
+  }
+  return out;
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The experiment workflow of issue 6 in a scratch git repository: exp new, a clean run under
+# --require-clean and its record against git, a dirty tree refused, the recorded
+# reproduction command re-run to the same final loss, exp compare, exp report (gnuplot
+# pictures), record.md filled in, and a detached run followed by exp status and exp stop.
+# Usage: experiments_end_to_end.sh XLHOST BUILD_DIR
+set -u
+xlhost=$1 build=$2
+plugin=$build/plugins/model_original.so
+work=$(mktemp -d)
+trap 'kill $(cat "$work/detached.pid" 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+source "$(dirname "$0")/checks.sh"
+cd "$work"
+json_field() { grep -o "\"$2\": *\"[^\"]*\"" "$1" | head -1 | sed 's/.*: *"\(.*\)"/\1/'; }
+json_number() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
+
+git init -q . && git config user.name test && git config user.email test@example.com
+printf 'out/\ndata/\ncache/\n' >.gitignore
+"$xlhost" data synth --out data --entities 20 --train-docs 300 --val-docs 40 >/dev/null
+"$xlhost" exp new 0.1.0 --desc "tiny baseline" >/dev/null
+# The template's placeholders, filled the way a researcher would.
+cat >experiments/0.1.0/exp.json <<'JSON'
+{"experiment": {"id": "0.1.0", "description": "tiny baseline"},
+ "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
+ "data": {"train_path": "data/train.jsonl", "val_path": "data/val.jsonl", "seq_len": 32},
+ "train": {"batch_size": 4, "max_steps": 30, "lr": 3e-3, "threads": 2, "log_interval": 5},
+ "eval": {"interval": 10, "max_batches": 2},
+ "generate": {"prompts_path": "data/prompts.txt", "max_new_tokens": 8, "samples": 2},
+ "metrics": {"listen": "127.0.0.1:0"}}
+JSON
+git add -A && git commit -qm "experiment 0.1.0"
+
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --require-clean 2>&1); code=$?
+check "clean run under --require-clean" test $code -eq 0
+record=out/0.1.0/record.json
+check "record has the repository's commit" test "$(json_field $record commit)" = "$(git rev-parse HEAD)"
+check "record says clean" grep -q '"dirty": false' $record
+check "train md5 as md5sum computes it" grep -q "\"md5\": \"$(md5sum data/train.jsonl | cut -c1-32)\"" $record
+check "samples saved" test -s out/0.1.0/samples.txt
+check "record.md filled with the results" grep -q "| status | completed |" experiments/0.1.0/record.md
+
+# The filled-in record.md is an uncommitted change now.
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --require-clean --set experiment.id=0.1.9 2>&1); code=$?
+check "dirty tree refused" test $code -eq 1
+check "dirty file named" contains "$out" "experiments/0.1.0/record.md"
+check "refused run left no record" test ! -e out/0.1.9
+git commit -qam "0.1.0 results"
+
+# The reproduction command recorded by the run gives the same final loss.
+exact=$(json_field $record exact_command)
+check "exact command recorded" contains "$exact" "out/0.1.0/config.json"
+out=$(eval "\"$xlhost\"${exact#xlhost}" --set run.out_dir=repro 2>&1); code=$?
+check "reproduction runs" test $code -eq 0
+check "reproduction gives the same final loss" \
+  test "$(json_number repro/0.1.0/record.json final_loss)" = "$(json_number $record final_loss)"
+check "final loss recorded" test -n "$(json_number $record final_loss)"
+
+"$xlhost" exp new 0.1.1 --from 0.1.0 --desc "higher lr" >/dev/null
+sed -i 's/"lr": 0.003/"lr": 0.01/' experiments/0.1.1/exp.json
+"$xlhost" run -p "$plugin" -c experiments/0.1.1/exp.json >/dev/null 2>&1
+check "second run recorded as dirty" grep -q '"dirty": true' out/0.1.1/record.json
+
+out=$("$xlhost" exp compare 0.1.0 0.1.1 2>&1); code=$?
+check "exp compare exits 0" test $code -eq 0
+check "compare shows the changed lr" grep -qE '^train\.lr +0\.003 +0\.01$' <<<"$out"
+check "compare hides equal keys" bash -c "! grep -q 'model.dim' <<<'$out'"
+check "compare marks a best val loss" grep -qE '^val loss .*\*' <<<"$out"
+out=$("$xlhost" exp compare 0.1.0 4.0.4 2>&1); code=$?
+check "compare with a missing run fails" test $code -eq 1
+check "missing run named" contains "$out" "no record for 4.0.4"
+
+out=$("$xlhost" exp report 0.1.1 0.1.0 2>&1); code=$?
+check "exp report exits 0" test $code -eq 0
+report=out/0.1.1/report
+for picture in loss lr throughput; do
+  check "$picture.svg is a non-empty SVG" grep -q '<svg' $report/$picture.svg
+  check "$picture.svg has curves" test "$(grep -c '<path' $report/$picture.svg)" -ge 3
+done
+check "report has the plan" grep -q "Hypothesis" $report/report.md
+check "report has the comparison" grep -q '| train.lr | 0.01 | 0.003 |' $report/report.md
+check "report has samples" grep -q "EOS rate" $report/report.md
+check "report links the pictures" grep -q '](loss.svg)' $report/report.md
+mkdir -p out/6.6.6 && echo '{"status": 1}' >out/6.6.6/record.json
+out=$("$xlhost" exp report 6.6.6 2>&1); code=$?
+check "report of a corrupted record fails" test $code -eq 1
+check "corrupted record named" contains "$out" "out/6.6.6/record.json: corrupted record"
+
+# In the background: returns at once, shows in exp status, stops with a checkpoint.
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.2.0 \
+  --set train.max_steps=1000000 --detach 2>&1); code=$?
+grep -o 'pid [0-9]*' <<<"$out" | cut -c5- >detached.pid
+check "detach exits 0" test $code -eq 0
+check "detach names the log" contains "$out" "out/0.2.0/run.log"
+for _ in $(seq 1 300); do grep -q '"loss"' out/0.2.0/train.log 2>/dev/null && break; sleep 0.2; done
+out=$("$xlhost" exp status 2>&1)
+check "exp status shows the run" grep -qE '^0\.2\.0 +model_original +pid [0-9]+ +step [0-9]+/1000000' <<<"$out"
+check "exp status shows metrics" contains "$out" "metrics http://127.0.0.1:"
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.2.0 2>&1); code=$?
+check "second run of a running id refused" contains "$out" "experiment 0.2.0 is already running"
+out=$("$xlhost" exp stop 0.2.0 --wait 120 2>&1); code=$?
+check "exp stop exits 0" test $code -eq 0
+check "exp stop reports the checkpoint" contains "$out" "interrupted, checkpoint out/0.2.0/checkpoints/step_"
+check "stopped run's record" grep -q '"status": "interrupted"' out/0.2.0/record.json
+out=$("$xlhost" exp stop 0.2.0 2>&1); code=$?
+check "stopping a stopped run explained" contains "$out" "is not running (status interrupted)"
+out=$("$xlhost" exp status 2>&1)
+check "nothing running afterwards" contains "$out" "no experiment is running"
+
+finish
