@@ -46,7 +46,7 @@ TEST(Training, LossFallsOnTheSyntheticCorpus) {
   std::ifstream log(s.run_dir + "/train.log");
   std::string first_line;
   std::getline(log, first_line);
-  EXPECT_EQ(first_line.rfind("{\"step\":10,\"loss\":", 0), 0u) << first_line;
+  EXPECT_EQ(first_line.rfind("{\"step\":10,\"total_steps\":40,\"loss\":", 0), 0u) << first_line;
 }
 
 TEST(Training, CheckpointReloadGivesIdenticalLogits) {
