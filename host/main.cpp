@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <string>
 
 #include "cli.hpp"
 #include "xlhost/core/error.hpp"
@@ -50,9 +51,12 @@ void install_signal_handlers() {
 
 // LibTorch's OpenMP workers spin while idle by default and then compete with OpenBLAS'
 // threads for the cores; the OpenMP runtime reads its policy only at start-up, so the
-// host sets it and re-executes itself once. An explicit setting by the user wins.
-void ensure_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY")) return;
+// host sets it and re-executes itself once. An explicit setting by the user wins. Commands
+// that do no tensor work skip the re-exec: loading LibTorch twice costs ~0.4 s.
+void ensure_passive_openmp(int argc, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || argc < 2) return;
+  const std::string command = argv[1];
+  if (command != "run" && command != "eval" && command != "generate" && command != "plugin") return;
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
 }
@@ -83,7 +87,7 @@ commands:
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_passive_openmp(argv);
+  ensure_passive_openmp(argc, argv);
   using namespace xlhost::host;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     std::cout << kUsage << "\n";
