@@ -3,15 +3,11 @@
 #include <iomanip>
 #include <iostream>
 
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
-
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -30,35 +26,6 @@
 namespace xlhost::host {
 
 namespace {
-
-// Results of the run in one small file, for scripts (scripts/quickstart.sh's table).
-void write_summary_json(const core::TrainSummary& s, const core::TrainJob& job, const std::string& path) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
-  auto number = [&](const char* key, double v) {
-    w.Key(key);
-    if (std::isfinite(v)) w.Double(v);
-    else w.Null();
-  };
-  w.StartObject();
-  w.Key("experiment"), w.String(job.config.section("experiment").get_string("id").c_str());
-  w.Key("plugin"), w.String(job.plugin.descriptor().name.c_str());
-  w.Key("status"), w.String(s.interrupted ? "interrupted" : "completed");
-  w.Key("parameters"), w.Int64(s.parameters);
-  w.Key("steps"), w.Int64(s.steps);
-  number("final_train_loss", s.losses.empty() ? std::nan("") : s.losses.back());
-  number("val_loss", s.val.tokens ? s.val.loss : std::nan(""));
-  number("val_perplexity", s.val.tokens ? s.val.perplexity : std::nan(""));
-  number("fact_recall", s.facts.facts ? s.facts.rate() : std::nan(""));
-  number("fact_recall_seen", s.facts.facts ? s.facts.seen_rate() : std::nan(""));
-  number("fact_recall_unseen", s.facts.facts ? s.facts.unseen_rate() : std::nan(""));
-  number("tokens_per_second", s.tokens_per_second);
-  number("wall_seconds", s.wall_seconds);
-  w.Key("peak_rss_bytes"), w.Int64(s.peak_rss_bytes);
-  w.Key("checkpoint"), w.String(s.checkpoint.c_str());
-  w.EndObject();
-  core::write_file_atomically(path, std::string(buffer.GetString()) + "\n");
-}
 
 // --detach: the same command in a new session, its output in <run_dir>/run.log. Returns
 // once the child has written its record (so `exp status` sees it) or has ended.
@@ -141,7 +108,7 @@ int run_command(const std::vector<std::string>& args) {
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
                   "config.json (resolved), train.log (JSON lines), checkpoints/, record.json (provenance and\n"
-                  "results, see experiments/README.md) and summary.json. Serves Prometheus metrics while it\n"
+                  "results, see experiments/README.md) and samples.txt. Serves Prometheus metrics while it\n"
                   "runs. Ctrl-C or SIGTERM saves a checkpoint and exits 0; --resume continues from it.\n"
                   "With --detach it runs in the background (`xlhost exp status`, `xlhost exp stop ID`).",
                   vm))
@@ -237,7 +204,6 @@ int run_command(const std::vector<std::string>& args) {
   row("checkpoint", summary.checkpoint);
   row("train.log", (std::filesystem::path(summary.run_dir) / "train.log").string());
   row("record", record.path());
-  write_summary_json(summary, job, (std::filesystem::path(summary.run_dir) / "summary.json").string());
 
   const auto& g = job.config.section("generate");
   if (!summary.interrupted && !g.get_string("prompts_path").empty() && g.get_int("samples") > 0) {

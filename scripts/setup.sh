@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   ccache curl
   prometheus                 # server and promtool, used by the metrics tests
+  gnuplot-nox                # draws the curves of `xlhost exp report`
 )
 
 missing=()

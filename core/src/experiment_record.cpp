@@ -205,6 +205,8 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
     number("val_loss", s->val.tokens ? s->val.loss : std::nan(""));
     number("val_perplexity", s->val.tokens ? s->val.perplexity : std::nan(""));
     number("fact_recall", s->facts.facts ? s->facts.rate() : std::nan(""));
+    number("fact_recall_seen", s->facts.facts ? s->facts.seen_rate() : std::nan(""));
+    number("fact_recall_unseen", s->facts.facts ? s->facts.unseen_rate() : std::nan(""));
     number("tokens_per_second", s->tokens_per_second);
     number("wall_seconds", s->wall_seconds);
     results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);

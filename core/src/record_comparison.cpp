@@ -49,6 +49,8 @@ const Metric kMetrics[] = {
     {"val_loss", "val loss", 4, -1},
     {"val_perplexity", "val perplexity", 3, -1},
     {"fact_recall", "fact recall %", 1, +1, 100},
+    {"fact_recall_seen", "  facts in training text %", 1, +1, 100},
+    {"fact_recall_unseen", "  facts only in knowledge %", 1, +1, 100},
     {"tokens_per_second", "tokens/s", 0, +1},
     {"wall_seconds", "wall s", 1, -1},
     {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
