@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -29,6 +30,13 @@ namespace xlhost::host {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Where the runs' records are: every subcommand but `new` reads them.
+po::options_description records_options(std::string& out_dir) {
+  po::options_description options("options");
+  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  return options;
+}
 
 void check_version(const std::string& id, const std::string& what) {
   if (!std::regex_match(id, std::regex(R"(\d+\.\d+\.\d+)")))
@@ -121,27 +129,26 @@ int new_command(const std::vector<std::string>& args) {
 }
 
 int show_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
-  options.add_options()
-      ("id", po::value<std::string>()->required(), "experiment id")
-      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json");
+  std::string out_dir;
+  auto options = records_options(out_dir);
+  options.add_options()("id", po::value<std::string>()->required(), "experiment id");
   po::positional_options_description positional;
   positional.add("id", 1);
   po::variables_map vm;
   if (!parse_args(args, options, positional, "xlhost exp show ID [--out DIR]",
                   "Prints a run's record.json: status, code version, data, results, how to reproduce it.", vm))
     return 0;
-  const std::string out_dir = vm["out"].as<std::string>(), id = vm["id"].as<std::string>();
+  const std::string id = vm["id"].as<std::string>();
   core::read_record(out_dir, id);  // refuses a missing or corrupted record
   std::cout << core::read_text_file((fs::path(out_dir) / id / "record.json").string(), "record");
   return 0;
 }
 
 int compare_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
+  std::string out_dir;
+  auto options = records_options(out_dir);
   options.add_options()
       ("ids", po::value<std::vector<std::string>>()->required()->multitoken(), "experiment ids")
-      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
       ("markdown", "print a markdown table");
   po::positional_options_description positional;
   positional.add("ids", -1);
@@ -151,16 +158,16 @@ int compare_command(const std::vector<std::string>& args) {
                   "then their results side by side with the best value of each metric marked.",
                   vm))
     return 0;
-  const auto comparison = core::compare_records(vm["out"].as<std::string>(), vm["ids"].as<std::vector<std::string>>());
+  const auto comparison = core::compare_records(out_dir, vm["ids"].as<std::vector<std::string>>());
   std::cout << core::format_comparison(comparison, vm.count("markdown") > 0);
   return 0;
 }
 
 int report_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
+  std::string out_dir;
+  auto options = records_options(out_dir);
   options.add_options()
       ("ids", po::value<std::vector<std::string>>()->required()->multitoken(), "the experiment, then runs to compare it with")
-      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
       ("dest,d", po::value<std::string>()->default_value(""), "report folder (default <out>/<id>/report)");
   po::positional_options_description positional;
   positional.add("ids", -1);
@@ -173,8 +180,8 @@ int report_command(const std::vector<std::string>& args) {
     return 0;
   const auto ids = vm["ids"].as<std::vector<std::string>>();
   std::string dest = vm["dest"].as<std::string>();
-  if (dest.empty()) dest = (fs::path(vm["out"].as<std::string>()) / ids[0] / "report").string();
-  const auto files = core::write_report(vm["out"].as<std::string>(), ids, dest);
+  if (dest.empty()) dest = (fs::path(out_dir) / ids[0] / "report").string();
+  const auto files = core::write_report(out_dir, ids, dest);
   std::cout << "wrote " << files.markdown << "\n";
   for (const auto& p : files.pictures) std::cout << "      " << p << "\n";
   return 0;
@@ -200,9 +207,8 @@ rapidjson::Document last_step(const fs::path& train_log) {
 }
 
 int status_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
   std::string out_dir;
-  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  const auto options = records_options(out_dir);
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost exp status [--out DIR]",
                   "The runs in progress: pid, step, loss, tokens/s, time left and where their metrics are served.",
@@ -222,7 +228,10 @@ int status_command(const std::vector<std::string>& args) {
                 << "  loss " << core::format_fixed(number("loss"), 4) << "  "
                 << core::format_count(number("tokens_per_s")) << " tokens/s  ETA " << core::format_duration(left);
     } else {
-      std::cout << "  starting (no step logged yet)";
+      std::tm start{};
+      const bool parsed = strptime(r.start_time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &start) != nullptr;
+      std::cout << "  no step finished yet"
+                << (parsed ? " (running " + core::format_duration(std::difftime(std::time(nullptr), timegm(&start))) + ")" : "");
     }
     std::cout << (r.metrics_url.empty() ? "" : "  metrics " + r.metrics_url) << "\n";
   }
@@ -232,10 +241,10 @@ int status_command(const std::vector<std::string>& args) {
 }
 
 int stop_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
+  std::string out_dir;
+  auto options = records_options(out_dir);
   options.add_options()
       ("id", po::value<std::string>()->required(), "experiment id")
-      ("out,o", po::value<std::string>()->default_value("out"), "directory holding <id>/record.json")
       ("wait", po::value<double>()->default_value(600), "seconds to wait for the checkpoint before giving up");
   po::positional_options_description positional;
   positional.add("id", 1);
@@ -246,7 +255,7 @@ int stop_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   const std::string id = vm["id"].as<std::string>();
-  const std::string run_dir = (fs::path(vm["out"].as<std::string>()) / id).string();
+  const std::string run_dir = (fs::path(out_dir) / id).string();
   const auto r = core::read_record_summary(run_dir);
   if (r.status != "running") throw core::UserError("experiment " + id + " is not running (status " + r.status + ")");
   if (r.pid <= 0 || kill(static_cast<pid_t>(r.pid), SIGTERM) != 0) {
@@ -270,9 +279,8 @@ int stop_command(const std::vector<std::string>& args) {
 }
 
 int list_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
   std::string out_dir;
-  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  const auto options = records_options(out_dir);
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost exp list [--out DIR]",
                   "One line per run: id, start time, plugin, status, final training loss, tokens/s. A run whose\n"

@@ -99,6 +99,11 @@ TEST(ExperimentRecord, GitCommitDirtyStateAndDataMd5) {
     }
   EXPECT_TRUE(found_train);
   EXPECT_EQ(clean["results"]["steps"].GetInt64(), 3);
+  const auto& t = clean["results"]["step_time"];
+  EXPECT_GT(t["forward_s"].GetDouble(), 0);
+  EXPECT_GT(t["backward_s"].GetDouble(), 0);
+  EXPECT_LE(t["forward_s"].GetDouble() + t["backward_s"].GetDouble() + t["optimizer_s"].GetDouble(),
+            t["step_s"].GetDouble() * 1.0001);
   EXPECT_EQ(clean["hyperparameters"]["train"]["max_steps"].GetInt64(), 3);
 
   test::write_text(dir / "exp.json", "{\"train\": {}}\n");

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <algorithm>
 #include <cmath>
@@ -209,6 +210,15 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
     number("fact_recall_unseen", s->facts.facts ? s->facts.unseen_rate() : std::nan(""));
     number("tokens_per_second", s->tokens_per_second);
     number("wall_seconds", s->wall_seconds);
+    const double run_steps = static_cast<double>(s->steps - s->first_step);
+    auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
+    rapidjson::Value step_time(rapidjson::kObjectType);
+    for (const auto& [key, total] : {std::pair{"step_s", s->step_seconds}, {"forward_s", s->forward_seconds},
+                                     {"backward_s", s->backward_seconds}, {"optimizer_s", s->optimizer_seconds}}) {
+      const double mean = per_step(total);
+      step_time.AddMember(rapidjson::StringRef(key), std::isfinite(mean) ? rapidjson::Value(mean) : rapidjson::Value(), a);
+    }
+    results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
     results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);
     results.AddMember("checkpoint", str(s->checkpoint), a);
     if (!s->checkpoint.empty() && fs::exists(fs::path(s->checkpoint) / "model.safetensors"))
@@ -221,7 +231,12 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
   w.SetIndent(' ', 2);
   doc.Accept(w);
   write_file_atomically(path_, std::string(buffer.GetString()) + "\n");
-  if (status != "running") fill_record_markdown(doc);
+  if (status == "running") return;
+  try {
+    fill_record_markdown(doc);
+  } catch (const std::exception& e) {  // record.json is written; a failed run's own error matters more
+    std::cerr << "warning: record.md not updated: " << e.what() << "\n";
+  }
 }
 
 rapidjson::Document read_record(const std::string& out_dir, const std::string& id) {

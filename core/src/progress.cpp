@@ -48,6 +48,20 @@ void ProgressLine::update(int64_t step, double loss, double lr, double tokens_pe
   std::string line = "step " + std::to_string(step) + "/" + std::to_string(total_) + " | loss " +
                      format_fixed(loss, 4) + " | lr " + lr_text + " | " + format_count(tokens_per_second) +
                      " tok/s | elapsed " + format_duration(elapsed) + " | ETA " + format_duration(eta);
+  show(line);
+}
+
+void ProgressLine::within_step(int64_t step, int64_t done, int64_t micro_batches, double step_seconds) {
+  const auto now = std::chrono::steady_clock::now();
+  if (step_seconds < 10 || now - last_line_ < std::chrono::seconds(interactive_ ? 1 : 30)) return;
+  const double eta = done > 0 ? step_seconds / static_cast<double>(done) * static_cast<double>(micro_batches - done) : -1;
+  show("step " + std::to_string(step) + "/" + std::to_string(total_) + " | micro-batch " + std::to_string(done) + "/" +
+       std::to_string(micro_batches) + " | step elapsed " + format_duration(step_seconds) + " | step ETA " +
+       format_duration(eta));
+}
+
+void ProgressLine::show(const std::string& line) {
+  last_line_ = std::chrono::steady_clock::now();
   if (interactive_) {
     out_ << "\r\033[K" << line << std::flush;
     open_line_ = true;

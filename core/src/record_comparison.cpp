@@ -1,6 +1,7 @@
 #include "xlhost/core/record_comparison.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -34,7 +35,7 @@ void flatten(const rapidjson::Value& v, const std::string& prefix, std::map<std:
 }
 
 struct Metric {
-  const char* key;
+  const char* key;  // path below "results", as a JSON pointer
   const char* label;
   int digits;
   int better;  // -1 lower is better, +1 higher is better, 0 not ranked
@@ -52,6 +53,7 @@ const Metric kMetrics[] = {
     {"fact_recall_seen", "  facts in training text %", 1, +1, 100},
     {"fact_recall_unseen", "  facts only in knowledge %", 1, +1, 100},
     {"tokens_per_second", "tokens/s", 0, +1},
+    {"step_time/step_s", "s/step", 3, -1},
     {"wall_seconds", "wall s", 1, -1},
     {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
 };
@@ -96,10 +98,9 @@ RecordComparison compare_records(const std::string& out_dir, const std::vector<s
     ComparisonRow row{m.label, {}, -1};
     double best = 0;
     for (size_t i = 0; i < records.size(); ++i) {
-      const auto& r = records[i];
-      const bool has = r.HasMember("results") && r["results"].IsObject() && r["results"].HasMember(m.key) &&
-                       r["results"][m.key].IsNumber();
-      const double value = has ? r["results"][m.key].GetDouble() * m.scale : std::nan("");
+      const rapidjson::Value* v = rapidjson::Pointer((std::string("/results/") + m.key).c_str()).Get(records[i]);
+      const bool has = v && v->IsNumber();
+      const double value = has ? v->GetDouble() * m.scale : std::nan("");
       row.values.push_back(has ? format_fixed(value, m.digits) : "-");
       if (has && m.better != 0 && (row.best < 0 || (m.better < 0 ? value < best : value > best)))
         best = value, row.best = static_cast<int>(i);
@@ -117,8 +118,10 @@ std::string format_comparison(const RecordComparison& c, bool markdown) {
   const size_t first_result = rows.size();
   for (const auto& r : c.results) rows.push_back(&r);
   auto cell = [&](const ComparisonRow& row, size_t i) {
-    if (static_cast<int>(i) != row.best) return row.values[i];
-    return markdown ? "**" + row.values[i] + "**" : row.values[i] + " *";
+    std::string v = row.values[i];
+    if (!markdown && v.size() > 32) v = v.substr(0, 29) + "...";  // long descriptions and paths
+    if (static_cast<int>(i) != row.best) return v;
+    return markdown ? "**" + v + "**" : v + " *";
   };
   std::string out;
   if (markdown) {

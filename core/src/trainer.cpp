@@ -271,6 +271,7 @@ TrainSummary train(const TrainJob& job) {
       forward_s += std::chrono::duration<double>(t1 - t0).count();
       backward_s += seconds_since(t1);
       step_loss += loss.item<double>() / static_cast<double>(accumulation);
+      progress.within_step(state.step + 1, micro + 1, accumulation, seconds_since(step_start));
     }
     if (abandoned) {
       optimizer.zero_grad();
@@ -295,6 +296,8 @@ TrainSummary train(const TrainJob& job) {
     synchronize(summary.device);
     const double optimizer_s = seconds_since(t_opt);
     const double step_s = seconds_since(step_start);
+    summary.step_seconds += step_s, summary.forward_seconds += forward_s;
+    summary.backward_seconds += backward_s, summary.optimizer_seconds += optimizer_s;
 
     ++state.step;
     const int64_t step_tokens = batch_size * accumulation * seq_len;

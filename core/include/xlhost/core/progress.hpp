@@ -17,14 +17,19 @@ class ProgressLine {
  public:
   ProgressLine(std::ostream& out, int64_t total, int64_t start);
   void update(int64_t step, double loss, double lr, double tokens_per_second);
+  // Inside a long accumulated step (a CPU run of the seed's 48x12 batch takes an hour):
+  // micro-batch progress once the step has run 10 s, every second on a terminal, every
+  // 30 s in a log.
+  void within_step(int64_t step, int64_t micro_batches_done, int64_t micro_batches, double step_seconds);
   void note(const std::string& line);  // a line that stays above the progress line
   void finish();                       // ends an in-place line
 
  private:
+  void show(const std::string& line);
   std::ostream& out_;
   int64_t total_, start_;
   bool interactive_, open_line_ = false;
-  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point started_, last_line_;
 };
 
 }  // namespace xlhost::core

@@ -35,6 +35,9 @@ struct TrainSummary {
   EvalResult val;                     // at the end; tokens == 0 when there is no val data
   FactRecall facts;                   // at the end; facts == 0 without eval.facts_path
   double tokens_per_second = 0, wall_seconds = 0;
+  // Where the steps' time went, summed over the steps of this call (evaluation and
+  // checkpoints excluded): forward + backward + optimizer <= step.
+  double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
   int64_t peak_rss_bytes = 0;
   bool interrupted = false;
   std::shared_ptr<sdk::Model> model;
