@@ -51,7 +51,9 @@ int run_detached(const std::vector<std::string>& args, const std::string& run_di
   }
   close(log_fd), close(null_fd);
   const std::string record_path = (std::filesystem::path(run_dir) / "record.json").string();
-  for (int i = 0; i < 1200; ++i) {  // two minutes at most; loading LibTorch takes a few seconds
+  std::string metrics_url;
+  bool recorded = false;
+  for (int i = 0; i < 1200 && !recorded; ++i) {  // two minutes at most; loading LibTorch takes seconds
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       std::cerr << core::read_text_file(log_path, "run log");
@@ -60,16 +62,17 @@ int run_detached(const std::vector<std::string>& args, const std::string& run_di
       return code == 0 ? 0 : 1;
     }
     try {
-      if (core::read_record_summary(run_dir).pid == pid) break;
+      const auto r = core::read_record_summary(run_dir);
+      recorded = r.pid == pid;
+      metrics_url = r.metrics_url;
     } catch (const core::UserError&) {  // not written yet
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  const auto r = core::read_record_summary(run_dir);
   std::cout << "started experiment " << id << " in the background, pid " << pid << "\n"
             << "  log      " << log_path << "\n"
-            << "  record   " << record_path << "\n"
-            << (r.metrics_url.empty() ? "" : "  metrics  " + r.metrics_url + "\n")
+            << "  record   " << record_path << (recorded ? "" : " (not written yet: the run is still starting)") << "\n"
+            << (recorded && !metrics_url.empty() ? "  metrics  " + metrics_url + "\n" : "")
             << "follow it with `xlhost exp status`, stop it with `xlhost exp stop " << id << "` (a checkpoint is saved)\n";
   return 0;
 }

@@ -252,17 +252,25 @@ rapidjson::Document read_record(const std::string& out_dir, const std::string& i
   return doc;
 }
 
-namespace {
-
-std::string string_at(const rapidjson::Value& object, const char* key) {
+std::string member_string(const rapidjson::Value& object, const char* key) {
   return object.IsObject() && object.HasMember(key) && object[key].IsString() ? object[key].GetString() : "";
 }
 
-double number_at(const rapidjson::Value& object, const char* key) {
+double member_number(const rapidjson::Value& object, const char* key) {
   return object.IsObject() && object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : std::nan("");
 }
 
-}  // namespace
+std::string describe_code_version(const rapidjson::Value& git, bool full_commit) {
+  if (member_string(git, "commit").empty()) return "not in a git repository";
+  std::string text = full_commit ? member_string(git, "commit") + " on " + member_string(git, "branch")
+                                 : member_string(git, "short_commit");
+  if (git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool() && git.HasMember("dirty_files") &&
+      git["dirty_files"].IsArray()) {
+    text += ", with uncommitted changes to";
+    for (const auto& f : git["dirty_files"].GetArray()) text += std::string(" `") + f.GetString() + "`";
+  }
+  return text;
+}
 
 RecordSummary read_record_summary(const std::string& run_dir) {
   const fs::path dir(run_dir);
@@ -270,24 +278,24 @@ RecordSummary read_record_summary(const std::string& run_dir) {
   const auto& e = doc["experiment"];
   RecordSummary r;
   r.run_dir = run_dir;
-  r.id = string_at(e, "id");
+  r.id = member_string(e, "id");
   if (r.id.empty()) r.id = dir.filename().string();
-  r.start_time = string_at(e, "start_time");
-  r.metrics_url = string_at(e, "metrics_url");
+  r.start_time = member_string(e, "start_time");
+  r.metrics_url = member_string(e, "metrics_url");
   r.status = doc["status"].GetString();
   r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;
-  if (r.status == "running" && r.pid > 0 && string_at(e, "host") == hostname() &&
+  if (r.status == "running" && r.pid > 0 && member_string(e, "host") == hostname() &&
       kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH)
     r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
   try {
     r.last_checkpoint = resolve_checkpoint(run_dir);
   } catch (const std::exception&) {
   }
-  r.plugin = string_at(doc["versions"].HasMember("plugin") ? doc["versions"]["plugin"] : doc["versions"], "name");
+  r.plugin = member_string(doc["versions"].HasMember("plugin") ? doc["versions"]["plugin"] : doc["versions"], "name");
   if (doc.HasMember("results") && doc["results"].IsObject()) {
     r.has_results = true;
-    r.final_loss = number_at(doc["results"], "final_loss");
-    r.tokens_per_second = number_at(doc["results"], "tokens_per_second");
+    r.final_loss = member_number(doc["results"], "final_loss");
+    r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
   }
   return r;
 }
@@ -309,7 +317,7 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
 
 std::string fill_record_markdown(const rapidjson::Document& record) {
   const auto& e = record["experiment"];
-  const std::string config_path = string_at(e, "config_path");
+  const std::string config_path = member_string(e, "config_path");
   if (config_path.empty()) return "";
   const fs::path md = fs::absolute(config_path).parent_path() / "record.md";
   if (!fs::exists(md)) return "";
@@ -317,27 +325,21 @@ std::string fill_record_markdown(const rapidjson::Document& record) {
   const rapidjson::Value none;
   const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
   auto fixed = [](double v, int digits) { return std::isfinite(v) ? format_fixed(v, digits) : std::string("-"); };
-  std::string code = string_at(git, "short_commit");
-  if (code.empty()) code = "not in a git repository";
-  if (git.IsObject() && git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool()) {
-    code += " + uncommitted changes to";
-    for (const auto& f : git["dirty_files"].GetArray()) code += std::string(" ") + f.GetString();
-  }
   std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
   auto row = [&](const std::string& name, const std::string& value) { block += "| " + name + " | " + value + " |\n"; };
-  row("status", record["status"].GetString() + (string_at(record, "failure").empty() ? "" : ": " + string_at(record, "failure")));
-  row("run", string_at(e, "start_time") + " to " + string_at(e, "end_time") + " on " + string_at(e, "host"));
-  row("code", code);
-  row("plugin", string_at(record["versions"]["plugin"], "name") + " " + string_at(record["versions"]["plugin"], "version"));
-  row("steps", fixed(number_at(r, "steps"), 0));
-  row("train loss first / final / best", fixed(number_at(r, "first_loss"), 4) + " / " + fixed(number_at(r, "final_loss"), 4) +
-                                             " / " + fixed(number_at(r, "best_loss"), 4));
-  row("val loss (perplexity)", fixed(number_at(r, "val_loss"), 4) + " (" + fixed(number_at(r, "val_perplexity"), 3) + ")");
-  row("fact recall", std::isfinite(number_at(r, "fact_recall")) ? fixed(100 * number_at(r, "fact_recall"), 1) + "%" : "-");
-  row("tokens/s", fixed(number_at(r, "tokens_per_second"), 0));
-  row("checkpoint", string_at(r, "checkpoint").empty() ? "-" : string_at(r, "checkpoint"));
-  row("command", "`" + string_at(e, "command_line") + "`");
-  block += "\nFull record: `xlhost exp show " + string_at(e, "id") + "`; report: `xlhost exp report " + string_at(e, "id") +
+  row("status", record["status"].GetString() + (member_string(record, "failure").empty() ? "" : ": " + member_string(record, "failure")));
+  row("run", member_string(e, "start_time") + " to " + member_string(e, "end_time") + " on " + member_string(e, "host"));
+  row("code", describe_code_version(git, false));
+  row("plugin", member_string(record["versions"]["plugin"], "name") + " " + member_string(record["versions"]["plugin"], "version"));
+  row("steps", fixed(member_number(r, "steps"), 0));
+  row("train loss first / final / best", fixed(member_number(r, "first_loss"), 4) + " / " + fixed(member_number(r, "final_loss"), 4) +
+                                             " / " + fixed(member_number(r, "best_loss"), 4));
+  row("val loss (perplexity)", fixed(member_number(r, "val_loss"), 4) + " (" + fixed(member_number(r, "val_perplexity"), 3) + ")");
+  row("fact recall", std::isfinite(member_number(r, "fact_recall")) ? fixed(100 * member_number(r, "fact_recall"), 1) + "%" : "-");
+  row("tokens/s", fixed(member_number(r, "tokens_per_second"), 0));
+  row("checkpoint", member_string(r, "checkpoint").empty() ? "-" : member_string(r, "checkpoint"));
+  row("command", "`" + member_string(e, "command_line") + "`");
+  block += "\nFull record: `xlhost exp show " + member_string(e, "id") + "`; report: `xlhost exp report " + member_string(e, "id") +
            "`.\n" + kRecordResultsEnd + "\n";
 
   std::string text = read_text_file(md.string(), "record.md");

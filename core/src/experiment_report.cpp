@@ -19,10 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string field(const rapidjson::Value& object, const char* key) {
-  return object.IsObject() && object.HasMember(key) && object[key].IsString() ? object[key].GetString() : "";
-}
-
 std::string single_quoted(const std::string& text) {
   std::string out = "'";
   for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -118,31 +114,26 @@ ReportFiles write_report(const std::string& out_dir, const std::vector<std::stri
   const auto& versions = record["versions"];
   const auto& git = versions.HasMember("git") ? versions["git"] : versions;
   std::ostringstream md;
-  md << "# Experiment " << ids[0] << "\n\n" << (field(e, "description").empty() ? "" : field(e, "description") + "\n\n");
+  md << "# Experiment " << ids[0] << "\n\n" << (member_string(e, "description").empty() ? "" : member_string(e, "description") + "\n\n");
   md << "- **status**: " << record["status"].GetString()
-     << (field(record, "failure").empty() ? "" : " (" + field(record, "failure") + ")") << "\n"
-     << "- **run**: " << field(e, "start_time") << " to " << field(e, "end_time") << " on " << field(e, "host") << "\n"
-     << "- **plugin**: " << field(versions["plugin"], "name") << " " << field(versions["plugin"], "version")
-     << " (md5 " << field(versions["plugin"], "md5") << ")\n"
-     << "- **code**: " << (field(git, "commit").empty() ? "not in a git repository" : field(git, "commit") + " on " + field(git, "branch"));
-  if (git.IsObject() && git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool()) {
-    md << ", with uncommitted changes to";
-    for (const auto& f : git["dirty_files"].GetArray()) md << " `" << f.GetString() << "`";
-    md << " (diff.patch beside the record)";
-  }
-  md << "\n";
+     << (member_string(record, "failure").empty() ? "" : " (" + member_string(record, "failure") + ")") << "\n"
+     << "- **run**: " << member_string(e, "start_time") << " to " << member_string(e, "end_time") << " on " << member_string(e, "host") << "\n"
+     << "- **plugin**: " << member_string(versions["plugin"], "name") << " " << member_string(versions["plugin"], "version")
+     << " (md5 " << member_string(versions["plugin"], "md5") << ")\n"
+     << "- **code**: " << describe_code_version(git, true)
+     << (member_string(git, "diff_patch").empty() ? "" : " (diff.patch beside the record)") << "\n";
   if (versions.HasMember("data") && versions["data"].IsArray())
     for (const auto& d : versions["data"].GetArray())
-      md << "- **data**: `" << field(d, "path") << "` md5 " << field(d, "md5") << "\n";
-  md << "- **command**: `" << field(e, "command_line") << "`\n";
+      md << "- **data**: `" << member_string(d, "path") << "` md5 " << member_string(d, "md5") << "\n";
+  md << "- **command**: `" << member_string(e, "command_line") << "`\n";
   if (record.HasMember("reproduce") && record["reproduce"].IsObject()) {
     const auto& r = record["reproduce"];
-    md << "- **reproduce**: " << (field(r, "checkout").empty() ? "" : "`" + field(r, "checkout") + "`, then ") << "`"
-       << field(r, "exact_command") << "`\n";
+    md << "- **reproduce**: " << (member_string(r, "checkout").empty() ? "" : "`" + member_string(r, "checkout") + "`, then ") << "`"
+       << member_string(r, "exact_command") << "`\n";
   }
 
-  const fs::path human = field(e, "config_path").empty() ? fs::path()
-                                                          : fs::absolute(field(e, "config_path")).parent_path() / "record.md";
+  const fs::path human = member_string(e, "config_path").empty() ? fs::path()
+                                                          : fs::absolute(member_string(e, "config_path")).parent_path() / "record.md";
   md << "\n## Plan and findings\n\n";
   if (!human.empty() && fs::exists(human))
     md << "From `" << human.string() << "`:\n\n" << embedded_record_markdown(read_text_file(human.string(), "record.md")) << "\n";

@@ -72,11 +72,13 @@ RecordComparison compare_records(const std::string& out_dir, const std::vector<s
     flatten(r["hyperparameters"], "", configs[i]);
     configs[i].erase("experiment.id");  // the column header already
     const auto& v = r["versions"];
-    if (v.HasMember("plugin") && v["plugin"].IsObject() && v["plugin"].HasMember("name"))
-      configs[i]["(plugin)"] = std::string(v["plugin"]["name"].GetString()) + " " + v["plugin"]["version"].GetString();
-    if (v.HasMember("git") && v["git"].IsObject() && v["git"].HasMember("short_commit"))
-      configs[i]["(code)"] = std::string(v["git"]["short_commit"].GetString()) +
-                             (v["git"]["dirty"].IsBool() && v["git"]["dirty"].GetBool() ? "+dirty" : "");
+    if (v.HasMember("plugin"))
+      configs[i]["(plugin)"] = member_string(v["plugin"], "name") + " " + member_string(v["plugin"], "version");
+    if (v.HasMember("git")) {
+      const auto& git = v["git"];
+      const bool dirty = git.IsObject() && git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool();
+      configs[i]["(code)"] = member_string(git, "short_commit") + (dirty ? "+dirty" : "");
+    }
   }
   std::map<std::string, bool> keys;
   for (const auto& config : configs)

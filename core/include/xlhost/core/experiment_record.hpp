@@ -50,6 +50,14 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
 // when it is missing or corrupted.
 rapidjson::Document read_record(const std::string& out_dir, const std::string& id);
 
+// Lenient readers of a record's members: "" or NaN when absent or of another type.
+std::string member_string(const rapidjson::Value& object, const char* key);
+double member_number(const rapidjson::Value& object, const char* key);
+
+// The code a run used, from its versions.git: "<commit> on <branch>" (or the short commit),
+// then the uncommitted files when the tree was dirty.
+std::string describe_code_version(const rapidjson::Value& git, bool full_commit);
+
 // The experiment folder's record.md (beside the run's config file) gets the run's outcome
 // between these marker lines, replacing an earlier run's. Returns "" when there is no
 // record.md, else its path.
