@@ -200,6 +200,7 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
     results.AddMember("parameters", s->parameters, a);
     number("first_loss", s->losses.empty() ? std::nan("") : s->losses.front());
     number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
+    number("final_aux_loss", s->final_aux_loss);
     double best = std::nan("");
     for (double l : s->losses) best = std::isnan(best) || l < best ? l : best;
     number("best_loss", best);

@@ -25,12 +25,12 @@ std::string single_quoted(const std::string& text) {
   return out + "'";
 }
 
-// train.log → <id>.train.dat (step loss lr tokens/s) and <id>.val.dat (step val_loss).
+// train.log → <id>.train.dat (step cross-entropy lr tokens/s) and <id>.val.dat (step val_loss).
 // Returns {training rows, validation rows}.
 std::pair<size_t, size_t> write_curves(const fs::path& train_log, const fs::path& train_dat, const fs::path& val_dat) {
   std::ifstream in(train_log);
   std::ofstream train(train_dat), val(val_dat);
-  train << "# step loss lr tokens_per_s\n";
+  train << "# step cross_entropy lr tokens_per_s\n";
   val << "# step val_loss\n";
   size_t train_rows = 0, val_rows = 0;
   for (std::string line; std::getline(in, line);) {
@@ -39,7 +39,9 @@ std::pair<size_t, size_t> write_curves(const fs::path& train_log, const fs::path
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("step") || !d["step"].IsNumber()) continue;
     const auto number = [&](const char* key) { return d.HasMember(key) && d[key].IsNumber() ? d[key].GetDouble() : 0.0; };
     if (d.HasMember("loss") && d["loss"].IsNumber()) {
-      train << d["step"].GetInt64() << " " << number("loss") << " " << number("lr") << " " << number("tokens_per_s") << "\n";
+      // the plugin's auxiliary loss is taken out: curves of different plugins compare cross-entropy
+      train << d["step"].GetInt64() << " " << number("loss") - number("aux_loss") << " " << number("lr") << " "
+            << number("tokens_per_s") << "\n";
       ++train_rows;
     } else if (d.HasMember("val_loss") && d["val_loss"].IsNumber()) {
       val << d["step"].GetInt64() << " " << number("val_loss") << "\n";

@@ -242,7 +242,8 @@ TrainSummary train(const TrainJob& job) {
                                     tc.get_float("min_lr_ratio"));
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-    double step_loss = 0, forward_s = 0, backward_s = 0;
+    double step_loss = 0, step_aux_loss = 0, forward_s = 0, backward_s = 0;
+    bool has_aux_loss = false;
     std::vector<std::pair<std::string, double>> diagnostics;
     const int64_t micro_batches_at_start = state.micro_batches;
     bool abandoned = false;
@@ -261,7 +262,11 @@ TrainSummary train(const TrainJob& job) {
         AutocastScope scope(autocast);
         auto out = model->forward(window.slice(1, 0, seq_len));
         loss = lm_loss(out.logits, window.slice(1, 1, seq_len + 1), tokenizer->pad_id());
-        if (out.aux_loss.defined()) loss = loss + out.aux_loss;
+        if (out.aux_loss.defined()) {
+          loss = loss + out.aux_loss;
+          step_aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
+          has_aux_loss = true;
+        }
         diagnostics = std::move(out.diagnostics);
       }
       synchronize(summary.device);
@@ -306,6 +311,7 @@ TrainSummary train(const TrainJob& job) {
     window_tokens += static_cast<double>(step_tokens);
     window_seconds += step_s;
     summary.losses.push_back(step_loss);
+    summary.final_aux_loss = has_aux_loss ? step_aux_loss : std::nan("");
 
     const bool log_now = state.step % log_interval == 0 || state.step == total_steps;
     const double tokens_per_s = log_now ? window_tokens / std::max(window_seconds, 1e-9) : 0.0;
@@ -325,6 +331,8 @@ TrainSummary train(const TrainJob& job) {
                 << ",\"tokens_per_s\":" << json_number(tokens_per_s) << ",\"step_s\":" << json_number(step_s)
                 << ",\"forward_s\":" << json_number(forward_s) << ",\"backward_s\":" << json_number(backward_s)
                 << ",\"optimizer_s\":" << json_number(optimizer_s);
+      // loss is what was minimised; loss - aux_loss is the cross-entropy, comparable across plugins
+      if (has_aux_loss) train_log << ",\"aux_loss\":" << json_number(step_aux_loss);
       for (const auto& [name, value] : diagnostics) train_log << ",\"" << name << "\":" << json_number(value);
       train_log << "}\n" << std::flush;
       progress.update(state.step, step_loss, lr, tokens_per_s);

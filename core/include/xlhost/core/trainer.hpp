@@ -2,6 +2,7 @@
 // periodic evaluation and checkpoints, train.log, progress, resume, graceful stop.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <ostream>
@@ -31,7 +32,8 @@ struct TrainSummary {
   int64_t parameters = 0;
   int64_t first_step = 0, steps = 0;  // steps run by this call: (first_step, steps]
   int64_t skipped_steps = 0;          // non-finite loss, update skipped
-  std::vector<double> losses;         // per optimizer step run by this call
+  std::vector<double> losses;         // per optimizer step run by this call: cross-entropy + aux loss
+  double final_aux_loss = std::nan("");  // the plugin's aux loss in the last step; NaN when it has none
   EvalResult val;                     // at the end; tokens == 0 when there is no val data
   FactRecall facts;                   // at the end; facts == 0 without eval.facts_path
   double tokens_per_second = 0, wall_seconds = 0;
