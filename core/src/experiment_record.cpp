@@ -74,7 +74,7 @@ ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, co
     : run_dir_(std::move(run_dir)),
       path_((fs::path(run_dir_) / "record.json").string()),
       config_json_(config.to_json()),
-      config_path_(std::move(config_path)),
+      config_path_(fs::absolute(config_path).string()),  // record.md is found beside it from any directory
       command_line_(std::move(command_line)),
       metrics_url_(std::move(metrics_url)),
       start_time_(now_iso8601()),
@@ -248,7 +248,8 @@ rapidjson::Document read_record(const std::string& out_dir, const std::string& i
   doc.Parse(text.c_str());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
       !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
-      !doc["versions"].IsObject() || !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
+      !doc["versions"].IsObject() || !doc["versions"].HasMember("plugin") || !doc["versions"]["plugin"].IsObject() ||
+      !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
     throw UserError(path.string() + ": corrupted record (not the record.json schema)");
   return doc;
 }
@@ -292,7 +293,7 @@ RecordSummary read_record_summary(const std::string& run_dir) {
     r.last_checkpoint = resolve_checkpoint(run_dir);
   } catch (const std::exception&) {
   }
-  r.plugin = member_string(doc["versions"].HasMember("plugin") ? doc["versions"]["plugin"] : doc["versions"], "name");
+  r.plugin = member_string(doc["versions"]["plugin"], "name");
   if (doc.HasMember("results") && doc["results"].IsObject()) {
     r.has_results = true;
     r.final_loss = member_number(doc["results"], "final_loss");
