@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/printable_text.hpp"
 #include "xlhost/core/progress.hpp"
 
 namespace xlhost::host {
@@ -42,8 +43,9 @@ void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const st
   out << "\nsamples (temperature " << options.temperature << ", top-p " << options.top_p << ", at most "
             << options.max_new_tokens << " new tokens):\n";
   for (size_t i = 0; i < prompts.size(); ++i)
-    out << "  " << prompts[i] << " ->" << tokenizer.decode(report.generations[i].tokens)
-              << (report.generations[i].hit_eos ? " <eos>" : " ...") << "\n";
+    out << "  " << core::printable_text(prompts[i]) << " ->"
+        << core::printable_text(tokenizer.decode(report.generations[i].tokens))
+        << (report.generations[i].hit_eos ? " <eos>" : " ...") << "\n";
   out << "  EOS rate " << core::format_fixed(report.eos_rate * 100, 1) << "%, mean length "
             << core::format_fixed(report.mean_new_tokens, 1) << " new tokens over " << prompts.size() << " prompts\n";
 }

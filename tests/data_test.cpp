@@ -5,6 +5,7 @@
 #include "test_support.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/md5.hpp"
+#include "xlhost/core/printable_text.hpp"
 #include "xlhost/core/token_data.hpp"
 #include "xlhost/core/tokenizer.hpp"
 
@@ -25,6 +26,19 @@ TEST(ByteTokenizer, RoundTripsAnyBytes) {
   ids.insert(ids.begin(), tok.bos_id());
   ids.push_back(tok.eos_id());
   EXPECT_EQ(tok.decode(ids), text) << "special tokens are dropped";
+}
+
+TEST(PrintableText, KeepsUtf8AndMarksEverythingElse) {
+  EXPECT_EQ(core::printable_text("The capital of Quaquira is Quiab."), "The capital of Quaquira is Quiab.");
+  EXPECT_EQ(core::printable_text("世界 é 😀"), "世界 é 😀");
+  EXPECT_EQ(core::printable_text("a\nb\tc\rd\x01\x7f"), "a\\nb\\tc\\rd\\x01\\x7F");
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ(core::printable_text("x\xffy"), "x" + bad + "y") << "a byte that never starts UTF-8";
+  EXPECT_EQ(core::printable_text("\xe4\xb8"), bad + bad) << "a sequence cut short by the end";
+  EXPECT_EQ(core::printable_text("\xe4\xb8z"), bad + bad + "z") << "a sequence cut short by ASCII";
+  EXPECT_EQ(core::printable_text("\xc0\xaf"), bad + bad) << "overlong encoding of '/'";
+  EXPECT_EQ(core::printable_text("\xed\xa0\x80"), bad + bad + bad) << "a UTF-16 surrogate";
+  EXPECT_EQ(core::printable_text("\xf4\x90\x80\x80"), bad + bad + bad + bad) << "above U+10FFFF";
 }
 
 TEST(Md5, KnownVectors) {
