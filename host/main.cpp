@@ -8,7 +8,9 @@
 #include <iostream>
 #include <string>
 
+#include "build_info.hpp"
 #include "cli.hpp"
+#include "xlhost/core/device_info.hpp"
 #include "xlhost/core/error.hpp"
 
 namespace xlhost::host {
@@ -82,7 +84,8 @@ commands:
   exp status   runs in progress (xlhost run --detach starts one in the background)
   exp stop     stop a running experiment gracefully (it saves a checkpoint)
 
-'xlhost <command> --help' explains each one.)";
+'xlhost <command> --help' explains each one; 'xlhost --version' names the build
+and the LibTorch, CUDA, cuDNN and NCCL versions it runs on.)";
 
 }  // namespace
 
@@ -94,6 +97,11 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
+  if (command == "--version") {
+    std::cout << "xlhost " << XLHOST_VERSION << " (" << XLHOST_GIT_COMMIT << ")\n"
+              << xlhost::core::describe(xlhost::core::runtime_info());
+    return 0;
+  }
   std::vector<std::string> args(argv + 2, argv + argc);
   install_signal_handlers();
   try {

@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package xlhost needs. Idempotent and silent when all are present.
+# Installs what xlhost needs and is missing: Debian 12 packages (apt-get), and the Python
+# environment whose torch wheel is the LibTorch xlhost builds against. Idempotent and
+# silent when everything is present.
+#
+# The environment lives outside the clone, shared by every clone on the machine:
+#   XLHOST_VENV   default ~/.cache/xlhost/venv-<hash of scripts/python-requirements.txt>
+# It is rebuilt only when python-requirements.txt changes. scripts/python-env.sh prints its path.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   cmake ninja-build g++ git pkg-config
-  libtorch-dev
-  libopenblas0-pthread       # without it LibTorch falls back to the reference BLAS, ~10x slower
+  python3-venv               # only where python3 is Debian's (a pyenv python has venv built in)
   libtcmalloc-minimal4       # ~2x faster CPU training of the 26M baseline than glibc malloc
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
-  rapidjson-dev libgit2-dev libgloo-dev
+  rapidjson-dev libgit2-dev
+  libgloo-dev                # headers only: the torch wheel has Gloo compiled in but ships no gloo/*.h
   libgtest-dev libbenchmark-dev
   ccache curl
   prometheus                 # server and promtool, used by the metrics tests
   gnuplot-nox                # draws the curves of `xlhost exp report`
 )
 
+python=$(command -v python3 || true)
 missing=()
 for p in "${packages[@]}"; do
+  [[ $p == python3-venv && -n $python ]] && "$python" -c "import venv, ensurepip" 2>/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -27,8 +36,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
-if [[ $blas != *openblas* ]]; then
-  echo "setup: warning: libblas.so.3 resolves to '${blas:-nothing}', not OpenBLAS; training will be ~10x slower." >&2
-  echo "       fix: sudo update-alternatives --config libblas.so.3-x86_64-linux-gnu" >&2
+venv=$(scripts/python-env.sh)
+if [[ ! -f $venv/.xlhost-complete ]]; then
+  echo "setup: creating the Python environment $venv (torch wheel and test oracles, ~5 GB, once per machine)"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  start=$(date +%s)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/python-requirements.txt
+  echo "setup: Python environment ready in $(( $(date +%s) - start )) s"
+  cp scripts/python-requirements.txt "$venv/.xlhost-complete"
 fi

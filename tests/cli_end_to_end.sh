@@ -24,6 +24,12 @@ out=$("$xlhost" plugin check "$build/plugins/model_original.so" --set model.dim=
   --set model.n_heads=4 --set model.n_kv_heads=2 --set model.vocab_size=64 2>&1); code=$?
 check "plugin check passes model_original" test $code -eq 0
 
+out=$("$xlhost" --version 2>&1); code=$?
+check "--version exits 0" test $code -eq 0
+check "--version names LibTorch 2.x" grep -qE "^libtorch: 2\.[0-9]+" <<<"$out"
+check "--version names CUDA" grep -qE "^cuda \(built with\): [0-9]+\.[0-9]+" <<<"$out"
+check "--version names NCCL" grep -qE "^nccl: [0-9]+\.[0-9]+\.[0-9]+" <<<"$out"
+
 out=$("$xlhost" run --plugin nope.so --config x.json 2>&1); code=$?
 check "missing plugin exits 1" test $code -eq 1
 check "missing plugin message" contains "$out" "nope.so: no such plugin file"
@@ -40,6 +46,14 @@ JSON
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json 2>&1); code=$?
 check "placeholder refused" test $code -eq 1
 check "placeholder listed" contains "$out" "train.max_steps = [MAX_STEPS]"
+
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
+    --set train.device=cuda --set experiment.id=0.0.9 --no-metrics 2>&1); code=$?
+  check "device=cuda without a GPU exits 1" test $code -eq 1
+  check "device=cuda without a GPU is one line" test "$(wc -l <<<"$out")" -eq 1
+  check "device=cuda without a GPU says so" contains "$out" "no CUDA device"
+fi
 
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=10 2>&1); code=$?
 check "short run exits 0" test $code -eq 0

@@ -49,6 +49,31 @@ TEST(Training, LossFallsOnTheSyntheticCorpus) {
   EXPECT_EQ(first_line.rfind("{\"step\":10,\"total_steps\":40,\"loss\":", 0), 0u) << first_line;
 }
 
+// The CUDA path (device selection, bf16 autocast, CUDA RNG state in checkpoints, CUDA
+// memory) runs where a GPU is present (scripts/gpu_check.sh) and is skipped elsewhere.
+TEST(Training, CudaBfloat16TrainsAndCheckpointsOnTheGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto s = train_tiny(dir, {"train.device=cuda", "train.dtype=bfloat16"});
+  ASSERT_EQ(s.losses.size(), 40u);
+  EXPECT_LT(mean(s.losses, 35, 40), mean(s.losses, 0, 5) - 1.5);
+  EXPECT_GT(s.peak_cuda_bytes, 0);
+  EXPECT_TRUE(std::filesystem::exists(s.checkpoint + "/cuda_rng.pt"));
+}
+
+TEST(Training, CudaDeviceWithoutAGpuIsAUserError) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a CUDA device";
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  try {
+    train_tiny(dir, {"train.device=cuda"});
+    FAIL() << "trained on cuda without a GPU";
+  } catch (const core::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("sees no CUDA device"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Training, CheckpointReloadGivesIdenticalLogits) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);

@@ -19,6 +19,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// One generator state per CUDA device.
+std::vector<torch::Tensor> cuda_rng_states() {
+  std::vector<torch::Tensor> states;
+  for (size_t i = 0; i < torch::cuda::device_count(); ++i)
+    states.push_back(
+        at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))).get_state());
+  return states;
+}
+
 std::string step_name(int64_t step) {
   char name[32];
   std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(step));
@@ -60,6 +69,7 @@ std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torc
                    {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
   torch::save(optimizer, (tmp / "optimizer.pt").string());
   torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
+  if (torch::cuda::is_available()) torch::save(cuda_rng_states(), (tmp / "cuda_rng.pt").string());
   {
     std::ofstream(tmp / "state.json") << state_json(state);
     std::ofstream(tmp / "config.json") << config_json;
@@ -146,6 +156,18 @@ void restore_rng_state(const std::string& dir) {
   torch::load(state, (fs::path(dir) / "rng.pt").string());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(state);
+  // A GPU run's CUDA generators (dropout on the GPU); a GPU checkpoint resumed on the CPU
+  // needs none of them.
+  const fs::path cuda_file = fs::path(dir) / "cuda_rng.pt";
+  if (!torch::cuda::is_available() || !fs::exists(cuda_file)) return;
+  std::vector<torch::Tensor> states;
+  torch::load(states, cuda_file.string());
+  const auto devices = std::min<size_t>(states.size(), torch::cuda::device_count());
+  for (size_t i = 0; i < devices; ++i) {
+    auto cuda_generator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(cuda_generator.mutex());
+    cuda_generator.set_state(states[i]);
+  }
 }
 
 }  // namespace xlhost::core

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/device_info.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/git_provenance.hpp"
@@ -134,9 +135,15 @@ ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, co
   uname(&os);
   environment_json_ = json([&](Writer& w) {
     w.StartObject();
-    string_field(w, "libtorch", TORCH_VERSION);
-    w.Key("cuda_available"), w.Bool(torch::cuda::is_available());
-    w.Key("cuda_devices"), w.Int64(static_cast<int64_t>(torch::cuda::device_count()));
+    const auto runtime = runtime_info();
+    string_field(w, "libtorch", runtime.libtorch);
+    string_field(w, "cuda", runtime.cuda);
+    string_field(w, "cudnn", runtime.cudnn);
+    string_field(w, "nccl", runtime.nccl);
+    w.Key("cuda_available"), w.Bool(!runtime.cuda_devices.empty());
+    w.Key("cuda_devices"), w.StartArray();
+    for (const auto& name : runtime.cuda_devices) w.String(name.c_str());
+    w.EndArray();
     string_field(w, "cpu", cpu_model());
     w.Key("cores"), w.Uint(std::thread::hardware_concurrency());
     string_field(w, "host", hostname());
@@ -221,6 +228,7 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
     }
     results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
     results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);
+    results.AddMember("peak_cuda_bytes", s->peak_cuda_bytes > 0 ? rapidjson::Value(s->peak_cuda_bytes) : rapidjson::Value(), a);
     results.AddMember("checkpoint", str(s->checkpoint), a);
     if (!s->checkpoint.empty() && fs::exists(fs::path(s->checkpoint) / "model.safetensors"))
       results.AddMember("checkpoint_md5", str(md5_file((fs::path(s->checkpoint) / "model.safetensors").string())), a);

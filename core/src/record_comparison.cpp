@@ -57,6 +57,7 @@ const Metric kMetrics[] = {
     {"step_time/step_s", "s/step", 3, -1},
     {"wall_seconds", "wall s", 1, -1},
     {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
+    {"peak_cuda_bytes", "peak CUDA MiB", 0, -1, 1.0 / (1 << 20)},
 };
 
 }  // namespace

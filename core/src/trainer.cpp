@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/device_info.hpp"
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/knowledge_file.hpp"
@@ -35,7 +36,8 @@ double learning_rate(int64_t step, int64_t total, double peak, int64_t warmup, d
 
 torch::Device resolve_device(const std::string& name) {
   if (name == "cuda" && !torch::cuda::is_available())
-    throw UserError("train.device=cuda but no CUDA device is available to this LibTorch build");
+    throw UserError("train.device=cuda but LibTorch " TORCH_VERSION " sees no CUDA device on this machine "
+                    "(use train.device=cpu, or auto to take a GPU when there is one)");
   if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return torch::kCUDA;
   return torch::kCPU;
 }
@@ -64,21 +66,12 @@ class AutocastScope {
  public:
   explicit AutocastScope(bool enabled) : enabled_(enabled) {
     if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, true);
     at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
   }
   ~AutocastScope() {
     if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
     at::autocast::clear_cache();
   }
 
@@ -199,7 +192,7 @@ TrainSummary train(const TrainJob& job) {
         metrics::Labels{{"experiment", cfg.section("experiment").get_string("id")},
                         {"plugin", descriptor.name},
                         {"rank", std::to_string(job.rank)}},
-        model->flops_per_token(seq_len), peak, total_steps);
+        model->flops_per_token(seq_len), peak, total_steps, summary.device.is_cuda() ? summary.device.index() : -1);
   }
 
   auto checkpoint = [&] {
@@ -371,6 +364,7 @@ TrainSummary train(const TrainJob& job) {
     }
   }
   summary.peak_rss_bytes = peak_rss_bytes();
+  if (summary.device.is_cuda()) summary.peak_cuda_bytes = cuda_memory(summary.device.index()).peak_allocated;
   return summary;
 }
 

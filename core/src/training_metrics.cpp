@@ -6,6 +6,8 @@
 #include <chrono>
 #include <fstream>
 
+#include "xlhost/core/device_info.hpp"
+
 namespace xlhost::core {
 
 namespace {
@@ -19,7 +21,7 @@ const std::vector<double>& seconds_buckets() {
 }  // namespace
 
 TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double flops_per_token, double peak_flops,
-                                 int64_t total_steps)
+                                 int64_t total_steps, int cuda_device)
     : registry_(r),
       labels_(l),
       flops_per_token_(flops_per_token),
@@ -45,9 +47,24 @@ TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double
       backward_seconds_(r.histogram("xl_train_backward_seconds", "Backward time of a step.", seconds_buckets(), l)),
       optimizer_seconds_(r.histogram("xl_train_optimizer_seconds", "Clipping and optimizer update time of a step.",
                                      seconds_buckets(), l)),
-      checkpoint_seconds_(r.histogram("xl_checkpoint_write_seconds", "Time to write a checkpoint.", seconds_buckets(), l)) {
+      checkpoint_seconds_(r.histogram("xl_checkpoint_write_seconds", "Time to write a checkpoint.", seconds_buckets(), l)),
+      cuda_device_(cuda_device) {
   total_steps_.set(static_cast<double>(total_steps));
+  if (cuda_device_ >= 0) {
+    cuda_allocated_ = &r.gauge("xl_cuda_memory_allocated_bytes", "CUDA memory held by tensors.", l);
+    cuda_reserved_ = &r.gauge("xl_cuda_memory_reserved_bytes", "CUDA memory reserved by LibTorch's caching allocator.", l);
+    cuda_peak_ = &r.gauge("xl_cuda_memory_peak_allocated_bytes", "Most CUDA memory held by tensors so far.", l);
+  }
+  update_memory();
+}
+
+void TrainingMetrics::update_memory() {
   rss_.set(static_cast<double>(resident_memory_bytes()));
+  if (cuda_device_ < 0) return;
+  const auto m = cuda_memory(cuda_device_);
+  cuda_allocated_->set(static_cast<double>(m.allocated));
+  cuda_reserved_->set(static_cast<double>(m.reserved));
+  cuda_peak_->set(static_cast<double>(m.peak_allocated));
 }
 
 void TrainingMetrics::on_step(const StepRecord& s) {
@@ -66,7 +83,7 @@ void TrainingMetrics::on_step(const StepRecord& s) {
   if (s.tokens_per_second > 0) {
     tokens_per_second_.set(s.tokens_per_second);
     if (peak_flops_ > 0) mfu_.set(s.tokens_per_second * flops_per_token_ / peak_flops_);
-    rss_.set(static_cast<double>(resident_memory_bytes()));
+    update_memory();
   }
   if (s.diagnostics)
     for (const auto& [name, value] : *s.diagnostics) {

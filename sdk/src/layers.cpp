@@ -1,7 +1,6 @@
 #include "xlhost/sdk/layers.hpp"
 
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -78,29 +77,19 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_heads_, 
 
 namespace {
 
-// [B, S, Hkv, d] → [B, S, Hkv·n_rep, d]; kv head h serves query heads h·n_rep … h·n_rep+n_rep−1.
-torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
-  if (n_rep == 1) return x;
-  auto s = x.sizes();
-  return x.unsqueeze(3).expand({s[0], s[1], s[2], n_rep, s[3]}).reshape({s[0], s[1], s[2] * n_rep, s[3]});
-}
-
+// q: [B, H, T, d], k/v: [B, Hkv, S, d] with S = past + T; query i sits at position past + i.
+// Grouped KV heads go to SDPA as they are (enable_gqa): kv head h serves query heads
+// h·n_rep … h·n_rep+n_rep−1, the grouping of MiniMind's repeat_kv, with no repeated copy.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t past,
                      double dropout, bool training) {
-  // q: [B, H, T, d], k/v: [B, H, S, d] with S = past + T. Query i sits at position past + i.
   const int64_t T = q.size(2), S = k.size(2);
   const double p = training ? dropout : 0.0;
-#if TORCH_VERSION_MAJOR >= 2
-  if (past == 0) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
-#endif
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
-  if (T > 1) {
-    auto mask = torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(past + 1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  }
-  auto weights = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
-  if (p > 0) weights = torch::dropout(weights, p, true);
-  return torch::matmul(weights, v);
+  const bool gqa = q.size(1) != k.size(1);
+  if (past == 0) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true, {}, gqa);
+  if (T == 1) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/false, {}, gqa);
+  // Several new tokens after a cached prefix: query i sees keys 0 … past + i.
+  auto visible = torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).tril(past);
+  return at::scaled_dot_product_attention(q, k, v, visible, p, /*is_causal=*/false, {}, gqa);
 }
 
 }  // namespace
@@ -120,9 +109,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmb
     cache->keys[layer] = k;
     cache->values[layer] = v;
   }
-  const int64_t n_rep = n_heads / n_kv_heads;
-  auto out = attend(q.transpose(1, 2), repeat_kv(k, n_rep).transpose(1, 2), repeat_kv(v, n_rep).transpose(1, 2),
-                    past, dropout_, is_training());
+  auto out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), past, dropout_, is_training());
   out = wo(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
   return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
 }

@@ -1,7 +1,7 @@
 #include "xlhost/sdk/memory.hpp"
 
 #include <cmath>
-#include <limits>
+#include <optional>
 #include <stdexcept>
 
 namespace xlhost::sdk {
@@ -133,21 +133,26 @@ CrossAttentionFusionImpl::CrossAttentionFusionImpl(int64_t dim, int64_t heads, d
 torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memories, bool causal) {
   const int64_t B = q.size(0), T = q.size(1), S = memories.size(2), D = q.size(2);
   auto kv = torch::cat({q, memories.reshape({B, T * S, D})}, 1);  // [B, T + T·S, D]
-  torch::Tensor mask;
+  std::optional<torch::Tensor> visible;
   if (causal) {
     // Key j < T is position j's query; key T + t'·S + s is memory s of position t'.
     // Position t may see keys of positions ≤ t only.
     auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
     auto key_pos = torch::cat({pos, pos.repeat_interleave(S)});
-    auto hidden = key_pos.unsqueeze(0) > pos.unsqueeze(1);  // [T, T + T·S]
-    // An additive float mask: LibTorch 1.13's C++ MultiheadAttention ignores boolean masks
-    // (measured: a masked key still changed the output).
-    mask = torch::zeros(hidden.sizes(), q.options()).masked_fill(hidden, -std::numeric_limits<float>::infinity());
+    visible = key_pos.unsqueeze(0) <= pos.unsqueeze(1);  // [T, T + T·S]
   }
-  // torch::nn::MultiheadAttention takes [L, B, D].
-  auto out = std::get<0>(attention->forward(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), {},
-                                            /*need_weights=*/false, mask))
-                 .transpose(0, 1);
+  // MultiheadAttention's parameters and initialisation, computed by SDPA: the C++
+  // frontend's MultiheadAttention adds attn_mask to the scores, so a boolean mask there
+  // would add 0/1 instead of hiding keys.
+  const auto& options = attention->options;
+  const int64_t H = options.num_heads();
+  auto w = attention->in_proj_weight.chunk(3), b = attention->in_proj_bias.chunk(3);
+  auto heads = [&](const torch::Tensor& x, int64_t i) {
+    return F::linear(x, w[i], b[i]).view({B, -1, H, D / H}).transpose(1, 2);
+  };
+  const double p = is_training() ? options.dropout() : 0.0;
+  auto out = at::scaled_dot_product_attention(heads(q, 0), heads(kv, 1), heads(kv, 2), visible, p);
+  out = attention->out_proj(out.transpose(1, 2).reshape({B, T, D}));
   if (output_dropout_ > 0) out = torch::dropout(out, output_dropout_, is_training());
   return norm(q + out);
 }

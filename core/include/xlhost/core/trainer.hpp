@@ -41,6 +41,7 @@ struct TrainSummary {
   // checkpoints excluded): forward + backward + optimizer <= step.
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
   int64_t peak_rss_bytes = 0;
+  int64_t peak_cuda_bytes = 0;  // most CUDA memory held by tensors; 0 on the CPU
   bool interrupted = false;
   std::shared_ptr<sdk::Model> model;
   torch::Device device = torch::kCPU;

@@ -22,14 +22,17 @@ struct StepRecord {
 class TrainingMetrics {
  public:
   // peak_flops: the device's peak FLOP/s for xl_train_mfu_ratio (0 = not exported).
+  // cuda_device: the GPU whose memory is exported (xl_cuda_memory_*); -1 on the CPU.
   TrainingMetrics(metrics::Registry& registry, metrics::Labels labels, double flops_per_token, double peak_flops,
-                  int64_t total_steps);
+                  int64_t total_steps, int cuda_device = -1);
   void on_step(const StepRecord& r);
   void on_eval(double loss, double perplexity);
   void on_fact_recall(double ratio);
   void on_checkpoint(double seconds);
 
  private:
+  void update_memory();  // process RSS and, on a GPU, the caching allocator's figures
+
   metrics::Registry& registry_;
   metrics::Labels labels_;
   std::map<std::string, metrics::Gauge*> diagnostics_;  // registered on first sight
@@ -38,6 +41,8 @@ class TrainingMetrics {
   metrics::Gauge &step_, &total_steps_, &loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
       &eval_perplexity_, &fact_recall_;
   metrics::Histogram &step_seconds_, &forward_seconds_, &backward_seconds_, &optimizer_seconds_, &checkpoint_seconds_;
+  int cuda_device_;
+  metrics::Gauge *cuda_allocated_ = nullptr, *cuda_reserved_ = nullptr, *cuda_peak_ = nullptr;
 };
 
 // Peak FLOP/s for utilisation figures: the measured throughput of a square matmul

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: builds, runs every unit test (the CUDA ones run when a
+# GPU is present: bf16 training and CUDA checkpoints, NCCL all-reduce), then trains the
+# quickstart model for 50 steps on cuda in bfloat16 and prints its tokens/s and peak GPU
+# memory. Exits non-zero when there is no GPU or a check fails.
+#   scripts/gpu_check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
+  echo "gpu_check: no NVIDIA GPU on this machine (nvidia-smi lists none)" >&2
+  exit 1
+fi
+nvidia-smi -L
+scripts/setup.sh
+scripts/build.sh
+build/bin/xlhost --version
+
+echo "== unit tests (CUDA tests enabled by the GPU)"
+build/bin/xlhost_tests 2>&1 | tee build/gpu_unit_tests.log
+if grep -q "SKIPPED.*\(Cuda\|Nccl\)" build/gpu_unit_tests.log; then
+  echo "gpu_check: a CUDA test was skipped although a GPU is present" >&2
+  exit 1
+fi
+
+echo "== quickstart model, 50 steps on cuda in bfloat16"
+[[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth
+build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json \
+  --set experiment.id=0.0.50 --set run.out_dir=out/gpu_check --set train.max_steps=50 \
+  --set train.device=cuda --set train.dtype=bfloat16 --no-metrics
+record=out/gpu_check/0.0.50/record.json
+"$(scripts/python-env.sh)/bin/python" - "$record" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+res, env = r["results"], r["environment"]
+print(f"gpu_check: {', '.join(env['cuda_devices'])}: {res['tokens_per_second']:.0f} tokens/s, "
+      f"peak CUDA memory {res['peak_cuda_bytes'] / 2**20:.0f} MiB, final loss {res['final_loss']:.4f}")
+PY
