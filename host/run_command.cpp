@@ -118,15 +118,17 @@ int run_command(const std::vector<std::string>& args) {
     return 0;
 
   core::TrainJob job;
-  job.plugin = core::load_plugin(plugin_path);
-  const auto& d = job.plugin.descriptor();
+  const auto plugin = core::load_plugin(plugin_path);
+  job.model = core::model_source(plugin);
+  const auto& d = plugin.descriptor();
   auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   if (vm.count("metrics-listen")) overrides.push_back("metrics.listen=" + vm["metrics-listen"].as<std::string>());
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
-  const std::string id = job.config.section("experiment").get_string("id");
-  const std::string run_dir = (std::filesystem::path(job.config.section("run").get_string("out_dir")) / id).string();
+  const auto run_options = core::RunOptions::from(job.config);
+  const std::string& id = run_options.experiment_id;
+  const std::string run_dir = run_options.run_dir();
   if (vm.count("require-clean")) require_clean_tree(config_path);
   std::optional<core::RecordSummary> previous;
   try {
@@ -171,7 +173,7 @@ int run_command(const std::vector<std::string>& args) {
 
   std::string command_line = "xlhost run";
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
-  core::ExperimentRecord record(run_dir, job.config, job.plugin, config_path, command_line,
+  core::ExperimentRecord record(run_dir, job.config, plugin, config_path, command_line,
                                 server ? server->url() : "");
   core::TrainSummary summary;
   try {

@@ -76,7 +76,7 @@ TEST(ExperimentRecord, GitCommitDirtyStateAndDataMd5) {
     const std::string run_dir = dir / ("out/" + id);
     core::ExperimentRecord record(run_dir, config, plugin, dir / "exp.json", "xlhost run test");
     core::TrainJob job;
-    job.plugin = plugin;
+    job.model = core::model_source(plugin);
     job.config = config;
     std::ostringstream log;
     job.log = &log;

@@ -58,12 +58,13 @@ core::TrainSummary train_plugin(const test::TempDir& dir, const std::string& plu
                                 std::vector<std::string> overrides) {
   std::ostringstream log;
   core::TrainJob job;
-  job.plugin = core::load_plugin(test::plugin_path(plugin_name));
+  const auto plugin = core::load_plugin(test::plugin_path(plugin_name));
+  job.model = core::model_source(plugin);
   std::vector<std::string> all = {"model.dim=32", "model.knowledge_num=64", "model.knowledge_length=12",
                                   "model.knowledge_dim=16", "train.max_steps=30", "train.lr=3e-3",
                                   "data.knowledge_path=" + dir / "data/knowledge.txt"};
   all.insert(all.end(), overrides.begin(), overrides.end());
-  job.config = test::tiny_config(job.plugin, dir, all);
+  job.config = test::tiny_config(plugin, dir, all);
   job.log = &log;
   return core::train(job);
 }

@@ -28,8 +28,9 @@ TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
   core::metrics::Registry registry;
   core::metrics::MetricsServer server(registry, core::metrics::parse_listen_address("127.0.0.1:0", "test"));
   core::TrainJob job;
-  job.plugin = core::load_plugin(test::plugin_path("model_original"));
-  job.config = test::tiny_config(job.plugin, dir, {"train.max_steps=300", "train.log_interval=1", "train.threads=1"});
+  const auto plugin = core::load_plugin(test::plugin_path("model_original"));
+  job.model = core::model_source(plugin);
+  job.config = test::tiny_config(plugin, dir, {"train.max_steps=300", "train.log_interval=1", "train.threads=1"});
   job.metrics = &registry;
   std::ostringstream log;
   job.log = &log;

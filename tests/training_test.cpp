@@ -19,8 +19,9 @@ core::TrainSummary train_tiny(const test::TempDir& dir, std::vector<std::string>
                               std::function<bool(int64_t)> should_stop = {}, std::string resume = "") {
   std::ostringstream log;
   core::TrainJob job;
-  job.plugin = core::load_plugin(test::plugin_path("model_original"));
-  job.config = test::tiny_config(job.plugin, dir, std::move(overrides));
+  const auto plugin = core::load_plugin(test::plugin_path("model_original"));
+  job.model = core::model_source(plugin);
+  job.config = test::tiny_config(plugin, dir, std::move(overrides));
   job.should_stop = std::move(should_stop);
   job.resume_from = std::move(resume);
   job.log = &log;

@@ -19,10 +19,10 @@ TrainedModel load_trained_model(const std::string& path, const std::string& plug
                     state.plugin_name);
   t.config = Config::parse(read_checkpoint_config(dir), dir + "/config.json", full_schema(t.plugin.descriptor().schema),
                            overrides);
-  configure_threads(t.config.section("train").get_int("threads"));
-  t.device = resolve_device(t.config.section("train").get_string("device"));
-  t.tokenizer = make_tokenizer(t.config.section("data").get_string("tokenizer"));
-  t.model = t.plugin.create(t.config.section("model"));
+  auto setup = set_up_model(model_source(t.plugin), t.config);
+  t.device = setup.device;
+  t.tokenizer = std::move(setup.tokenizer);
+  t.model = setup.model;
   load_model_weights(*t.model, (std::filesystem::path(dir) / "model.safetensors").string());
   t.model->to(t.device);
   t.model->eval();

@@ -2,23 +2,17 @@
 
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
-#include <sstream>
 #include <thread>
 
-#include "xlhost/core/checkpoint.hpp"
 #include "xlhost/core/device_info.hpp"
-#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/error.hpp"
+#include "xlhost/core/file_io.hpp"
 #include "xlhost/core/knowledge_file.hpp"
-#include "xlhost/core/progress.hpp"
-#include "xlhost/core/token_data.hpp"
+#include "xlhost/core/train_log.hpp"
 #include "xlhost/core/training_metrics.hpp"
 #include "xlhost/core/window_batch.hpp"
 
@@ -53,6 +47,20 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
+ModelSource model_source(const LoadedPlugin& plugin) {
+  return {plugin.descriptor(), plugin.path(), [plugin](const sdk::ModelConfig& c) { return plugin.create(c); }};
+}
+
+ModelSetup set_up_model(const ModelSource& source, const Config& config) {
+  const auto train = TrainOptions::from(config);
+  configure_threads(train.threads);
+  ModelSetup setup;
+  setup.device = resolve_device(train.device);
+  setup.tokenizer = make_tokenizer(DataOptions::from(config).tokenizer);
+  setup.model = source.create(config.section("model"));
+  return setup;
+}
+
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -79,293 +87,292 @@ class AutocastScope {
   bool enabled_;
 };
 
-std::string json_number(double x) {
-  if (!std::isfinite(x)) return "null";
-  std::ostringstream out;
-  out << std::setprecision(9) << x;
-  return out.str();
+// The console: an in-place progress line, evaluation notes and checkpoint lines.
+class ProgressReport final : public TrainingObserver {
+ public:
+  ProgressReport(std::ostream& log, int64_t total_steps, int64_t first_step)
+      : log_(log), line_(log, total_steps, first_step), total_steps_(total_steps) {}
+  void on_step(const StepRecord& r) override {
+    if (r.skipped) {
+      line_.finish();
+      log_ << "step " << r.step << ": non-finite loss, update skipped\n";
+    }
+    if (r.log_line) line_.update(r.step, r.loss, r.lr, r.tokens_per_second);
+  }
+  void on_eval(int64_t step, const EvalResult& r) override {
+    if (step < total_steps_)
+      line_.note("eval at step " + std::to_string(step) + ": loss " + format_fixed(r.loss, 4) + ", perplexity " +
+                 format_fixed(r.perplexity, 2));
+  }
+  void on_checkpoint(const std::string& dir, double seconds) override {
+    line_.finish();
+    log_ << "checkpoint " << dir << " (" << std::fixed << std::setprecision(2) << seconds << " s)\n"
+         << std::defaultfloat;
+  }
+  ProgressLine& line() { return line_; }
+
+ private:
+  std::ostream& log_;
+  ProgressLine line_;
+  int64_t total_steps_;
+};
+
+// Hands the plugin what it may initialise itself from (the tokenizer, the knowledge file).
+sdk::DataContext data_context(const Tokenizer& tokenizer, const DataOptions& data, std::ostream& log) {
+  sdk::DataContext context;
+  context.encode = [&tokenizer](const std::string& s) { return tokenizer.encode(s); };
+  context.vocab_size = tokenizer.vocab_size();
+  context.pad_id = tokenizer.pad_id(), context.bos_id = tokenizer.bos_id(), context.eos_id = tokenizer.eos_id();
+  context.knowledge_path = data.knowledge_path;
+  if (!context.knowledge_path.empty()) context.knowledge_entries = read_knowledge_entries(context.knowledge_path);
+  context.log = [&log](const std::string& line) { log << line << "\n"; };
+  return context;
+}
+
+void check_vocabulary(sdk::Model& model, const Tokenizer& tokenizer, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  auto probe = model.forward(torch::full({1, 1}, tokenizer.bos_id(), torch::kInt64).to(device));
+  if (probe.logits.size(-1) < tokenizer.vocab_size())
+    throw UserError("model.vocab_size: the model has " + std::to_string(probe.logits.size(-1)) +
+                    " output ids but the tokenizer uses " + std::to_string(tokenizer.vocab_size()));
 }
 
 }  // namespace
 
-TrainSummary train(const TrainJob& job) {
-  std::ostream& log = job.log ? *job.log : std::cerr;
-  const auto& cfg = job.config;
-  const auto& data = cfg.section("data");
-  const auto& tc = cfg.section("train");
-  const auto& run = cfg.section("run");
-  const auto& descriptor = job.plugin.descriptor();
-
-  configure_threads(tc.get_int("threads"));
-  TrainSummary summary;
-  summary.device = resolve_device(tc.get_string("device"));
-  const bool autocast = tc.get_string("dtype") == "bfloat16" ||
-                        (tc.get_string("dtype") == "auto" && summary.device.is_cuda());
-  if (autocast && !summary.device.is_cuda())
+Trainer::Trainer(const TrainJob& job)
+    : job_(job),
+      log_(job.log ? *job.log : std::cerr),
+      train_(TrainOptions::from(job.config)),
+      data_(DataOptions::from(job.config)),
+      eval_(EvalOptions::from(job.config)),
+      run_(RunOptions::from(job.config)),
+      communicator_(job.communicator ? *job.communicator : local_) {
+  const auto& descriptor = job_.model.descriptor;
+  autocast_ = train_.dtype == "bfloat16" || (train_.dtype == "auto" && resolve_device(train_.device).is_cuda());
+  if (autocast_ && !resolve_device(train_.device).is_cuda())
     throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
-  torch::manual_seed(static_cast<uint64_t>(tc.get_int("seed")));
+  torch::manual_seed(static_cast<uint64_t>(train_.seed));
+  setup_ = set_up_model(job_.model, job_.config);
+  auto& model = *setup_.model;
+  model.init_from_data(data_context(*setup_.tokenizer, data_, log_));
+  if (auto warning = model.causality_warning(); !warning.empty())
+    log_ << "warning: " << descriptor.name << " is not causal as configured: " << warning << "\n";
+  model.to(setup_.device);
+  summary_.model = setup_.model, summary_.device = setup_.device;
+  summary_.parameters = model.parameter_count();
+  check_vocabulary(model, *setup_.tokenizer, setup_.device);
 
-  auto tokenizer = make_tokenizer(data.get_string("tokenizer"));
-  auto model = job.plugin.create(cfg.section("model"));
-  sdk::DataContext context;
-  context.encode = [&](const std::string& s) { return tokenizer->encode(s); };
-  context.vocab_size = tokenizer->vocab_size();
-  context.pad_id = tokenizer->pad_id(), context.bos_id = tokenizer->bos_id(), context.eos_id = tokenizer->eos_id();
-  context.knowledge_path = data.get_string("knowledge_path");
-  if (!context.knowledge_path.empty()) context.knowledge_entries = read_knowledge_entries(context.knowledge_path);
-  context.log = [&](const std::string& line) { log << line << "\n"; };
-  model->init_from_data(context);
-  if (auto warning = model->causality_warning(); !warning.empty())
-    log << "warning: " << descriptor.name << " is not causal as configured: " << warning << "\n";
-  model->to(summary.device);
-  summary.model = model;
-  summary.parameters = model->parameter_count();
+  train_tokens_.emplace(TokenFile::open_or_build(data_.train_path, *setup_.tokenizer, data_.cache_dir,
+                                                 data_.skip_malformed, log_));
+  sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size, static_cast<uint64_t>(train_.seed), true);
+  if (!data_.val_path.empty())
+    val_tokens_.emplace(TokenFile::open_or_build(data_.val_path, *setup_.tokenizer, data_.cache_dir,
+                                                 data_.skip_malformed, log_));
+  set_up_optimizer();
+  total_steps_ = train_.max_steps > 0 ? train_.max_steps
+                                      : std::max<int64_t>(1, train_.epochs * sampler_->batches_per_epoch() /
+                                                                 train_.accumulation_steps);
+  summary_.run_dir = run_.run_dir();
+  fs::create_directories(summary_.run_dir);
+  state_.plugin_name = descriptor.name, state_.plugin_version = descriptor.version;
+  state_.plugin_path = job_.model.path.empty() ? "" : fs::absolute(job_.model.path).string();
+  if (!job_.resume_from.empty()) resume(job_.resume_from);
+  summary_.first_step = state_.step;
+  config_json_ = job_.config.to_json();
+  write_file_atomically((fs::path(summary_.run_dir) / "config.json").string(), config_json_);
 
-  {
-    torch::NoGradGuard no_grad;
-    auto probe = model->forward(torch::full({1, 1}, tokenizer->bos_id(), torch::kInt64).to(summary.device));
-    if (probe.logits.size(-1) < tokenizer->vocab_size())
-      throw UserError("model.vocab_size: the model has " + std::to_string(probe.logits.size(-1)) +
-                      " output ids but the tokenizer uses " + std::to_string(tokenizer->vocab_size()));
+  log_ << descriptor.name << " " << descriptor.version << ": " << format_count(summary_.parameters)
+       << " trainable parameters (" << summary_.parameters << "), " << total_steps_ << " steps of " << train_.batch_size
+       << "×" << train_.accumulation_steps << "×" << data_.seq_len << " tokens on " << setup_.device << "\n";
+
+  own_observers_.push_back(std::make_unique<TrainLogWriter>((fs::path(summary_.run_dir) / "train.log").string(),
+                                                            !job_.resume_from.empty()));
+  auto progress = std::make_unique<ProgressReport>(log_, total_steps_, state_.step);
+  progress_line_ = &progress->line();
+  own_observers_.push_back(std::move(progress));
+  if (job_.metrics) {
+    const double peak = run_.peak_flops > 0 ? run_.peak_flops : measure_peak_flops(setup_.device.is_cuda());
+    own_observers_.push_back(std::make_unique<TrainingMetrics>(
+        *job_.metrics,
+        metrics::Labels{{"experiment", run_.experiment_id},
+                        {"plugin", descriptor.name},
+                        {"rank", std::to_string(communicator_.rank())}},
+        model.flops_per_token(data_.seq_len), peak, total_steps_, setup_.device.is_cuda() ? setup_.device.index() : -1));
   }
+  for (auto& observer : own_observers_) observers_.push_back(observer.get());
+}
 
-  auto train_tokens = TokenFile::open_or_build(data.get_string("train_path"), *tokenizer, data.get_string("cache_dir"),
-                                               data.get_bool("skip_malformed"), log);
-  const int64_t seq_len = data.get_int("seq_len"), batch_size = tc.get_int("batch_size");
-  const int64_t accumulation = tc.get_int("accumulation_steps");
-  WindowSampler sampler(train_tokens, seq_len, batch_size, static_cast<uint64_t>(tc.get_int("seed")), true);
-  std::unique_ptr<TokenFile> val_tokens;
-  if (!data.get_string("val_path").empty())
-    val_tokens = std::make_unique<TokenFile>(TokenFile::open_or_build(
-        data.get_string("val_path"), *tokenizer, data.get_string("cache_dir"), data.get_bool("skip_malformed"), log));
+Trainer::~Trainer() = default;
 
-  auto groups = model->parameter_groups();
+void Trainer::add_observer(TrainingObserver& observer) { observers_.push_back(&observer); }
+
+void Trainer::set_up_optimizer() {
+  auto groups = setup_.model->parameter_groups();
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   auto options = [&](double decay) {
     return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(tc.get_float("lr"))
-            .betas({tc.get_float("beta1"), tc.get_float("beta2")})
-            .weight_decay(decay));
+        torch::optim::AdamWOptions(train_.lr).betas({train_.beta1, train_.beta2}).weight_decay(decay));
   };
-  if (!groups.decay.empty()) param_groups.emplace_back(groups.decay, options(tc.get_float("weight_decay")));
+  if (!groups.decay.empty()) param_groups.emplace_back(groups.decay, options(train_.weight_decay));
   if (!groups.no_decay.empty()) param_groups.emplace_back(groups.no_decay, options(0.0));
-  if (param_groups.empty()) throw UserError(descriptor.name + ": the model has no trainable parameters");
-  torch::optim::AdamW optimizer(param_groups, torch::optim::AdamWOptions(tc.get_float("lr")));
-
-  const int64_t total_steps = tc.get_int("max_steps") > 0
-                                  ? tc.get_int("max_steps")
-                                  : std::max<int64_t>(1, tc.get_int("epochs") * sampler.batches_per_epoch() / accumulation);
-  summary.run_dir = (fs::path(run.get_string("out_dir")) / cfg.section("experiment").get_string("id")).string();
-  fs::create_directories(summary.run_dir);
-
-  CheckpointState state;
-  state.plugin_name = descriptor.name, state.plugin_version = descriptor.version;
-  state.plugin_path = fs::absolute(job.plugin.path()).string();
-  if (!job.resume_from.empty()) {
-    const std::string dir = resolve_checkpoint(job.resume_from);
-    const CheckpointState saved = read_checkpoint_state(dir);
-    if (saved.plugin_name != descriptor.name)
-      throw UserError(dir + ": checkpoint of plugin " + saved.plugin_name + ", not " + descriptor.name);
-    load_model_weights(*model, (fs::path(dir) / "model.safetensors").string());
-    load_optimizer_state(optimizer, dir);
-    restore_rng_state(dir);
-    state.step = saved.step, state.micro_batches = saved.micro_batches, state.tokens = saved.tokens;
-    log << "resumed from " << dir << " at step " << state.step << "\n";
-  }
-  summary.first_step = state.step;
-  const std::string config_json = cfg.to_json();
-  write_file_atomically((fs::path(summary.run_dir) / "config.json").string(), config_json);
-  std::ofstream train_log((fs::path(summary.run_dir) / "train.log").string(),
-                          job.resume_from.empty() ? std::ios::trunc : std::ios::app);
-
-  log << descriptor.name << " " << descriptor.version << ": " << format_count(summary.parameters)
-      << " trainable parameters (" << summary.parameters << "), " << total_steps << " steps of " << batch_size << "×"
-      << accumulation << "×" << seq_len << " tokens on " << summary.device << "\n";
-
-  std::unique_ptr<TrainingMetrics> metrics;
-  if (job.metrics) {
-    const auto& mc = cfg.section("metrics");
-    const double peak = mc.get_float("peak_flops") > 0 ? mc.get_float("peak_flops")
-                                                      : measure_peak_flops(summary.device.is_cuda());
-    metrics = std::make_unique<TrainingMetrics>(
-        *job.metrics,
-        metrics::Labels{{"experiment", cfg.section("experiment").get_string("id")},
-                        {"plugin", descriptor.name},
-                        {"rank", std::to_string(job.rank)}},
-        model->flops_per_token(seq_len), peak, total_steps, summary.device.is_cuda() ? summary.device.index() : -1);
-  }
-
-  auto checkpoint = [&] {
-    auto t0 = Clock::now();
-    summary.checkpoint = write_checkpoint(summary.run_dir, *model, optimizer, state, config_json, run.get_int("keep_checkpoints"));
-    if (metrics) metrics->on_checkpoint(seconds_since(t0));
-    log << "checkpoint " << summary.checkpoint << " (" << std::fixed << std::setprecision(2) << seconds_since(t0) << " s)\n"
-        << std::defaultfloat;
-  };
-  // Held-out loss, recorded in train.log and the metrics; tokens == 0 without val data.
-  auto evaluate = [&]() -> EvalResult {
-    if (!val_tokens) return {};
-    const auto& ec = cfg.section("eval");
-    const int64_t eval_batch = ec.get_int("batch_size") > 0 ? ec.get_int("batch_size") : batch_size;
-    auto r = evaluate_loss(*model, *val_tokens, seq_len, eval_batch, ec.get_int("max_batches"), tokenizer->pad_id(),
-                           summary.device);
-    if (r.tokens == 0) return r;
-    if (metrics) metrics->on_eval(r.loss, r.perplexity);
-    train_log << "{\"step\":" << state.step << ",\"val_loss\":" << json_number(r.loss)
-              << ",\"val_perplexity\":" << json_number(r.perplexity) << "}\n" << std::flush;
-    return r;
-  };
-  std::vector<torch::Tensor> trainable;  // what the gradient norm and clipping cover
-  for (auto& group : optimizer.param_groups())
-    for (auto& p : group.params()) trainable.push_back(p);
-  const double grad_clip = tc.get_float("grad_clip");
-
-  model->train();
-  ProgressLine progress(log, total_steps, state.step);
-  const auto run_start = Clock::now();
-  const int64_t eval_interval = cfg.section("eval").get_int("interval");
-  const int64_t checkpoint_interval = tc.get_int("checkpoint_interval");
-  const int64_t log_interval = tc.get_int("log_interval");
-  int64_t tokens_this_run = 0;
-  double window_tokens = 0, window_seconds = 0;
-
-  while (state.step < total_steps) {
-    const auto step_start = Clock::now();
-    const double lr = learning_rate(state.step, total_steps, tc.get_float("lr"), tc.get_int("warmup_steps"),
-                                    tc.get_float("min_lr_ratio"));
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-
-    double step_loss = 0, step_aux_loss = 0, forward_s = 0, backward_s = 0;
-    bool has_aux_loss = false;
-    std::vector<std::pair<std::string, double>> diagnostics;
-    const int64_t micro_batches_at_start = state.micro_batches;
-    bool abandoned = false;
-    for (int64_t micro = 0; micro < accumulation; ++micro) {
-      // A long accumulated step must not delay a stop by minutes: drop the partial step
-      // and checkpoint the last complete one, so a resume repeats it exactly.
-      if (micro > 0 && job.should_stop && job.should_stop(state.step)) {
-        state.micro_batches = micro_batches_at_start;
-        abandoned = true;
-        break;
-      }
-      auto window = window_batch(train_tokens, sampler.window_starts(state.micro_batches++), seq_len).to(summary.device);
-      auto t0 = Clock::now();
-      torch::Tensor loss;
-      {
-        AutocastScope scope(autocast);
-        auto out = model->forward(window.slice(1, 0, seq_len));
-        loss = lm_loss(out.logits, window.slice(1, 1, seq_len + 1), tokenizer->pad_id());
-        if (out.aux_loss.defined()) {
-          loss = loss + out.aux_loss;
-          step_aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
-          has_aux_loss = true;
-        }
-        diagnostics = std::move(out.diagnostics);
-      }
-      synchronize(summary.device);
-      auto t1 = Clock::now();
-      (loss / static_cast<double>(accumulation)).backward();
-      synchronize(summary.device);
-      forward_s += std::chrono::duration<double>(t1 - t0).count();
-      backward_s += seconds_since(t1);
-      step_loss += loss.item<double>() / static_cast<double>(accumulation);
-      progress.within_step(state.step + 1, micro + 1, accumulation, seconds_since(step_start));
-    }
-    if (abandoned) {
-      optimizer.zero_grad();
-      progress.finish();
-      log << "stop requested: abandoning the partial step " << state.step + 1 << ", saving a checkpoint at step "
-          << state.step << "\n";
-      summary.interrupted = true;
-      break;
-    }
-    auto t_opt = Clock::now();
-    double grad_norm = 0;
-    if (std::isfinite(step_loss)) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(trainable, grad_clip > 0 ? grad_clip
-                                                                            : std::numeric_limits<double>::infinity());
-      optimizer.step();
-      model->on_optimizer_step(state.step + 1);
-    } else {
-      ++summary.skipped_steps;
-      log << "\nstep " << state.step + 1 << ": non-finite loss, update skipped\n";
-    }
-    optimizer.zero_grad();
-    synchronize(summary.device);
-    const double optimizer_s = seconds_since(t_opt);
-    const double step_s = seconds_since(step_start);
-    summary.step_seconds += step_s, summary.forward_seconds += forward_s;
-    summary.backward_seconds += backward_s, summary.optimizer_seconds += optimizer_s;
-
-    ++state.step;
-    const int64_t step_tokens = batch_size * accumulation * seq_len;
-    state.tokens += step_tokens;
-    tokens_this_run += step_tokens;
-    window_tokens += static_cast<double>(step_tokens);
-    window_seconds += step_s;
-    summary.losses.push_back(step_loss);
-    summary.final_aux_loss = has_aux_loss ? step_aux_loss : std::nan("");
-
-    const bool log_now = state.step % log_interval == 0 || state.step == total_steps;
-    const double tokens_per_s = log_now ? window_tokens / std::max(window_seconds, 1e-9) : 0.0;
-    if (metrics) {
-      StepRecord record;
-      record.step = state.step, record.tokens = step_tokens, record.samples = batch_size * accumulation;
-      record.loss = step_loss, record.lr = lr, record.grad_norm = grad_norm, record.tokens_per_second = tokens_per_s;
-      record.step_seconds = step_s, record.forward_seconds = forward_s, record.backward_seconds = backward_s;
-      record.optimizer_seconds = optimizer_s, record.skipped = !std::isfinite(step_loss);
-      record.diagnostics = &diagnostics;
-      metrics->on_step(record);
-    }
-    if (log_now) {
-      window_tokens = window_seconds = 0;
-      train_log << "{\"step\":" << state.step << ",\"total_steps\":" << total_steps << ",\"loss\":" << json_number(step_loss) << ",\"lr\":" << json_number(lr)
-                << ",\"grad_norm\":" << json_number(grad_norm) << ",\"tokens\":" << state.tokens
-                << ",\"tokens_per_s\":" << json_number(tokens_per_s) << ",\"step_s\":" << json_number(step_s)
-                << ",\"forward_s\":" << json_number(forward_s) << ",\"backward_s\":" << json_number(backward_s)
-                << ",\"optimizer_s\":" << json_number(optimizer_s);
-      // loss is what was minimised; loss - aux_loss is the cross-entropy, comparable across plugins
-      if (has_aux_loss) train_log << ",\"aux_loss\":" << json_number(step_aux_loss);
-      for (const auto& [name, value] : diagnostics) train_log << ",\"" << name << "\":" << json_number(value);
-      train_log << "}\n" << std::flush;
-      progress.update(state.step, step_loss, lr, tokens_per_s);
-    }
-    if (eval_interval > 0 && state.step % eval_interval == 0 && state.step < total_steps) {
-      auto r = evaluate();
-      if (r.tokens > 0)
-        progress.note("eval at step " + std::to_string(state.step) + ": loss " + format_fixed(r.loss, 4) +
-                      ", perplexity " + format_fixed(r.perplexity, 2));
-    }
-    if (job.should_stop && job.should_stop(state.step) && state.step < total_steps) {
-      progress.finish();
-      log << "stop requested: saving a checkpoint at step " << state.step << "\n";
-      summary.interrupted = true;
-      break;
-    }
-    if (checkpoint_interval > 0 && state.step % checkpoint_interval == 0 && state.step < total_steps) {
-      progress.finish();
-      checkpoint();
-    }
-  }
-  progress.finish();
-  summary.wall_seconds = seconds_since(run_start);
-  summary.tokens_per_second = static_cast<double>(tokens_this_run) / std::max(summary.wall_seconds, 1e-9);
-  summary.steps = state.step;
-  checkpoint();
-  if (!summary.interrupted) {
-    summary.val = evaluate();
-    const auto& ec = cfg.section("eval");
-    if (!ec.get_string("facts_path").empty()) {
-      summary.facts = fact_recall(*model, *tokenizer, ec.get_string("facts_path"), ec.get_int("max_facts"), summary.device);
-      train_log << "{\"step\":" << state.step << ",\"fact_recall\":" << json_number(summary.facts.rate())
-                << ",\"fact_recall_seen\":" << json_number(summary.facts.seen_rate())
-                << ",\"fact_recall_unseen\":" << json_number(summary.facts.unseen_rate()) << "}\n" << std::flush;
-      if (metrics) metrics->on_fact_recall(summary.facts.rate());
-    }
-  }
-  summary.peak_rss_bytes = peak_rss_bytes();
-  if (summary.device.is_cuda()) summary.peak_cuda_bytes = cuda_memory(summary.device.index()).peak_allocated;
-  return summary;
+  if (param_groups.empty()) throw UserError(job_.model.descriptor.name + ": the model has no trainable parameters");
+  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(train_.lr));
+  for (auto& group : optimizer_->param_groups())
+    for (auto& p : group.params()) trainable_.push_back(p);
 }
+
+void Trainer::resume(const std::string& path) {
+  const std::string dir = resolve_checkpoint(path);
+  const CheckpointState saved = read_checkpoint_state(dir);
+  if (saved.plugin_name != state_.plugin_name)
+    throw UserError(dir + ": checkpoint of plugin " + saved.plugin_name + ", not " + state_.plugin_name);
+  load_model_weights(*setup_.model, (fs::path(dir) / "model.safetensors").string());
+  load_optimizer_state(*optimizer_, dir);
+  restore_rng_state(dir);
+  state_.step = saved.step, state_.micro_batches = saved.micro_batches, state_.tokens = saved.tokens;
+  log_ << "resumed from " << dir << " at step " << state_.step << "\n";
+}
+
+std::optional<StepRecord> Trainer::train_step() {
+  auto& model = *setup_.model;
+  const auto step_start = Clock::now();
+  const int64_t accumulation = train_.accumulation_steps, seq_len = data_.seq_len;
+  StepRecord r;
+  r.step = state_.step + 1, r.total_steps = total_steps_;
+  r.lr = learning_rate(state_.step, total_steps_, train_.lr, train_.warmup_steps, train_.min_lr_ratio);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(r.lr);
+
+  const int64_t micro_batches_at_start = state_.micro_batches;
+  double aux_loss = 0;
+  bool has_aux_loss = false;
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    // A long accumulated step must not delay a stop by minutes: drop the partial step.
+    if (micro > 0 && job_.should_stop && communicator_.any(job_.should_stop(state_.step))) {
+      state_.micro_batches = micro_batches_at_start;
+      optimizer_->zero_grad();
+      return std::nullopt;
+    }
+    auto window = window_batch(*train_tokens_, sampler_->window_starts(state_.micro_batches++), seq_len).to(setup_.device);
+    auto t0 = Clock::now();
+    torch::Tensor loss;
+    {
+      AutocastScope scope(autocast_);
+      auto out = model.forward(window.slice(1, 0, seq_len));
+      loss = lm_loss(out.logits, window.slice(1, 1, seq_len + 1), setup_.tokenizer->pad_id());
+      if (out.aux_loss.defined()) {
+        loss = loss + out.aux_loss;
+        aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
+        has_aux_loss = true;
+      }
+      r.diagnostics = std::move(out.diagnostics);
+    }
+    synchronize(setup_.device);
+    auto t1 = Clock::now();
+    (loss / static_cast<double>(accumulation)).backward();
+    synchronize(setup_.device);
+    r.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
+    r.backward_seconds += seconds_since(t1);
+    r.loss += loss.item<double>() / static_cast<double>(accumulation);
+    progress_line_->within_step(r.step, micro + 1, accumulation, seconds_since(step_start));
+  }
+
+  auto t_update = Clock::now();
+  communicator_.average_gradients(trainable_);
+  r.loss = communicator_.average(r.loss);
+  r.skipped = !std::isfinite(r.loss);
+  if (!r.skipped) {
+    const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);
+    optimizer_->step();
+    model.on_optimizer_step(r.step);
+  }
+  optimizer_->zero_grad();
+  synchronize(setup_.device);
+  r.optimizer_seconds = seconds_since(t_update);
+  r.step_seconds = seconds_since(step_start);
+
+  ++state_.step;
+  r.tokens = train_.batch_size * accumulation * seq_len;
+  r.samples = train_.batch_size * accumulation;
+  state_.tokens += r.tokens;
+  r.tokens_seen = state_.tokens;
+  r.aux_loss = has_aux_loss ? aux_loss : std::nan("");
+  window_tokens_ += static_cast<double>(r.tokens), window_seconds_ += r.step_seconds;
+  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_;
+  if (r.log_line) {
+    r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
+    window_tokens_ = window_seconds_ = 0;
+  }
+  return r;
+}
+
+void Trainer::report(const StepRecord& r) {
+  summary_.losses.push_back(r.loss);
+  summary_.final_aux_loss = r.aux_loss;
+  summary_.skipped_steps += r.skipped ? 1 : 0;
+  summary_.step_seconds += r.step_seconds, summary_.forward_seconds += r.forward_seconds;
+  summary_.backward_seconds += r.backward_seconds, summary_.optimizer_seconds += r.optimizer_seconds;
+  for (auto* observer : observers_) observer->on_step(r);
+}
+
+// Held-out loss; tokens == 0 without val data.
+EvalResult Trainer::evaluate() {
+  if (!val_tokens_) return {};
+  const int64_t batch = eval_.batch_size > 0 ? eval_.batch_size : train_.batch_size;
+  auto r = evaluate_loss(*setup_.model, *val_tokens_, data_.seq_len, batch, eval_.max_batches,
+                         setup_.tokenizer->pad_id(), setup_.device);
+  if (r.tokens > 0)
+    for (auto* observer : observers_) observer->on_eval(state_.step, r);
+  return r;
+}
+
+void Trainer::checkpoint() {
+  const auto start = Clock::now();
+  summary_.checkpoint = write_checkpoint(summary_.run_dir, *setup_.model, *optimizer_, state_, config_json_,
+                                         run_.keep_checkpoints);
+  for (auto* observer : observers_) observer->on_checkpoint(summary_.checkpoint, seconds_since(start));
+}
+
+TrainSummary Trainer::run() {
+  setup_.model->train();
+  const auto run_start = Clock::now();
+  const int64_t first_tokens = state_.tokens;
+  auto due = [&](int64_t interval) { return interval > 0 && state_.step % interval == 0 && state_.step < total_steps_; };
+  while (state_.step < total_steps_) {
+    auto record = train_step();
+    if (!record) {
+      progress_line_->finish();
+      log_ << "stop requested: abandoning the partial step " << state_.step + 1
+           << ", saving a checkpoint at step " << state_.step << "\n";
+      summary_.interrupted = true;
+      break;
+    }
+    report(*record);
+    if (due(eval_.interval)) evaluate();
+    if (job_.should_stop && state_.step < total_steps_ && communicator_.any(job_.should_stop(state_.step))) {
+      progress_line_->finish();
+      log_ << "stop requested: saving a checkpoint at step " << state_.step << "\n";
+      summary_.interrupted = true;
+      break;
+    }
+    if (due(train_.checkpoint_interval)) checkpoint();
+  }
+  summary_.wall_seconds = seconds_since(run_start);
+  summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);
+  summary_.steps = state_.step;
+  checkpoint();
+  if (!summary_.interrupted) {
+    summary_.val = evaluate();
+    if (!eval_.facts_path.empty()) {
+      summary_.facts = fact_recall(*setup_.model, *setup_.tokenizer, eval_.facts_path, eval_.max_facts, setup_.device);
+      for (auto* observer : observers_) observer->on_fact_recall(state_.step, summary_.facts);
+    }
+  }
+  summary_.peak_rss_bytes = peak_rss_bytes();
+  if (setup_.device.is_cuda()) summary_.peak_cuda_bytes = cuda_memory(setup_.device.index()).peak_allocated;
+  return summary_;
+}
+
+TrainSummary train(const TrainJob& job) { return Trainer(job).run(); }
 
 }  // namespace xlhost::core

@@ -85,22 +85,21 @@ void TrainingMetrics::on_step(const StepRecord& s) {
     if (peak_flops_ > 0) mfu_.set(s.tokens_per_second * flops_per_token_ / peak_flops_);
     update_memory();
   }
-  if (s.diagnostics)
-    for (const auto& [name, value] : *s.diagnostics) {
-      auto& gauge = diagnostics_[name];
-      if (!gauge) gauge = &registry_.gauge("xl_model_" + name, "Plugin diagnostic " + name + ".", labels_);
-      gauge->set(value);
-    }
+  for (const auto& [name, value] : s.diagnostics) {
+    auto& gauge = diagnostics_[name];
+    if (!gauge) gauge = &registry_.gauge("xl_model_" + name, "Plugin diagnostic " + name + ".", labels_);
+    gauge->set(value);
+  }
 }
 
-void TrainingMetrics::on_eval(double loss, double perplexity) {
-  eval_loss_.set(loss);
-  eval_perplexity_.set(perplexity);
+void TrainingMetrics::on_eval(int64_t, const EvalResult& r) {
+  eval_loss_.set(r.loss);
+  eval_perplexity_.set(r.perplexity);
 }
 
-void TrainingMetrics::on_fact_recall(double ratio) { fact_recall_.set(ratio); }
+void TrainingMetrics::on_fact_recall(int64_t, const FactRecall& r) { fact_recall_.set(r.rate()); }
 
-void TrainingMetrics::on_checkpoint(double seconds) {
+void TrainingMetrics::on_checkpoint(const std::string&, double seconds) {
   checkpoints_.increment();
   checkpoint_seconds_.observe(seconds);
 }

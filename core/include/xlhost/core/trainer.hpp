@@ -1,30 +1,59 @@
-// The training loop: AdamW with warm-up + cosine, gradient accumulation and clipping,
-// periodic evaluation and checkpoints, train.log, progress, resume, graceful stop.
+// Training. A Trainer is set up once — model from a ModelSource, tokenizer, data, AdamW
+// with warm-up + cosine, resume — and its loop reads like llm.c's: next batch →
+// forward/backward (accumulated) → gradient average → update → observers. train.log,
+// metrics and progress observe StepRecords; evaluation, checkpoints and fact recall run
+// between steps at the intervals of the config.
 #pragma once
 
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/communicator.hpp"
 #include "xlhost/core/config.hpp"
 #include "xlhost/core/evaluation.hpp"
 #include "xlhost/core/metrics_registry.hpp"
 #include "xlhost/core/plugin_loader.hpp"
+#include "xlhost/core/progress.hpp"
+#include "xlhost/core/run_options.hpp"
+#include "xlhost/core/token_data.hpp"
+#include "xlhost/core/tokenizer.hpp"
+#include "xlhost/core/training_observer.hpp"
 
 namespace xlhost::core {
 
+// Where models come from: a plugin's factory, or one written in process (tests).
+struct ModelSource {
+  sdk::PluginDescriptor descriptor;
+  std::string path;  // the plugin file; empty for an in-process factory
+  std::function<std::shared_ptr<sdk::Model>(const sdk::ModelConfig&)> create;
+};
+// The factory keeps the plugin's library loaded for as long as the source lives.
+ModelSource model_source(const LoadedPlugin& plugin);
+
+// What every command that runs a model starts with: the config's threads and device,
+// its tokenizer, and a freshly made model (not yet on the device).
+struct ModelSetup {
+  std::shared_ptr<sdk::Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  torch::Device device = torch::kCPU;
+};
+ModelSetup set_up_model(const ModelSource& source, const Config& config);
+
 struct TrainJob {
   Config config;
-  LoadedPlugin plugin;
+  ModelSource model;
   std::string resume_from;  // checkpoint or run directory; empty = fresh start
   // Polled after every optimizer step; true saves a checkpoint and ends the run.
   std::function<bool(int64_t step)> should_stop;
-  std::ostream* log = nullptr;  // human-readable progress; nullptr = std::cerr
-  metrics::Registry* metrics = nullptr;  // training metrics are registered here when set
-  int64_t rank = 0;
+  std::ostream* log = nullptr;            // human-readable progress; nullptr = std::cerr
+  metrics::Registry* metrics = nullptr;   // training metrics are registered here when set
+  Communicator* communicator = nullptr;   // the other ranks; nullptr = this process alone
 };
 
 struct TrainSummary {
@@ -47,7 +76,53 @@ struct TrainSummary {
   torch::Device device = torch::kCPU;
 };
 
-TrainSummary train(const TrainJob& job);
+class Trainer {
+ public:
+  explicit Trainer(const TrainJob& job);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  void add_observer(TrainingObserver& observer);  // observers added before run() see every step
+  // One optimizer step: the next micro-batches → forward/backward → gradient average →
+  // update. Returns nothing when a stop was requested inside an accumulated step (the
+  // partial step is dropped, so a resume repeats it exactly).
+  std::optional<StepRecord> train_step();
+  // Steps until max_steps or a stop, then the final checkpoint, evaluation and fact recall.
+  TrainSummary run();
+
+ private:
+  void set_up_optimizer();
+  void resume(const std::string& path);
+  void report(const StepRecord& record);
+  EvalResult evaluate();
+  void checkpoint();
+
+  TrainJob job_;
+  std::ostream& log_;
+  TrainOptions train_;
+  DataOptions data_;
+  EvalOptions eval_;
+  RunOptions run_;
+  LocalCommunicator local_;
+  Communicator& communicator_;
+  ModelSetup setup_;
+  bool autocast_ = false;
+  std::optional<TokenFile> train_tokens_, val_tokens_;
+  std::optional<WindowSampler> sampler_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> trainable_;  // what the gradient norm, clipping and averaging cover
+  CheckpointState state_;
+  std::string config_json_;
+  int64_t total_steps_ = 0;
+  double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line
+  std::vector<std::unique_ptr<TrainingObserver>> own_observers_;
+  std::vector<TrainingObserver*> observers_;
+  ProgressLine* progress_line_ = nullptr;  // micro-batch progress inside long accumulated steps
+  TrainSummary summary_;
+};
+
+TrainSummary train(const TrainJob& job);  // Trainer(job).run()
 
 // Learning rate at optimizer step `step` (0-based) of `total`.
 double learning_rate(int64_t step, int64_t total, double peak, int64_t warmup, double min_ratio);

@@ -8,27 +8,20 @@
 #include <vector>
 
 #include "xlhost/core/metrics_registry.hpp"
+#include "xlhost/core/training_observer.hpp"
 
 namespace xlhost::core {
 
-struct StepRecord {
-  int64_t step = 0, tokens = 0, samples = 0;
-  double loss = 0, lr = 0, grad_norm = 0, tokens_per_second = 0;
-  double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
-  bool skipped = false;
-  const std::vector<std::pair<std::string, double>>* diagnostics = nullptr;
-};
-
-class TrainingMetrics {
+class TrainingMetrics final : public TrainingObserver {
  public:
   // peak_flops: the device's peak FLOP/s for xl_train_mfu_ratio (0 = not exported).
   // cuda_device: the GPU whose memory is exported (xl_cuda_memory_*); -1 on the CPU.
   TrainingMetrics(metrics::Registry& registry, metrics::Labels labels, double flops_per_token, double peak_flops,
                   int64_t total_steps, int cuda_device = -1);
-  void on_step(const StepRecord& r);
-  void on_eval(double loss, double perplexity);
-  void on_fact_recall(double ratio);
-  void on_checkpoint(double seconds);
+  void on_step(const StepRecord& r) override;
+  void on_eval(int64_t step, const EvalResult& r) override;
+  void on_fact_recall(int64_t step, const FactRecall& r) override;
+  void on_checkpoint(const std::string& dir, double seconds) override;
 
  private:
   void update_memory();  // process RSS and, on a GPU, the caching allocator's figures
