@@ -21,6 +21,7 @@
 #include "xlhost/core/git_provenance.hpp"
 #include "xlhost/core/metrics_server.hpp"
 #include "xlhost/core/progress.hpp"
+#include "xlhost/core/run_record.hpp"
 #include "xlhost/core/trainer.hpp"
 
 namespace xlhost::host {
@@ -173,8 +174,8 @@ int run_command(const std::vector<std::string>& args) {
 
   std::string command_line = "xlhost run";
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
-  core::ExperimentRecord record(run_dir, job.config, plugin, config_path, command_line,
-                                server ? server->url() : "");
+  core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, server ? server->url() : ""),
+                                core::plugin_identity(plugin), core::runtime_info());
   core::TrainSummary summary;
   try {
     summary = core::train(job);
@@ -182,7 +183,8 @@ int run_command(const std::vector<std::string>& args) {
     record.finish(nullptr, "failed", e.what());
     throw;
   }
-  record.finish(&summary, summary.interrupted ? "interrupted" : "completed");
+  const auto results = core::run_results(summary);
+  record.finish(&results, summary.interrupted ? "interrupted" : "completed");
   auto row = [](const std::string& name, const std::string& value) {
     std::cout << "  " << std::left << std::setw(16) << name << value << "\n";
   };

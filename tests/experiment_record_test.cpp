@@ -12,6 +12,7 @@
 #include "xlhost/core/experiment_record.hpp"
 #include "xlhost/core/git_provenance.hpp"
 #include "xlhost/core/record_comparison.hpp"
+#include "xlhost/core/run_record.hpp"
 
 using namespace xlhost;
 
@@ -74,14 +75,16 @@ TEST(ExperimentRecord, GitCommitDirtyStateAndDataMd5) {
   auto run = [&](const std::string& id) {
     config.section("experiment").set("id", id);
     const std::string run_dir = dir / ("out/" + id);
-    core::ExperimentRecord record(run_dir, config, plugin, dir / "exp.json", "xlhost run test");
+    core::ExperimentRecord record(core::describe_run(config, dir / "exp.json", "xlhost run test"),
+                                  core::plugin_identity(plugin), core::runtime_info());
     core::TrainJob job;
     job.model = core::model_source(plugin);
     job.config = config;
     std::ostringstream log;
     job.log = &log;
     auto summary = core::train(job);
-    record.finish(&summary, "completed");
+    const auto results = core::run_results(summary);
+    record.finish(&results, "completed");
     return read_json(run_dir + "/record.json");
   };
 

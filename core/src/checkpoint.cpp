@@ -89,40 +89,6 @@ std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torc
   return final_dir.string();
 }
 
-std::string resolve_checkpoint(const std::string& path) {
-  const fs::path p(path);
-  if (fs::exists(p / "model.safetensors")) return p.string();
-  for (const fs::path& root : {p / "checkpoints", p}) {
-    if (fs::exists(root / "latest")) {
-      std::string name = read_text_file((root / "latest").string(), "checkpoint pointer");
-      name.erase(name.find_last_not_of(" \n\r\t") + 1);
-      if (fs::exists(root / name / "model.safetensors")) return (root / name).string();
-    }
-  }
-  throw UserError(path + ": no checkpoint here (expected a checkpoint directory with model.safetensors, "
-                         "or a run directory with checkpoints/latest)");
-}
-
-CheckpointState read_checkpoint_state(const std::string& dir) {
-  const std::string text = read_text_file((fs::path(dir) / "state.json").string(), "checkpoint state");
-  rapidjson::Document doc;
-  doc.Parse(text.c_str());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("step"))
-    throw UserError(dir + "/state.json: corrupted checkpoint state");
-  CheckpointState s;
-  s.step = doc["step"].GetInt64();
-  s.micro_batches = doc["micro_batches"].GetInt64();
-  s.tokens = doc["tokens"].GetInt64();
-  s.plugin_name = doc["plugin_name"].GetString();
-  s.plugin_version = doc["plugin_version"].GetString();
-  s.plugin_path = doc["plugin_path"].GetString();
-  return s;
-}
-
-std::string read_checkpoint_config(const std::string& dir) {
-  return read_text_file((fs::path(dir) / "config.json").string(), "checkpoint config");
-}
-
 void load_model_weights(sdk::Model& model, const std::string& path) {
   auto tensors = load_safetensors(path);
   std::vector<std::string> problems;

@@ -20,7 +20,7 @@
 #include <cmath>
 #include <thread>
 
-#include "xlhost/core/checkpoint.hpp"
+#include "xlhost/core/checkpoint_directory.hpp"
 #include "xlhost/core/device_info.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/file_io.hpp"
@@ -70,29 +70,17 @@ void string_field(Writer& w, const char* key, const std::string& value) {
 
 }  // namespace
 
-ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, const LoadedPlugin& plugin,
-                                   std::string config_path, std::string command_line, std::string metrics_url)
-    : run_dir_(std::move(run_dir)),
-      path_((fs::path(run_dir_) / "record.json").string()),
-      config_json_(config.to_json()),
-      config_path_(fs::absolute(config_path).string()),  // record.md is found beside it from any directory
-      command_line_(std::move(command_line)),
-      metrics_url_(std::move(metrics_url)),
-      start_time_(now_iso8601()),
-      plugin_(plugin),
-      id_(config.section("experiment").get_string("id")),
-      description_(config.section("experiment").get_string("description")) {
-  fs::create_directories(run_dir_);
-  const auto git = read_git_state(fs::absolute(config_path_).parent_path().string());
+ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime)
+    : run_(std::move(run)), path_((fs::path(run_.run_dir) / "record.json").string()), start_time_(now_iso8601()) {
+  run_.config_path = fs::absolute(run_.config_path).string();  // record.md is found beside it from any directory
+  fs::create_directories(run_.run_dir);
+  const auto git = read_git_state(fs::absolute(run_.config_path).parent_path().string());
   if (git.dirty && !git.diff.empty()) {
-    std::ofstream(fs::path(run_dir_) / "diff.patch") << git.diff;
+    std::ofstream(fs::path(run_.run_dir) / "diff.patch") << git.diff;
   }
-  const auto& data = config.section("data");
   std::vector<std::pair<std::string, std::string>> data_files;
-  for (const char* key : {"train_path", "val_path", "knowledge_path"}) {
-    const std::string p = data.get_string(key);
+  for (const auto& p : run_.data_files)
     if (!p.empty() && fs::exists(p)) data_files.emplace_back(p, md5_file(p));
-  }
   versions_json_ = json([&](Writer& w) {
     w.StartObject();
     w.Key("git");
@@ -111,12 +99,12 @@ ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, co
     w.EndObject();
     w.Key("plugin");
     w.StartObject();
-    string_field(w, "path", fs::absolute(plugin.path()).string());
-    string_field(w, "md5", md5_file(plugin.path()));
-    string_field(w, "name", plugin.descriptor().name);
-    string_field(w, "version", plugin.descriptor().version);
-    w.Key("sdk_abi"), w.Uint(plugin.abi_version());
-    string_field(w, "torch_version", plugin.torch_version());
+    string_field(w, "path", fs::absolute(plugin.path).string());
+    string_field(w, "md5", md5_file(plugin.path));
+    string_field(w, "name", plugin.name);
+    string_field(w, "version", plugin.version);
+    w.Key("sdk_abi"), w.Uint(plugin.abi_version);
+    string_field(w, "torch_version", plugin.torch_version);
     w.EndObject();
     w.Key("data"), w.StartArray();
     for (const auto& [p, md5] : data_files) {
@@ -135,7 +123,6 @@ ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, co
   uname(&os);
   environment_json_ = json([&](Writer& w) {
     w.StartObject();
-    const auto runtime = runtime_info();
     string_field(w, "libtorch", runtime.libtorch);
     string_field(w, "cuda", runtime.cuda);
     string_field(w, "cudnn", runtime.cudnn);
@@ -153,25 +140,25 @@ ExperimentRecord::ExperimentRecord(std::string run_dir, const Config& config, co
   reproduce_json_ = json([&](Writer& w) {
     w.StartObject();
     std::string checkout = git.found && !git.commit.empty() ? "git -C " + git.root + " checkout " + git.commit : "";
-    if (git.dirty && !git.diff.empty()) checkout += " && git -C " + git.root + " apply " + fs::absolute(run_dir_).string() + "/diff.patch";
+    if (git.dirty && !git.diff.empty()) checkout += " && git -C " + git.root + " apply " + fs::absolute(run_.run_dir).string() + "/diff.patch";
     string_field(w, "checkout", checkout);
     w.Key("data_checks"), w.StartArray();
     for (const auto& [p, md5] : data_files) w.String((md5 + "  " + p).c_str());
     w.EndArray();
     string_field(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
-    string_field(w, "command", command_line_);
-    string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path()).string() + " --config " +
-                                         fs::absolute(run_dir_).string() + "/config.json");
+    string_field(w, "command", run_.command_line);
+    string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path).string() + " --config " +
+                                         fs::absolute(run_.run_dir).string() + "/config.json");
     w.EndObject();
   });
   write(nullptr, "running", "");
 }
 
-void ExperimentRecord::finish(const TrainSummary* summary, const std::string& status, const std::string& failure) {
-  write(summary, status, failure);
+void ExperimentRecord::finish(const RunResults* results, const std::string& status, const std::string& failure) {
+  write(results, status, failure);
 }
 
-void ExperimentRecord::write(const TrainSummary* s, const std::string& status, const std::string& failure) {
+void ExperimentRecord::write(const RunResults* s, const std::string& status, const std::string& failure) {
   rapidjson::Document doc(rapidjson::kObjectType);
   auto& a = doc.GetAllocator();
   auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
@@ -182,20 +169,20 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
   };
   doc.AddMember("schema", 1, a);
   rapidjson::Value experiment(rapidjson::kObjectType);
-  experiment.AddMember("id", str(id_), a);
-  experiment.AddMember("description", str(description_), a);
+  experiment.AddMember("id", str(run_.id), a);
+  experiment.AddMember("description", str(run_.description), a);
   experiment.AddMember("start_time", str(start_time_), a);
   experiment.AddMember("end_time", status == "running" ? rapidjson::Value() : str(now_iso8601()), a);
-  experiment.AddMember("command_line", str(command_line_), a);
-  experiment.AddMember("config_path", str(config_path_), a);
+  experiment.AddMember("command_line", str(run_.command_line), a);
+  experiment.AddMember("config_path", str(run_.config_path), a);
   experiment.AddMember("pid", static_cast<int64_t>(getpid()), a);
   experiment.AddMember("host", str(hostname()), a);
-  experiment.AddMember("metrics_url", str(metrics_url_), a);
+  experiment.AddMember("metrics_url", str(run_.metrics_url), a);
   doc.AddMember("experiment", experiment, a);
   doc.AddMember("status", str(status), a);
   doc.AddMember("failure", str(failure), a);
   doc.AddMember("versions", parsed(versions_json_), a);
-  doc.AddMember("hyperparameters", parsed(config_json_), a);
+  doc.AddMember("hyperparameters", parsed(run_.config_json), a);
   doc.AddMember("environment", parsed(environment_json_), a);
   rapidjson::Value results;
   if (s) {
@@ -211,11 +198,11 @@ void ExperimentRecord::write(const TrainSummary* s, const std::string& status, c
     double best = std::nan("");
     for (double l : s->losses) best = std::isnan(best) || l < best ? l : best;
     number("best_loss", best);
-    number("val_loss", s->val.tokens ? s->val.loss : std::nan(""));
-    number("val_perplexity", s->val.tokens ? s->val.perplexity : std::nan(""));
-    number("fact_recall", s->facts.facts ? s->facts.rate() : std::nan(""));
-    number("fact_recall_seen", s->facts.facts ? s->facts.seen_rate() : std::nan(""));
-    number("fact_recall_unseen", s->facts.facts ? s->facts.unseen_rate() : std::nan(""));
+    number("val_loss", s->val_loss);
+    number("val_perplexity", s->val_perplexity);
+    number("fact_recall", s->fact_recall);
+    number("fact_recall_seen", s->fact_recall_seen);
+    number("fact_recall_unseen", s->fact_recall_unseen);
     number("tokens_per_second", s->tokens_per_second);
     number("wall_seconds", s->wall_seconds);
     const double run_steps = static_cast<double>(s->steps - s->first_step);

@@ -148,11 +148,11 @@ Trainer::Trainer(const TrainJob& job)
       run_(RunOptions::from(job.config)),
       communicator_(job.communicator ? *job.communicator : local_) {
   const auto& descriptor = job_.model.descriptor;
-  autocast_ = train_.dtype == "bfloat16" || (train_.dtype == "auto" && resolve_device(train_.device).is_cuda());
-  if (autocast_ && !resolve_device(train_.device).is_cuda())
-    throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
-  torch::manual_seed(static_cast<uint64_t>(train_.seed));
+  torch::manual_seed(static_cast<uint64_t>(train_.seed));  // before the model draws its initial weights
   setup_ = set_up_model(job_.model, job_.config);
+  autocast_ = train_.dtype == "bfloat16" || (train_.dtype == "auto" && setup_.device.is_cuda());
+  if (autocast_ && !setup_.device.is_cuda())
+    throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
   auto& model = *setup_.model;
   model.init_from_data(data_context(*setup_.tokenizer, data_, log_));
   if (auto warning = model.causality_warning(); !warning.empty())

@@ -109,8 +109,10 @@ double measure_peak_flops(bool cuda) {
   const auto device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
   const int64_t n = cuda ? 4096 : 512;
-  auto a = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
-  auto b = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
+  // Constant operands: drawing random ones would advance the global generator, and a
+  // run's dropout (and so its losses) would then depend on whether metrics are served.
+  auto a = torch::full({n, n}, 0.5, torch::TensorOptions().device(device).dtype(dtype));
+  auto b = torch::full({n, n}, 0.25, torch::TensorOptions().device(device).dtype(dtype));
   auto sync = [&] {
     if (cuda) torch::cuda::synchronize();
   };

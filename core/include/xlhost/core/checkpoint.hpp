@@ -7,16 +7,10 @@
 
 #include <string>
 
+#include "xlhost/core/checkpoint_directory.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::core {
-
-struct CheckpointState {
-  int64_t step = 0;           // optimizer steps completed
-  int64_t micro_batches = 0;  // training micro-batches consumed (the data position)
-  int64_t tokens = 0;         // training tokens consumed
-  std::string plugin_name, plugin_version, plugin_path;
-};
 
 // Returns the checkpoint directory written. Keeps the newest `keep` checkpoints.
 std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
@@ -24,12 +18,6 @@ std::string write_checkpoint(const std::string& run_dir, sdk::Model& model, torc
 
 // Every parameter and buffer by registered name: what model.safetensors holds.
 std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& model);
-
-// `path` is a checkpoint directory or a run directory (then its latest checkpoint).
-std::string resolve_checkpoint(const std::string& path);
-
-CheckpointState read_checkpoint_state(const std::string& checkpoint_dir);
-std::string read_checkpoint_config(const std::string& checkpoint_dir);
 
 // Copies every parameter and buffer from the file; a missing, extra or mis-shaped tensor
 // is an error that lists them.

@@ -6,28 +6,53 @@
 
 #include <rapidjson/document.h>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include "xlhost/core/config.hpp"
-#include "xlhost/core/plugin_loader.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/device_info.hpp"
 
 namespace xlhost::core {
 
+// What a record says of a run before it starts. The experiments code knows no LibTorch:
+// the host fills these from the config, the plugin and the trainer's summary.
+struct RunDescription {
+  std::string run_dir, id, description;
+  std::string config_json;  // the fully resolved config
+  std::string config_path, command_line, metrics_url;
+  std::vector<std::string> data_files;  // their md5 goes into the record (as DVC would)
+};
+
+struct PluginIdentity {
+  std::string path, name, version, torch_version;
+  unsigned abi_version = 0;
+};
+
+// A run's outcome, in plain numbers.
+struct RunResults {
+  int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
+  std::vector<double> losses;                           // per optimizer step: cross-entropy + aux loss
+  double final_aux_loss = std::nan("");
+  double val_loss = std::nan(""), val_perplexity = std::nan("");
+  double fact_recall = std::nan(""), fact_recall_seen = std::nan(""), fact_recall_unseen = std::nan("");
+  double tokens_per_second = 0, wall_seconds = 0;
+  double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // summed
+  int64_t peak_rss_bytes = 0, peak_cuda_bytes = 0;
+  std::string checkpoint;
+};
+
 class ExperimentRecord {
  public:
-  ExperimentRecord(std::string run_dir, const Config& config, const LoadedPlugin& plugin, std::string config_path,
-                   std::string command_line, std::string metrics_url = "");
+  ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime);
   // status: completed, interrupted or failed (with `failure`).
-  void finish(const TrainSummary* summary, const std::string& status, const std::string& failure = "");
+  void finish(const RunResults* results, const std::string& status, const std::string& failure = "");
   const std::string& path() const { return path_; }
 
  private:
-  void write(const TrainSummary* summary, const std::string& status, const std::string& failure);
-  std::string run_dir_, path_, config_json_, config_path_, command_line_, metrics_url_, start_time_;
-  const LoadedPlugin& plugin_;
-  std::string id_, description_, versions_json_, environment_json_, reproduce_json_;
+  void write(const RunResults* results, const std::string& status, const std::string& failure);
+  RunDescription run_;
+  std::string path_, start_time_, versions_json_, environment_json_, reproduce_json_;
 };
 
 struct RecordSummary {
