@@ -207,10 +207,9 @@ int run_command(const std::vector<std::string>& args) {
                            "%, knowledge-only " + core::format_fixed(100 * summary.facts.unseen_rate(), 1) + "%)");
   row("throughput", core::format_count(summary.tokens_per_second) + " tokens/s");
   row("wall time", core::format_duration(summary.wall_seconds));
-  row("peak memory", core::format_fixed(static_cast<double>(summary.peak_rss_bytes) / (1 << 20), 0) + " MiB RSS" +
-                         (summary.peak_cuda_bytes > 0 ? ", " + core::format_fixed(static_cast<double>(summary.peak_cuda_bytes) / (1 << 20), 0) +
-                                                            " MiB CUDA"
-                                                      : ""));
+  auto mib = [](int64_t bytes) { return core::format_fixed(static_cast<double>(bytes) / (1 << 20), 0) + " MiB"; };
+  row("peak memory", mib(summary.peak_rss_bytes) + " RSS" +
+                         (summary.peak_cuda_bytes > 0 ? ", " + mib(summary.peak_cuda_bytes) + " CUDA" : ""));
   row("checkpoint", summary.checkpoint);
   row("train.log", (std::filesystem::path(summary.run_dir) / "train.log").string());
   row("record", record.path());

@@ -19,12 +19,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+at::Generator cuda_generator(size_t device) {
+  return at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device)));
+}
+
 // One generator state per CUDA device.
 std::vector<torch::Tensor> cuda_rng_states() {
   std::vector<torch::Tensor> states;
-  for (size_t i = 0; i < torch::cuda::device_count(); ++i)
-    states.push_back(
-        at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))).get_state());
+  for (size_t i = 0; i < torch::cuda::device_count(); ++i) states.push_back(cuda_generator(i).get_state());
   return states;
 }
 
@@ -130,9 +132,9 @@ void restore_rng_state(const std::string& dir) {
   torch::load(states, cuda_file.string());
   const auto devices = std::min<size_t>(states.size(), torch::cuda::device_count());
   for (size_t i = 0; i < devices; ++i) {
-    auto cuda_generator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-    std::lock_guard<std::mutex> lock(cuda_generator.mutex());
-    cuda_generator.set_state(states[i]);
+    auto generator = cuda_generator(i);
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(states[i]);
   }
 }
 

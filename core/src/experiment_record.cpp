@@ -21,7 +21,6 @@
 #include <thread>
 
 #include "xlhost/core/checkpoint_directory.hpp"
-#include "xlhost/core/device_info.hpp"
 #include "xlhost/core/error.hpp"
 #include "xlhost/core/file_io.hpp"
 #include "xlhost/core/git_provenance.hpp"
