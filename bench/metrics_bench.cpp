@@ -3,8 +3,8 @@
 #include <benchmark/benchmark.h>
 
 #include "http_get.hpp"
-#include "xlhost/core/metrics_server.hpp"
-#include "xlhost/core/training_metrics.hpp"
+#include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/metrics/training_metrics.hpp"
 
 using namespace xlhost::core;
 

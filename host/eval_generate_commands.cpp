@@ -2,10 +2,11 @@
 
 #include "cli.hpp"
 #include "sample_printer.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/evaluation.hpp"
-#include "xlhost/core/progress.hpp"
-#include "xlhost/core/trained_model.hpp"
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/eval/evaluation.hpp"
+#include "xlhost/core/eval/trained_model.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
@@ -42,23 +43,20 @@ int eval_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
-  const auto& data = t.config.section("data");
+  const auto config = core::Options::from(t.config);
   std::string path = vm["data"].as<std::string>();
-  if (path.empty()) path = data.get_string("val_path");
+  if (path.empty()) path = config.data.val_path;
   if (path.empty()) throw core::UserError("no evaluation data: pass --data or set data.val_path");
-  auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, data.get_string("cache_dir"),
-                                               data.get_bool("skip_malformed"), std::cerr);
-  const auto& ec = t.config.section("eval");
-  const int64_t batch = ec.get_int("batch_size") > 0 ? ec.get_int("batch_size") : t.config.section("train").get_int("batch_size");
-  auto r = core::evaluate_loss(*t.model, tokens, data.get_int("seq_len"), batch, ec.get_int("max_batches"),
+  auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, config.data.cache_dir, config.data.skip_malformed, std::cerr);
+  auto r = core::evaluate_loss(*t.model, tokens, config.data.seq_len, config.eval_batch_size(), config.eval.max_batches,
                                t.tokenizer->pad_id(), t.device);
   std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.tokens
             << " target tokens)\nloss        " << core::format_fixed(r.loss, 4) << "\nperplexity  "
             << core::format_fixed(r.perplexity, 3) << "\n";
   std::string facts = vm["facts"].as<std::string>();
-  if (facts.empty()) facts = ec.get_string("facts_path");
+  if (facts.empty()) facts = config.eval.facts_path;
   if (!facts.empty()) {
-    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, ec.get_int("max_facts"), t.device);
+    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, config.eval.max_facts, t.device);
     std::cout << "fact recall " << core::format_fixed(100 * recall.rate(), 1) << "% of " << recall.facts
               << " facts (in training text " << core::format_fixed(100 * recall.seen_rate(), 1) << "%, knowledge-only "
               << core::format_fixed(100 * recall.unseen_rate(), 1) << "%)\n";
@@ -87,7 +85,8 @@ int generate_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
-  auto o = generate_options(t.config.section("generate"), *t.tokenizer);
+  const auto generate = core::GenerateSectionOptions::from(t.config.section("generate"));
+  auto o = generate_options(generate, *t.tokenizer);
   if (vm.count("max-new-tokens")) o.max_new_tokens = vm["max-new-tokens"].as<int64_t>();
   if (vm.count("temperature")) o.temperature = vm["temperature"].as<double>();
   if (vm.count("top-p")) o.top_p = vm["top-p"].as<double>();
@@ -99,7 +98,7 @@ int generate_command(const std::vector<std::string>& args) {
   std::vector<std::string> prompts;
   if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
   std::string file = vm["prompts"].as<std::string>();
-  if (prompts.empty() && file.empty()) file = t.config.section("generate").get_string("prompts_path");
+  if (prompts.empty() && file.empty()) file = generate.prompts_path;
   if (!file.empty()) {
     auto more = read_prompts(file, 0);
     prompts.insert(prompts.end(), more.begin(), more.end());

@@ -18,12 +18,14 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/file_io.hpp"
-#include "xlhost/core/experiment_record.hpp"
-#include "xlhost/core/experiment_report.hpp"
-#include "xlhost/core/record_comparison.hpp"
-#include "xlhost/core/progress.hpp"
+#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/experiments/experiment_report.hpp"
+#include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/experiments/train_log.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
@@ -121,10 +123,11 @@ int new_command(const std::vector<std::string>& args) {
   w.SetIndent(' ', 2);
   config.Accept(w);
   fs::create_directories(dir);
-  std::ofstream(dir / "exp.json") << buffer.GetString() << "\n";
-  std::ofstream(dir / "record.md") << replace_all(replace_all(replace_all(kRecordTemplate, "{ID}", id), "{DESC}", desc.empty() ? "(no description yet)" : desc),
+  const fs::path config_path = dir / "exp.json", record_md = core::record_markdown_beside(config_path.string());
+  std::ofstream(config_path) << buffer.GetString() << "\n";
+  std::ofstream(record_md) << replace_all(replace_all(replace_all(kRecordTemplate, "{ID}", id), "{DESC}", desc.empty() ? "(no description yet)" : desc),
                                            "{BASE}", from.empty() ? "none" : from);
-  std::cout << "wrote " << (dir / "exp.json").string() << " and " << (dir / "record.md").string() << "\n";
+  std::cout << "wrote " << config_path.string() << " and " << record_md.string() << "\n";
   return 0;
 }
 
@@ -140,7 +143,7 @@ int show_command(const std::vector<std::string>& args) {
     return 0;
   const std::string id = vm["id"].as<std::string>();
   core::read_record(out_dir, id);  // refuses a missing or corrupted record
-  std::cout << core::read_text_file((fs::path(out_dir) / id / "record.json").string(), "record");
+  std::cout << core::read_text_file(core::RunDirectory(out_dir, id).record().string(), "record");
   return 0;
 }
 
@@ -189,23 +192,6 @@ int report_command(const std::vector<std::string>& args) {
 
 // The newest training-step line of train.log (not an evaluation line); only the file's
 // tail is read, however long the run.
-rapidjson::Document last_step(const fs::path& train_log) {
-  rapidjson::Document step;
-  std::ifstream in(train_log, std::ios::binary | std::ios::ate);
-  if (!in) return step;
-  const std::streamoff size = in.tellg(), start = std::max<std::streamoff>(0, size - 16384);
-  in.seekg(start);
-  std::string tail(static_cast<size_t>(size - start), '\0');
-  in.read(tail.data(), size - start);
-  std::istringstream lines(tail);
-  for (std::string line; std::getline(lines, line);) {
-    rapidjson::Document d;
-    d.Parse(line.c_str());
-    if (!d.HasParseError() && d.IsObject() && d.HasMember("loss") && d.HasMember("total_steps")) step.Swap(d);
-  }
-  return step;
-}
-
 int status_command(const std::vector<std::string>& args) {
   std::string out_dir;
   const auto options = records_options(out_dir);
@@ -220,13 +206,10 @@ int status_command(const std::vector<std::string>& args) {
     if (r.status != "running") continue;
     ++running;
     std::cout << r.id << "  " << r.plugin << "  pid " << r.pid;
-    const auto step = last_step(fs::path(r.run_dir) / "train.log");
-    auto number = [&](const char* key) { return step.IsObject() && step.HasMember(key) && step[key].IsNumber() ? step[key].GetDouble() : -1.0; };
-    if (number("loss") >= 0 && number("total_steps") > 0) {
-      const double left = (number("total_steps") - number("step")) * number("step_s");
-      std::cout << "  step " << static_cast<int64_t>(number("step")) << "/" << static_cast<int64_t>(number("total_steps"))
-                << "  loss " << core::format_fixed(number("loss"), 4) << "  "
-                << core::format_count(number("tokens_per_s")) << " tokens/s  ETA " << core::format_duration(left);
+    if (const auto step = core::last_logged_step(core::RunDirectory(r.run_dir).train_log()); step && step->total_steps > 0) {
+      const double left = static_cast<double>(step->total_steps - step->step) * step->step_s;
+      std::cout << "  step " << step->step << "/" << step->total_steps << "  loss " << core::format_fixed(step->loss, 4) << "  "
+                << core::format_count(step->tokens_per_s) << " tokens/s  ETA " << core::format_duration(left);
     } else {
       std::tm start{};
       const bool parsed = strptime(r.start_time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &start) != nullptr;

@@ -10,32 +10,8 @@
 
 #include "build_info.hpp"
 #include "cli.hpp"
-#include "xlhost/core/device_info.hpp"
-#include "xlhost/core/error.hpp"
-
-namespace xlhost::host {
-
-std::atomic<bool> stop_requested{false};
-
-bool parse_args(const std::vector<std::string>& args, const po::options_description& options,
-                const po::positional_options_description& positional, const std::string& usage,
-                const std::string& description, po::variables_map& vm) {
-  po::options_description all(options);
-  all.add_options()("help,h", "show this help");
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-  } catch (const po::error& e) {
-    throw core::UserError(std::string(e.what()) + " (see '" + usage.substr(0, usage.find(" [")) + " --help')");
-  }
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage << "\n\n" << description << "\n\n" << all << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
-
-}  // namespace xlhost::host
+#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace {
 

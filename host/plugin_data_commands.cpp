@@ -2,12 +2,13 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "xlhost/core/config.hpp"
-#include "xlhost/core/conformance.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/plugin_loader.hpp"
-#include "xlhost/core/progress.hpp"
-#include "xlhost/core/synthetic_facts.hpp"
+#include "xlhost/core/config/config.hpp"
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/data/synthetic_facts.hpp"
+#include "xlhost/core/plugin/conformance.hpp"
+#include "xlhost/core/plugin/plugin_loader.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 

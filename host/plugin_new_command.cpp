@@ -7,7 +7,7 @@
 #include <regex>
 
 #include "cli.hpp"
-#include "xlhost/core/error.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace xlhost::host {
 
@@ -22,11 +22,6 @@ void write(const std::filesystem::path& path, const std::string& text) {
 }
 
 }  // namespace
-
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
-  return text;
-}
 
 int plugin_new_command(const std::vector<std::string>& args) {
   po::options_description options("options");

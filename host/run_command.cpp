@@ -15,14 +15,14 @@
 #include "build_info.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
-#include "xlhost/core/file_io.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/experiment_record.hpp"
-#include "xlhost/core/git_provenance.hpp"
-#include "xlhost/core/metrics_server.hpp"
-#include "xlhost/core/progress.hpp"
-#include "xlhost/core/run_record.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/experiments/git_provenance.hpp"
+#include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/train/run_record.hpp"
+#include "xlhost/core/train/trainer.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
@@ -30,15 +30,15 @@ namespace {
 
 // --detach: the same command in a new session, its output in <run_dir>/run.log. Returns
 // once the child has written its record (so `exp status` sees it) or has ended.
-int run_detached(const std::vector<std::string>& args, const std::string& run_dir, const std::string& id) {
+int run_detached(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id) {
   std::vector<std::string> words{"xlhost", "run"};
   for (const auto& a : args)
     if (a != "--detach") words.push_back(a);
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
-  std::filesystem::create_directories(run_dir);
-  const std::string log_path = (std::filesystem::path(run_dir) / "run.log").string();
+  std::filesystem::create_directories(run_dir.root());
+  const std::string log_path = run_dir.run_log().string();
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (log_fd < 0 || null_fd < 0) throw core::UserError(log_path + ": cannot create the run's log");
@@ -51,7 +51,7 @@ int run_detached(const std::vector<std::string>& args, const std::string& run_di
     _exit(127);
   }
   close(log_fd), close(null_fd);
-  const std::string record_path = (std::filesystem::path(run_dir) / "record.json").string();
+  const std::string record_path = run_dir.record().string();
   std::string metrics_url;
   bool recorded = false;
   for (int i = 0; i < 1200 && !recorded; ++i) {  // two minutes at most; loading LibTorch takes seconds
@@ -63,7 +63,7 @@ int run_detached(const std::vector<std::string>& args, const std::string& run_di
       return code == 0 ? 0 : 1;
     }
     try {
-      const auto r = core::read_record_summary(run_dir);
+      const auto r = core::read_record_summary(run_dir.root().string());
       recorded = r.pid == pid;
       metrics_url = r.metrics_url;
     } catch (const core::UserError&) {  // not written yet
@@ -88,6 +88,82 @@ void require_clean_tree(const std::string& config_path) {
     throw core::UserError("--require-clean: " + git.root + " has uncommitted changes (commit them, or run without "
                           "--require-clean to record them in diff.patch):" + files);
   }
+}
+
+
+// The Prometheus endpoint of a run: the registry the trainer fills and the server that
+// exposes it. Both null when metrics.enabled is false.
+struct MetricsServing {
+  std::unique_ptr<core::metrics::Registry> registry;
+  std::unique_ptr<core::metrics::MetricsServer> server;
+};
+
+MetricsServing serve_metrics(const core::MetricsOptions& mc, bool listen_chosen) {
+  MetricsServing m;
+  if (!mc.enabled) return m;
+  auto address = core::metrics::parse_listen_address(mc.listen, "metrics.listen");
+  if (!address.is_loopback() && !mc.allow_remote)
+    throw core::UserError("metrics.listen=" + mc.listen +
+                          " is not a loopback address; set metrics.allow_remote=true to serve metrics to other "
+                          "machines (anyone who can reach the port can read them)");
+  m.registry = std::make_unique<core::metrics::Registry>();
+  m.registry->gauge("xl_build_info", "xlhost build: version, git commit, LibTorch version.",
+                    {{"version", XLHOST_VERSION}, {"commit", XLHOST_GIT_COMMIT}, {"torch_version", TORCH_VERSION}})
+      .set(1);
+  try {
+    m.server = std::make_unique<core::metrics::MetricsServer>(*m.registry, address);
+  } catch (const core::UserError&) {
+    // Several runs on one machine: only an explicitly chosen port is worth failing for.
+    if (listen_chosen || mc.listen != "127.0.0.1:9464") throw;
+    address.port = 0;
+    m.server = std::make_unique<core::metrics::MetricsServer>(*m.registry, address);
+    std::cerr << "metrics: 127.0.0.1:9464 is taken (another run?), using a free port\n";
+  }
+  std::cerr << "metrics: " << m.server->url() << "\n";
+  return m;
+}
+
+void print_summary(const core::TrainSummary& summary, const std::string& plugin_name, const std::string& id,
+                   const std::string& record_path) {
+  auto row = [](const std::string& name, const std::string& value) {
+    std::cout << "  " << std::left << std::setw(16) << name << value << "\n";
+  };
+  std::cout << "\n" << (summary.interrupted ? "interrupted" : "finished") << ": " << plugin_name << ", experiment " << id << "\n";
+  row("parameters", core::format_count(static_cast<double>(summary.parameters)) + " (" +
+                        std::to_string(summary.parameters) + ")");
+  row("steps", std::to_string(summary.steps) +
+                   (summary.skipped_steps ? " (" + std::to_string(summary.skipped_steps) + " skipped)" : ""));
+  if (!summary.losses.empty())
+    row("train loss", core::format_fixed(summary.losses.front(), 4) + " (step " +
+                          std::to_string(summary.first_step + 1) + ") -> " + core::format_fixed(summary.losses.back(), 4) +
+                          " (step " + std::to_string(summary.steps) + ")");
+  if (summary.val.tokens > 0)
+    row("val loss", core::format_fixed(summary.val.loss, 4) + ", perplexity " +
+                        core::format_fixed(summary.val.perplexity, 2));
+  if (summary.facts.facts > 0)
+    row("fact recall", core::format_fixed(100 * summary.facts.rate(), 1) + "% of " + std::to_string(summary.facts.facts) +
+                           " facts (in training text " + core::format_fixed(100 * summary.facts.seen_rate(), 1) +
+                           "%, knowledge-only " + core::format_fixed(100 * summary.facts.unseen_rate(), 1) + "%)");
+  row("throughput", core::format_count(summary.tokens_per_second) + " tokens/s");
+  row("wall time", core::format_duration(summary.wall_seconds));
+  auto mib = [](int64_t bytes) { return core::format_fixed(static_cast<double>(bytes) / (1 << 20), 0) + " MiB"; };
+  row("peak memory", mib(summary.peak_rss_bytes) + " RSS" +
+                         (summary.peak_cuda_bytes > 0 ? ", " + mib(summary.peak_cuda_bytes) + " CUDA" : ""));
+  row("checkpoint", summary.checkpoint);
+  row("train.log", core::RunDirectory(summary.run_dir).train_log().string());
+  row("record", record_path);
+}
+
+// Completions of the config's first generate.samples prompts, printed and kept in samples.txt.
+void write_samples(const core::TrainSummary& summary, const core::Options& options) {
+  const auto& g = options.generate;
+  if (summary.interrupted || g.prompts_path.empty() || g.samples <= 0) return;
+  auto tokenizer = core::make_tokenizer(options.data.tokenizer);
+  std::ostringstream samples;
+  print_samples(*summary.model, *tokenizer, read_prompts(g.prompts_path, g.samples), generate_options(g, *tokenizer),
+                summary.device, samples);
+  std::cout << samples.str();
+  core::write_file_atomically(core::RunDirectory(summary.run_dir).samples().string(), samples.str());
 }
 
 }  // namespace
@@ -127,13 +203,13 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
-  const auto run_options = core::RunOptions::from(job.config);
-  const std::string& id = run_options.experiment_id;
-  const std::string run_dir = run_options.run_dir();
+  const auto config = core::Options::from(job.config);
+  const std::string& id = config.experiment.id;
+  const auto run_dir = config.run_directory();
   if (vm.count("require-clean")) require_clean_tree(config_path);
   std::optional<core::RecordSummary> previous;
   try {
-    previous = core::read_record_summary(run_dir);
+    previous = core::read_record_summary(run_dir.root().string());
   } catch (const core::UserError&) {  // no record yet, or an unreadable one this run replaces
   }
   if (previous && previous->status == "running")
@@ -142,39 +218,15 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("detach")) return run_detached(args, run_dir, id);
   if (vm.count("resume")) {
     job.resume_from = vm["resume"].as<std::string>();
-    if (job.resume_from.empty()) job.resume_from = run_dir;
+    if (job.resume_from.empty()) job.resume_from = run_dir.root().string();
   }
   job.should_stop = [](int64_t) { return stop_requested.load(); };
-
-  const auto& mc = job.config.section("metrics");
-  std::unique_ptr<core::metrics::Registry> registry;
-  std::unique_ptr<core::metrics::MetricsServer> server;
-  if (mc.get_bool("enabled")) {
-    auto address = core::metrics::parse_listen_address(mc.get_string("listen"), "metrics.listen");
-    if (!address.is_loopback() && !mc.get_bool("allow_remote"))
-      throw core::UserError("metrics.listen=" + mc.get_string("listen") +
-                            " is not a loopback address; set metrics.allow_remote=true to serve metrics to other "
-                            "machines (anyone who can reach the port can read them)");
-    registry = std::make_unique<core::metrics::Registry>();
-    registry->gauge("xl_build_info", "xlhost build: version, git commit, LibTorch version.",
-                    {{"version", XLHOST_VERSION}, {"commit", XLHOST_GIT_COMMIT}, {"torch_version", TORCH_VERSION}})
-        .set(1);
-    try {
-      server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
-    } catch (const core::UserError&) {
-      // Several runs on one machine: only an explicitly chosen port is worth failing for.
-      if (vm.count("metrics-listen") || mc.get_string("listen") != "127.0.0.1:9464") throw;
-      address.port = 0;
-      server = std::make_unique<core::metrics::MetricsServer>(*registry, address);
-      std::cerr << "metrics: 127.0.0.1:9464 is taken (another run?), using a free port\n";
-    }
-    std::cerr << "metrics: " << server->url() << "\n";
-    job.metrics = registry.get();
-  }
+  const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);
+  job.metrics = metrics.registry.get();
 
   std::string command_line = "xlhost run";
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
-  core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, server ? server->url() : ""),
+  core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : ""),
                                 core::plugin_identity(plugin), core::runtime_info());
   core::TrainSummary summary;
   try {
@@ -185,48 +237,12 @@ int run_command(const std::vector<std::string>& args) {
   }
   const auto results = core::run_results(summary);
   record.finish(&results, summary.interrupted ? "interrupted" : "completed");
-  auto row = [](const std::string& name, const std::string& value) {
-    std::cout << "  " << std::left << std::setw(16) << name << value << "\n";
-  };
-  std::cout << "\n" << (summary.interrupted ? "interrupted" : "finished") << ": " << d.name << ", experiment "
-            << id << "\n";
-  row("parameters", core::format_count(static_cast<double>(summary.parameters)) + " (" +
-                        std::to_string(summary.parameters) + ")");
-  row("steps", std::to_string(summary.steps) +
-                   (summary.skipped_steps ? " (" + std::to_string(summary.skipped_steps) + " skipped)" : ""));
-  if (!summary.losses.empty())
-    row("train loss", core::format_fixed(summary.losses.front(), 4) + " (step " +
-                          std::to_string(summary.first_step + 1) + ") -> " + core::format_fixed(summary.losses.back(), 4) +
-                          " (step " + std::to_string(summary.steps) + ")");
-  if (summary.val.tokens > 0)
-    row("val loss", core::format_fixed(summary.val.loss, 4) + ", perplexity " +
-                        core::format_fixed(summary.val.perplexity, 2));
-  if (summary.facts.facts > 0)
-    row("fact recall", core::format_fixed(100 * summary.facts.rate(), 1) + "% of " + std::to_string(summary.facts.facts) +
-                           " facts (in training text " + core::format_fixed(100 * summary.facts.seen_rate(), 1) +
-                           "%, knowledge-only " + core::format_fixed(100 * summary.facts.unseen_rate(), 1) + "%)");
-  row("throughput", core::format_count(summary.tokens_per_second) + " tokens/s");
-  row("wall time", core::format_duration(summary.wall_seconds));
-  auto mib = [](int64_t bytes) { return core::format_fixed(static_cast<double>(bytes) / (1 << 20), 0) + " MiB"; };
-  row("peak memory", mib(summary.peak_rss_bytes) + " RSS" +
-                         (summary.peak_cuda_bytes > 0 ? ", " + mib(summary.peak_cuda_bytes) + " CUDA" : ""));
-  row("checkpoint", summary.checkpoint);
-  row("train.log", (std::filesystem::path(summary.run_dir) / "train.log").string());
-  row("record", record.path());
-
-  const auto& g = job.config.section("generate");
-  if (!summary.interrupted && !g.get_string("prompts_path").empty() && g.get_int("samples") > 0) {
-    auto tokenizer = core::make_tokenizer(job.config.section("data").get_string("tokenizer"));
-    std::ostringstream samples;
-    print_samples(*summary.model, *tokenizer, read_prompts(g.get_string("prompts_path"), g.get_int("samples")),
-                  generate_options(g, *tokenizer), summary.device, samples);
-    std::cout << samples.str();
-    core::write_file_atomically((std::filesystem::path(summary.run_dir) / "samples.txt").string(), samples.str());
-  }
-  if (server && mc.get_float("linger_seconds") > 0) {
-    std::cerr << "metrics: serving " << server->url() << " for " << mc.get_float("linger_seconds")
+  print_summary(summary, d.name, id, record.path());
+  write_samples(summary, config);
+  if (metrics.server && config.metrics.linger_seconds > 0) {
+    std::cerr << "metrics: serving " << metrics.server->url() << " for " << config.metrics.linger_seconds
               << " s more (Ctrl-C ends)\n";
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(mc.get_float("linger_seconds"));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(config.metrics.linger_seconds);
     stop_requested = false;
     while (std::chrono::steady_clock::now() < until && !stop_requested)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -3,9 +3,9 @@
 #include <fstream>
 #include <iostream>
 
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/printable_text.hpp"
-#include "xlhost/core/progress.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/printable_text.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
@@ -20,13 +20,10 @@ std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
   return prompts;
 }
 
-core::GenerateOptions generate_options(const sdk::SectionValues& g, const core::Tokenizer& tokenizer) {
+core::GenerateOptions generate_options(const core::GenerateSectionOptions& g, const core::Tokenizer& tokenizer) {
   core::GenerateOptions o;
-  o.max_new_tokens = g.get_int("max_new_tokens");
-  o.temperature = g.get_float("temperature");
-  o.top_p = g.get_float("top_p");
-  o.repetition_penalty = g.get_float("repetition_penalty");
-  o.seed = static_cast<uint64_t>(g.get_int("seed"));
+  o.max_new_tokens = g.max_new_tokens, o.temperature = g.temperature, o.top_p = g.top_p;
+  o.repetition_penalty = g.repetition_penalty, o.seed = static_cast<uint64_t>(g.seed);
   o.eos_id = tokenizer.eos_id();
   return o;
 }

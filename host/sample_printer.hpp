@@ -4,16 +4,17 @@
 #include <string>
 #include <vector>
 
-#include "xlhost/core/generator.hpp"
-#include "xlhost/core/tokenizer.hpp"
-#include "xlhost/sdk/config_schema.hpp"
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/data/tokenizer.hpp"
+#include "xlhost/core/eval/generator.hpp"
 
 namespace xlhost::host {
 
 // Non-empty lines of `path`, at most `limit` (0 = all).
 std::vector<std::string> read_prompts(const std::string& path, int64_t limit);
 
-core::GenerateOptions generate_options(const sdk::SectionValues& generate_section, const core::Tokenizer& tokenizer);
+// The config's generate section as the generator's options (EOS from the tokenizer).
+core::GenerateOptions generate_options(const core::GenerateSectionOptions& generate, const core::Tokenizer& tokenizer);
 
 // Generates a continuation of every prompt, prints prompt → completion, then the EOS
 // rate and mean number of new tokens.

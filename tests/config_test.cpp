@@ -1,7 +1,8 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
-#include "xlhost/core/error.hpp"
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/util/error.hpp"
 
 using namespace xlhost;
 using core::Config;

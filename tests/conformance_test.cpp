@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
-#include "xlhost/core/conformance.hpp"
+#include "xlhost/core/plugin/conformance.hpp"
 
 using namespace xlhost;
 using Status = core::CheckResult::Status;

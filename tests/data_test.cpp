@@ -3,11 +3,12 @@
 #include <sstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/md5.hpp"
-#include "xlhost/core/printable_text.hpp"
-#include "xlhost/core/token_data.hpp"
-#include "xlhost/core/tokenizer.hpp"
+#include "xlhost/core/data/json_lines.hpp"
+#include "xlhost/core/data/token_data.hpp"
+#include "xlhost/core/data/tokenizer.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/md5.hpp"
+#include "xlhost/core/util/printable_text.hpp"
 
 using namespace xlhost;
 using test::TempDir;

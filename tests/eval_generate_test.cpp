@@ -3,8 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "test_support.hpp"
-#include "xlhost/core/evaluation.hpp"
-#include "xlhost/core/generator.hpp"
+#include "xlhost/core/eval/evaluation.hpp"
+#include "xlhost/core/eval/generator.hpp"
 
 using namespace xlhost;
 

@@ -8,11 +8,11 @@
 #include <sstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/experiment_record.hpp"
-#include "xlhost/core/git_provenance.hpp"
-#include "xlhost/core/record_comparison.hpp"
-#include "xlhost/core/run_record.hpp"
+#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/experiments/git_provenance.hpp"
+#include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/train/run_record.hpp"
+#include "xlhost/core/util/error.hpp"
 
 using namespace xlhost;
 

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/knowledge_file.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/data/knowledge_file.hpp"
+#include "xlhost/core/train/trainer.hpp"
+#include "xlhost/core/util/error.hpp"
 #include "xlhost/sdk/memory.hpp"
 
 using namespace xlhost;

@@ -3,9 +3,9 @@
 #include <thread>
 
 #include "http_get.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/metrics_registry.hpp"
-#include "xlhost/core/metrics_server.hpp"
+#include "xlhost/core/metrics/metrics_registry.hpp"
+#include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/util/error.hpp"
 
 using namespace xlhost::core;
 namespace test = xlhost::test;

@@ -8,8 +8,8 @@
 
 #include "http_get.hpp"
 #include "test_support.hpp"
-#include "xlhost/core/metrics_server.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/train/trainer.hpp"
 
 using namespace xlhost;
 

@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "test_support.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/plugin_loader.hpp"
+#include "xlhost/core/plugin/plugin_loader.hpp"
+#include "xlhost/core/util/error.hpp"
 
 using namespace xlhost;
 

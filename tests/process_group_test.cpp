@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "xlhost/core/distributed/process_group.hpp"
-#include "xlhost/core/error.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace dist = xlhost::core::distributed;
 

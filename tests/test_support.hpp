@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "xlhost/core/config.hpp"
-#include "xlhost/core/plugin_loader.hpp"
-#include "xlhost/core/synthetic_facts.hpp"
+#include "xlhost/core/config/config.hpp"
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/data/synthetic_facts.hpp"
+#include "xlhost/core/plugin/plugin_loader.hpp"
 
 namespace xlhost::test {
 

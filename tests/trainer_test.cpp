@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/train/trainer.hpp"
 
 using namespace xlhost;
 

@@ -5,11 +5,11 @@
 #include <sstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/checkpoint.hpp"
-#include "xlhost/core/error.hpp"
-#include "xlhost/core/safetensors.hpp"
-#include "xlhost/core/trained_model.hpp"
-#include "xlhost/core/trainer.hpp"
+#include "xlhost/core/checkpoint/checkpoint.hpp"
+#include "xlhost/core/checkpoint/safetensors.hpp"
+#include "xlhost/core/eval/trained_model.hpp"
+#include "xlhost/core/train/trainer.hpp"
+#include "xlhost/core/util/error.hpp"
 
 using namespace xlhost;
 

@@ -27,13 +27,13 @@ constexpr const char* kName = "model";
 class KnowledgeDatasetImpl : public torch::nn::Module {
  public:
   KnowledgeDatasetImpl(const ModelConfig& c, int64_t pad_id)
-      : num_keys_(static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.get_int("knowledge_num")))))),
-        topk_(c.get_int("product_key_topk")) {
-    if (num_keys_ * num_keys_ != c.get_int("knowledge_num"))
+      : topk_(c.get_int("product_key_topk")) {
+    const auto num_keys = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.get_int("knowledge_num")))));
+    if (num_keys * num_keys != c.get_int("knowledge_num"))
       throw std::invalid_argument("knowledge_num must be a perfect square (product keys)");
     const int64_t kd = c.get_int("knowledge_dim");
     to_queries = register_module("to_queries", torch::nn::Linear(torch::nn::LinearOptions(c.get_int("dim"), kd).bias(false)));
-    keys = register_parameter("keys", torch::empty({num_keys_, 2, kd / 2}));
+    keys = register_parameter("keys", torch::empty({num_keys, 2, kd / 2}));
     table = register_buffer("knowledge_dataset",
                             torch::full({c.get_int("knowledge_num"), c.get_int("knowledge_length")}, pad_id, torch::kInt64));
   }
@@ -43,16 +43,8 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
   // Neither step is differentiable: to_queries and keys get no gradient (as in the
   // group's code).
   torch::Tensor search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
-    const int64_t half = keys.size(2);
-    auto q = to_queries(pooled);
-    auto s1 = torch::matmul(q.slice(-1, 0, half), keys.select(1, 0).t());
-    auto s2 = torch::matmul(q.slice(-1, half, 2 * half), keys.select(1, 1).t());
-    const int64_t k = std::min(topk_, num_keys_);
-    auto [top1, idx1] = s1.topk(k, -1);
-    auto [top2, idx2] = s2.topk(k, -1);
-    auto all = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);
-    auto all_idx = (idx1.unsqueeze(-1) * num_keys_ + idx2.unsqueeze(-2)).flatten(-2);
-    auto candidates = all_idx.gather(-1, std::get<1>(all.topk(k, -1)));           // [..., k]
+    // keys is [√N, 2, Kd/2], the layout of the group's checkpoints
+    auto candidates = product_key_top_k(to_queries(pooled), keys.select(1, 0), keys.select(1, 1), topk_).second;  // [..., k]
     auto candidate_emb = embed_memory_rows(table, candidates, embedding);          // [..., k, D]
     auto similarity = F::cosine_similarity(pooled.unsqueeze(-2), candidate_emb,
                                            F::CosineSimilarityFuncOptions().dim(-1));
@@ -66,7 +58,7 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
   torch::Tensor keys, table;
 
  private:
-  int64_t num_keys_, topk_;
+  int64_t topk_;
 };
 TORCH_MODULE(KnowledgeDataset);
 

@@ -63,27 +63,32 @@ torch::Tensor embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& 
 }
 
 ProductKeyGateImpl::ProductKeyGateImpl(int64_t dim, int64_t knowledge_num, int64_t knowledge_dim, double dropout)
-    : num_keys_(static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(knowledge_num))))), dropout_(dropout) {
-  if (num_keys_ * num_keys_ != knowledge_num)
+    : dropout_(dropout) {
+  const auto num_keys = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(knowledge_num))));
+  if (num_keys * num_keys != knowledge_num)
     throw std::invalid_argument("knowledge_num " + std::to_string(knowledge_num) +
                                 " must be a perfect square (product keys)");
   if (knowledge_dim % 2 != 0) throw std::invalid_argument("knowledge_dim must be even");
   gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(dim, knowledge_dim).bias(false)));
-  keys = register_parameter("keys", torch::randn({2, num_keys_, knowledge_dim / 2}));
+  keys = register_parameter("keys", torch::randn({2, num_keys, knowledge_dim / 2}));
+}
+
+std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& query, const torch::Tensor& keys1,
+                                                          const torch::Tensor& keys2, int64_t k) {
+  const int64_t half = keys1.size(1), num_keys = keys1.size(0);
+  k = std::min(k, num_keys);
+  auto s1 = torch::matmul(query.slice(-1, 0, half), keys1.t());  // [..., √N]
+  auto s2 = torch::matmul(query.slice(-1, half, 2 * half), keys2.t());
+  auto [top1, idx1] = s1.topk(k, -1);
+  auto [top2, idx2] = s2.topk(k, -1);
+  auto combined = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);  // [..., k²]
+  auto combined_idx = (idx1.unsqueeze(-1) * num_keys + idx2.unsqueeze(-2)).flatten(-2);
+  auto [scores, pick] = combined.topk(k, -1);
+  return {scores, combined_idx.gather(-1, pick)};
 }
 
 std::pair<torch::Tensor, torch::Tensor> ProductKeyGateImpl::forward(const torch::Tensor& x, int64_t k) {
-  const int64_t half = keys.size(2);
-  k = std::min(k, num_keys_);
-  auto q = gate_proj(x);                                                       // [B, T, Kd]
-  auto s1 = torch::matmul(q.slice(-1, 0, half), keys[0].t());                 // [B, T, √N]
-  auto s2 = torch::matmul(q.slice(-1, half, 2 * half), keys[1].t());
-  auto [top1, idx1] = s1.topk(k, -1);
-  auto [top2, idx2] = s2.topk(k, -1);
-  auto combined = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);       // [B, T, k²]
-  auto combined_idx = (idx1.unsqueeze(-1) * num_keys_ + idx2.unsqueeze(-2)).flatten(-2);
-  auto [scores, pick] = combined.topk(k, -1);
-  auto indices = combined_idx.gather(-1, pick);
+  auto [scores, indices] = product_key_top_k(gate_proj(x), keys[0], keys[1], k);
   scores = scores.softmax(-1);
   if (dropout_ > 0) scores = torch::dropout(scores, dropout_, is_training());
   return {indices, scores};

@@ -5,7 +5,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/cuda.h>
 
-#include "xlhost/core/error.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core::distributed {
 

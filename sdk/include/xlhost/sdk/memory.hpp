@@ -29,7 +29,14 @@ void init_memory_bank(torch::Tensor& bank, const DataContext& context, bool add_
 torch::Tensor embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
                                 const torch::Tensor& embedding_weight);
 
-// Product-key top-k over √N × √N keys (MODELS.md §5.2). keys: [2, √N, Kd/2], init N(0, 1).
+// Product-key search (MODELS.md §5.2): the query's halves score √N sub-keys each, the
+// top k of each half combine into k² candidate rows of the √N × √N grid, and the best k of
+// those are returned as {scores, row indices}, both [..., k]. query [..., Kd];
+// keys1, keys2 [√N, Kd/2].
+std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& query, const torch::Tensor& keys1,
+                                                          const torch::Tensor& keys2, int64_t k);
+
+// Product-key top-k gate over √N × √N keys. keys: [2, √N, Kd/2], init N(0, 1).
 class ProductKeyGateImpl : public torch::nn::Module {
  public:
   ProductKeyGateImpl(int64_t dim, int64_t knowledge_num, int64_t knowledge_dim, double dropout);
@@ -39,7 +46,6 @@ class ProductKeyGateImpl : public torch::nn::Module {
   torch::Tensor keys;
 
  private:
-  int64_t num_keys_;
   double dropout_;
 };
 TORCH_MODULE(ProductKeyGate);

@@ -1,0 +1,63 @@
+// Training data path: JSON lines → token ids (cached on disk, keyed by content hash) →
+// memory-mapped token file → fixed-length windows in a deterministic order.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "xlhost/core/data/tokenizer.hpp"
+
+namespace xlhost::core {
+
+// A read-only, memory-mapped array of token ids (uint16 while the vocabulary fits).
+class TokenFile {
+ public:
+  // Tokenises `data_path` (each document as bos + text + eos) into
+  // `<cache_dir>/<md5(data)>-<tokenizer fingerprint>.tok` unless that file exists, then maps it.
+  static TokenFile open_or_build(const std::string& data_path, const Tokenizer& tokenizer,
+                                 const std::string& cache_dir, bool skip_malformed, std::ostream& log);
+  static TokenFile open(const std::string& token_path);
+
+  TokenFile(TokenFile&& other) noexcept;
+  TokenFile& operator=(TokenFile&&) = delete;
+  TokenFile(const TokenFile&) = delete;
+  ~TokenFile();
+
+  size_t size() const { return count_; }
+  int64_t operator[](size_t i) const { return width_ == 2 ? tokens16_()[i] : tokens32_()[i]; }
+  uint64_t documents() const { return documents_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  TokenFile() = default;
+  const uint16_t* tokens16_() const;
+  const uint32_t* tokens32_() const;
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  size_t count_ = 0;
+  uint32_t width_ = 2;
+  uint64_t documents_ = 0;
+};
+
+// Windows of seq_len + 1 tokens at stride seq_len (inputs and shifted targets), grouped
+// into batches. Micro-batch g of the whole run is a pure function of (seed, g), so the
+// data position of a checkpoint is one integer.
+class WindowSampler {
+ public:
+  WindowSampler(const TokenFile& tokens, int64_t seq_len, int64_t batch_size, uint64_t seed, bool shuffle);
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  // Start offsets (in tokens) of the windows of micro-batch `global_index`.
+  std::vector<int64_t> window_starts(int64_t global_index);
+
+ private:
+  int64_t seq_len_, batch_size_, windows_, batches_per_epoch_;
+  uint64_t seed_;
+  bool shuffle_;
+  int64_t cached_epoch_ = -1;
+  std::vector<int64_t> order_;
+};
+
+}  // namespace xlhost::core

@@ -1,0 +1,54 @@
+// Language-model loss, held-out evaluation and fact recall.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "xlhost/core/data/token_data.hpp"
+#include "xlhost/core/data/tokenizer.hpp"
+#include "xlhost/sdk/model.hpp"
+
+namespace xlhost::core {
+
+// Mean cross-entropy of logits [B, T, V] against targets [B, T], ignoring targets equal
+// to pad_id. Targets must already be the inputs shifted by one.
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t pad_id);
+
+// Rows of `logits` ([T, V], one forward pass over a sequence) that predict the tokens at
+// positions [first, first + count): rows [first − 1, first + count − 1). Position i
+// predicts token i + 1; MODELS.md bug 2 sliced [T − count, T) instead.
+torch::Tensor logits_predicting(const torch::Tensor& logits, int64_t first, int64_t count);
+
+// Mean cross-entropy of `continuation` given `prompt` (prompt must be non-empty).
+double continuation_loss(sdk::Model& model, const std::vector<int64_t>& prompt,
+                         const std::vector<int64_t>& continuation, const torch::Device& device);
+
+struct EvalResult {
+  double loss = 0, perplexity = 0;
+  int64_t tokens = 0;
+};
+
+// Held-out loss over the first `max_batches` batches of `tokens` in file order.
+EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
+                         int64_t max_batches, int64_t pad_id, const torch::Device& device);
+
+struct FactRecall {
+  int64_t facts = 0, correct = 0;
+  int64_t seen_facts = 0, seen_correct = 0;  // facts that appear in the training text
+  double rate() const { return facts ? static_cast<double>(correct) / static_cast<double>(facts) : 0.0; }
+  double seen_rate() const { return seen_facts ? static_cast<double>(seen_correct) / static_cast<double>(seen_facts) : 0.0; }
+  double unseen_rate() const {
+    const int64_t n = facts - seen_facts;
+    return n ? static_cast<double>(correct - seen_correct) / static_cast<double>(n) : 0.0;
+  }
+};
+
+// Share of facts whose greedy completion of "prompt" begins with exactly "answer".
+// facts_path: JSON lines {"prompt", "answer", "in_train"} (xlhost data synth writes
+// facts.jsonl). max_facts 0 = all. Malformed lines are errors naming file and line.
+FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
+                       int64_t max_facts, const torch::Device& device);
+
+}  // namespace xlhost::core

@@ -1,0 +1,93 @@
+// out/<id>/record.json: what a run was (command, code commit and dirty state, plugin and
+// data hashes, resolved hyper-parameters, environment), how it ended, and how to
+// reproduce it. Written when the run starts (status "running") and rewritten at its end,
+// so a run killed outright still leaves a record (see `xlhost exp list`).
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "xlhost/core/train/device_info.hpp"
+
+namespace xlhost::core {
+
+// What a record says of a run before it starts. The experiments code knows no LibTorch:
+// the host fills these from the config, the plugin and the trainer's summary.
+struct RunDescription {
+  std::string run_dir, id, description;
+  std::string config_json;  // the fully resolved config
+  std::string config_path, command_line, metrics_url;
+  std::vector<std::string> data_files;  // their md5 goes into the record (as DVC would)
+};
+
+struct PluginIdentity {
+  std::string path, name, version, torch_version;
+  unsigned abi_version = 0;
+};
+
+// A run's outcome, in plain numbers.
+struct RunResults {
+  int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
+  std::vector<double> losses;                           // per optimizer step: cross-entropy + aux loss
+  double final_aux_loss = std::nan("");
+  double val_loss = std::nan(""), val_perplexity = std::nan("");
+  double fact_recall = std::nan(""), fact_recall_seen = std::nan(""), fact_recall_unseen = std::nan("");
+  double tokens_per_second = 0, wall_seconds = 0;
+  double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // summed
+  int64_t peak_rss_bytes = 0, peak_cuda_bytes = 0;
+  std::string checkpoint;
+};
+
+class ExperimentRecord {
+ public:
+  ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime);
+  // status: completed, interrupted or failed (with `failure`).
+  void finish(const RunResults* results, const std::string& status, const std::string& failure = "");
+  const std::string& path() const { return path_; }
+
+ private:
+  void write(const RunResults* results, const std::string& status, const std::string& failure);
+  RunDescription run_;
+  std::string path_, start_time_, versions_json_, environment_json_, reproduce_json_;
+};
+
+struct RecordSummary {
+  std::string id, run_dir, start_time, plugin, status, metrics_url;
+  int64_t pid = 0;
+  std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
+  double final_loss = 0, tokens_per_second = 0;
+  bool has_results = false;
+};
+
+// The record in run_dir, summarised; UserError when it is missing or corrupted. A record
+// still "running" whose process is gone (same host) is reported "interrupted".
+RecordSummary read_record_summary(const std::string& run_dir);
+
+// Every out_dir/*/record.json. A record still "running" whose process is gone (same host)
+// is reported "interrupted". Unreadable records are reported, not skipped silently.
+std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems);
+
+// out_dir/<id>/record.json, parsed and checked against the schema; UserError names the file
+// when it is missing or corrupted.
+rapidjson::Document read_record(const std::string& out_dir, const std::string& id);
+
+// Lenient readers of a record's members: "" or NaN when absent or of another type.
+std::string member_string(const rapidjson::Value& object, const char* key);
+double member_number(const rapidjson::Value& object, const char* key);
+
+// The code a run used, from its versions.git: "<commit> on <branch>" (or the short commit),
+// then the uncommitted files when the tree was dirty.
+std::string describe_code_version(const rapidjson::Value& git, bool full_commit);
+
+// The experiment folder's record.md (beside the run's config file) gets the run's outcome
+// between these marker lines, replacing an earlier run's. Returns "" when there is no
+// record.md, else its path.
+inline constexpr const char* kRecordResultsBegin = "<!-- xlhost:results -->";
+inline constexpr const char* kRecordResultsEnd = "<!-- /xlhost:results -->";
+std::string fill_record_markdown(const rapidjson::Document& record);
+
+}  // namespace xlhost::core

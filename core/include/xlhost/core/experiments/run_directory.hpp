@@ -1,0 +1,32 @@
+// A run's folder, <out_dir>/<experiment.id>/, and the one place that names what is in it.
+// Checkpoint folders have their own owner (checkpoint/); record.md is the researcher's
+// and lives beside the experiment's config, not here.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace xlhost::core {
+
+class RunDirectory {
+ public:
+  explicit RunDirectory(std::filesystem::path root) : root_(std::move(root)) {}
+  RunDirectory(const std::string& out_dir, const std::string& id) : root_(std::filesystem::path(out_dir) / id) {}
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path config() const { return root_ / "config.json"; }     // the validated config, every default filled in
+  std::filesystem::path train_log() const { return root_ / "train.log"; }    // JSON lines: steps, evaluations, fact recall
+  std::filesystem::path record() const { return root_ / "record.json"; }     // provenance and results
+  std::filesystem::path diff_patch() const { return root_ / "diff.patch"; }  // uncommitted changes at start
+  std::filesystem::path run_log() const { return root_ / "run.log"; }        // what the terminal showed
+  std::filesystem::path samples() const { return root_ / "samples.txt"; }
+  std::filesystem::path checkpoints() const { return root_ / "checkpoints"; }
+
+ private:
+  std::filesystem::path root_;
+};
+
+// The researcher's plan and findings for an experiment: record.md beside its config file.
+std::filesystem::path record_markdown_beside(const std::string& config_path);
+
+}  // namespace xlhost::core

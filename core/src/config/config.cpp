@@ -1,0 +1,330 @@
+#include "xlhost/core/config/config.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+
+namespace xlhost::core {
+
+using sdk::SchemaEntry;
+using sdk::Value;
+using sdk::ValueType;
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+namespace {
+
+template <typename Names>
+std::string did_you_mean(const std::string& name, const Names& candidates, const std::string& prefix) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    size_t d = edit_distance(name, candidate);
+    if (d < best_distance) best_distance = d, best = candidate;
+  }
+  return best.empty() ? "" : "; did you mean '" + prefix + best + "'?";
+}
+
+bool is_placeholder(const std::string& s) {
+  static const std::regex pattern(R"(^\[[A-Z][A-Z0-9_]*\]$)");
+  return std::regex_match(s, pattern);
+}
+
+std::string line_col(const std::string& text, size_t offset) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+std::string describe_json(const rapidjson::Value& v) {
+  if (v.IsString()) return std::string("string \"") + v.GetString() + "\"";
+  if (v.IsBool()) return v.GetBool() ? "true" : "false";
+  if (v.IsNumber()) {
+    std::ostringstream out;
+    out << "number " << v.GetDouble();
+    return out.str();
+  }
+  if (v.IsObject()) return "an object";
+  if (v.IsArray()) return "an array";
+  return "null";
+}
+
+// Converts JSON to the schema's type, or explains why it cannot.
+bool from_json(const rapidjson::Value& v, const SchemaEntry& entry, Value& out, std::string& why) {
+  switch (entry.type) {
+    case ValueType::Int:
+      if (v.IsInt64()) return out = v.GetInt64(), true;
+      if (v.IsDouble() && std::floor(v.GetDouble()) == v.GetDouble() && std::abs(v.GetDouble()) < 9.2e18)
+        return out = static_cast<int64_t>(v.GetDouble()), true;
+      break;
+    case ValueType::Float:
+      if (v.IsNumber()) return out = v.GetDouble(), true;
+      break;
+    case ValueType::Bool:
+      if (v.IsBool()) return out = v.GetBool(), true;
+      break;
+    case ValueType::String:
+      if (v.IsString()) return out = std::string(v.GetString(), v.GetStringLength()), true;
+      break;
+  }
+  why = std::string("expected ") + sdk::type_name(entry.type) + ", got " + describe_json(v);
+  return false;
+}
+
+bool from_text(const std::string& text, const SchemaEntry& entry, Value& out, std::string& why) {
+  try {
+    size_t used = 0;
+    switch (entry.type) {
+      case ValueType::Int: {
+        long long n = std::stoll(text, &used);
+        if (used == text.size()) return out = static_cast<int64_t>(n), true;
+        break;
+      }
+      case ValueType::Float: {
+        double d = std::stod(text, &used);
+        if (used == text.size()) return out = d, true;
+        break;
+      }
+      case ValueType::Bool:
+        if (text == "true" || text == "1") return out = true, true;
+        if (text == "false" || text == "0") return out = false, true;
+        break;
+      case ValueType::String:
+        return out = text, true;
+    }
+  } catch (const std::exception&) {
+  }
+  why = std::string("expected ") + sdk::type_name(entry.type) + ", got \"" + text + "\"";
+  return false;
+}
+
+std::string check_range(const Value& value, const SchemaEntry& entry) {
+  if (entry.type == ValueType::Int || entry.type == ValueType::Float) {
+    double x = entry.type == ValueType::Int ? static_cast<double>(std::get<int64_t>(value)) : std::get<double>(value);
+    if ((entry.min && x < *entry.min) || (entry.max && x > *entry.max)) {
+      std::ostringstream out;
+      out << sdk::to_string(value) << " is out of range [" << (entry.min ? std::to_string(*entry.min) : "-inf")
+          << ", " << (entry.max ? std::to_string(*entry.max) : "inf") << "]";
+      return out.str();
+    }
+  }
+  if (entry.type == ValueType::String && !entry.choices.empty()) {
+    const auto& s = std::get<std::string>(value);
+    if (std::find(entry.choices.begin(), entry.choices.end(), s) == entry.choices.end()) {
+      std::string list;
+      for (const auto& c : entry.choices) list += (list.empty() ? "" : ", ") + c;
+      return "\"" + s + "\" is not one of: " + list;
+    }
+  }
+  return "";
+}
+
+const SchemaEntry* find_entry(const Schema& schema, const std::string& key) {
+  for (const auto& e : schema)
+    if (e.key == key) return &e;
+  return nullptr;
+}
+
+std::vector<std::string> keys_of(const Schema& schema) {
+  std::vector<std::string> keys;
+  for (const auto& e : schema) keys.push_back(e.key);
+  return keys;
+}
+
+std::vector<std::string> section_names(const ConfigSchema& schema) {
+  std::vector<std::string> names;
+  for (const auto& s : schema) names.push_back(s.first);
+  return names;
+}
+
+void throw_if_errors(const std::vector<std::string>& errors, const std::string& source) {
+  if (errors.empty()) return;
+  std::string message = source + ": " + std::to_string(errors.size()) + " config error" +
+                        (errors.size() > 1 ? "s" : "") + ":";
+  for (const auto& e : errors) message += "\n  " + e;
+  throw UserError(message);
+}
+
+}  // namespace
+
+Config Config::defaults(const ConfigSchema& schema) {
+  Config config;
+  for (const auto& [name, section_schema] : schema)
+    config.sections_.emplace_back(name, SectionValues::defaults(section_schema));
+  return config;
+}
+
+Config Config::load(const std::string& path, const ConfigSchema& schema, const std::vector<std::string>& overrides) {
+  return parse(read_text_file(path, "config file"), path, schema, overrides);
+}
+
+namespace {
+
+// "section.key=value" strings by "section.key"; malformed ones become errors.
+std::map<std::string, std::string> split_overrides(const std::vector<std::string>& overrides,
+                                                   std::vector<std::string>& errors) {
+  std::map<std::string, std::string> values;
+  for (const auto& o : overrides) {
+    auto eq = o.find('='), dot = o.find('.');
+    if (eq == std::string::npos || dot == std::string::npos || dot > eq)
+      errors.push_back("--set " + o + ": expected section.key=value");
+    else
+      values[o.substr(0, eq)] = o.substr(eq + 1);
+  }
+  return values;
+}
+
+const Schema* find_section(const ConfigSchema& schema, const std::string& name) {
+  auto it = std::find_if(schema.begin(), schema.end(), [&](auto& s) { return s.first == name; });
+  return it == schema.end() ? nullptr : &it->second;
+}
+
+// Stores a converted value after its range check. `where` prefixes a problem.
+void store(Config& config, const std::string& section, const SchemaEntry& entry, const Value& value,
+           const std::string& where, std::vector<std::string>& errors) {
+  if (auto range = check_range(value, entry); !range.empty())
+    errors.push_back(where + ": " + range);
+  else
+    config.section(section).set(entry.key, value);
+}
+
+// One section of the config file. Keys that an override replaces are not read, so a
+// --set may replace a [PLACEHOLDER] the file still holds.
+void read_section(const std::string& name, const rapidjson::Value& section, const ConfigSchema& schema,
+                  const std::map<std::string, std::string>& overridden, Config& config,
+                  std::vector<std::string>& errors, std::vector<std::string>& placeholders) {
+  const Schema* section_schema = find_section(schema, name);
+  if (!section_schema) {
+    errors.push_back(name + ": unknown section" + did_you_mean(name, section_names(schema), ""));
+    return;
+  }
+  if (!section.IsObject()) {
+    errors.push_back(name + ": expected an object, got " + describe_json(section));
+    return;
+  }
+  for (auto& kv : section.GetObject()) {
+    const std::string key = kv.name.GetString(), path = name + "." + key;
+    const SchemaEntry* entry = find_entry(*section_schema, key);
+    if (!entry) {
+      errors.push_back(path + ": unknown key" + did_you_mean(key, keys_of(*section_schema), name + "."));
+    } else if (overridden.count(path)) {
+      continue;
+    } else if (kv.value.IsString() && is_placeholder(kv.value.GetString())) {
+      placeholders.push_back(path + " = " + kv.value.GetString());
+    } else {
+      Value value;
+      std::string why;
+      if (from_json(kv.value, *entry, value, why)) store(config, name, *entry, value, path, errors);
+      else errors.push_back(path + ": " + why);
+    }
+  }
+}
+
+void apply_override(const std::string& path, const std::string& text, const ConfigSchema& schema, Config& config,
+                    std::vector<std::string>& errors) {
+  const auto dot = path.find('.');
+  const std::string section = path.substr(0, dot), key = path.substr(dot + 1), where = "--set " + path;
+  const Schema* section_schema = find_section(schema, section);
+  if (!section_schema) {
+    errors.push_back(where + ": unknown section" + did_you_mean(section, section_names(schema), ""));
+    return;
+  }
+  const SchemaEntry* entry = find_entry(*section_schema, key);
+  if (!entry) {
+    errors.push_back(where + ": unknown key" + did_you_mean(key, keys_of(*section_schema), section + "."));
+    return;
+  }
+  Value value;
+  std::string why;
+  if (from_text(text, *entry, value, why)) store(config, section, *entry, value, where, errors);
+  else errors.push_back(where + ": " + why);
+}
+
+}  // namespace
+
+Config Config::parse(const std::string& json_text, const std::string& source, const ConfigSchema& schema,
+                     const std::vector<std::string>& overrides) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(json_text.c_str(),
+                                                                                 json_text.size());
+  if (doc.HasParseError())
+    throw UserError(source + ":" + line_col(json_text, doc.GetErrorOffset()) + ": invalid JSON: " +
+                    rapidjson::GetParseError_En(doc.GetParseError()));
+  if (!doc.IsObject()) throw UserError(source + ": expected a JSON object with sections, got " + describe_json(doc));
+
+  Config config = defaults(schema);
+  std::vector<std::string> errors, placeholders;
+  const auto override_values = split_overrides(overrides, errors);
+  for (auto& member : doc.GetObject())
+    read_section(member.name.GetString(), member.value, schema, override_values, config, errors, placeholders);
+  for (const auto& [path, text] : override_values) apply_override(path, text, schema, config, errors);
+  if (!placeholders.empty()) {
+    std::string list;
+    for (const auto& p : placeholders) list += "\n    " + p;
+    errors.push_back(std::to_string(placeholders.size()) + " unreplaced placeholder" +
+                     (placeholders.size() > 1 ? "s" : "") + " (fill them in or pass --set):" + list);
+  }
+  throw_if_errors(errors, source);
+  return config;
+}
+
+const SectionValues& Config::section(const std::string& name) const {
+  for (const auto& s : sections_)
+    if (s.first == name) return s.second;
+  throw std::out_of_range("config has no section '" + name + "'");
+}
+
+SectionValues& Config::section(const std::string& name) {
+  return const_cast<SectionValues&>(static_cast<const Config&>(*this).section(name));
+}
+
+std::string Config::to_json() const {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
+  writer.SetIndent(' ', 2);
+  writer.StartObject();
+  for (const auto& [name, values] : sections_) {
+    writer.Key(name.c_str());
+    writer.StartObject();
+    for (const auto& [key, value] : values.values()) {
+      writer.Key(key.c_str());
+      switch (sdk::type_of(value)) {
+        case ValueType::Int: writer.Int64(std::get<int64_t>(value)); break;
+        case ValueType::Float: writer.Double(std::get<double>(value)); break;
+        case ValueType::Bool: writer.Bool(std::get<bool>(value)); break;
+        case ValueType::String: writer.String(std::get<std::string>(value).c_str()); break;
+      }
+    }
+    writer.EndObject();
+  }
+  writer.EndObject();
+  return std::string(buffer.GetString()) + "\n";
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,138 @@
+#include "xlhost/core/config/options.hpp"
+
+namespace xlhost::core {
+
+using namespace sdk;
+
+Schema ExperimentOptions::schema() {
+  return {string_key("id", "0.0.0", "experiment version X.Y.Z (major = architecture, minor = feature, patch = tuning)"),
+          string_key("description", "", "one line saying what this run tests")};
+}
+
+ExperimentOptions ExperimentOptions::from(const SectionValues& s) {
+  return {s.get_string("id"), s.get_string("description")};
+}
+
+Schema DataOptions::schema() {
+  return {string_key("train_path", "data/synth/train.jsonl", "training data: JSON lines with a \"text\" field"),
+          string_key("val_path", "data/synth/val.jsonl", "held-out data in the same format; empty = none"),
+          string_key("tokenizer", "byte", "tokenizer: \"byte\" (byte-level, 259 ids)", {"byte"}),
+          int_key("seq_len", 256, "tokens per training sequence", 2, 1 << 20),
+          bool_key("skip_malformed", false, "skip (and count) malformed lines instead of refusing to start"),
+          string_key("cache_dir", "cache", "where tokenised data is cached (keyed by content hash)"),
+          string_key("knowledge_path", "", "knowledge file handed to the plugin's init_from_data; empty = none")};
+}
+
+DataOptions DataOptions::from(const SectionValues& s) {
+  DataOptions o;
+  o.train_path = s.get_string("train_path"), o.val_path = s.get_string("val_path");
+  o.tokenizer = s.get_string("tokenizer"), o.seq_len = s.get_int("seq_len");
+  o.skip_malformed = s.get_bool("skip_malformed"), o.cache_dir = s.get_string("cache_dir");
+  o.knowledge_path = s.get_string("knowledge_path");
+  return o;
+}
+
+Schema TrainOptions::schema() {
+  return {int_key("batch_size", 16, "sequences per micro-batch", 1, 1 << 20),
+          int_key("accumulation_steps", 1, "micro-batches per optimizer step", 1, 1 << 20),
+          int_key("max_steps", 0, "optimizer steps; 0 = as many as `epochs` gives", 0, 1e15),
+          int_key("epochs", 1, "passes over the training data when max_steps is 0", 1, 1e6),
+          float_key("lr", 3e-4, "peak learning rate", 0.0, 10.0),
+          float_key("min_lr_ratio", 0.1, "cosine schedule floor as a fraction of lr", 0.0, 1.0),
+          int_key("warmup_steps", 0, "linear warm-up steps", 0, 1e15),
+          float_key("weight_decay", 0.1, "AdamW weight decay (matrices only)", 0.0, 10.0),
+          float_key("beta1", 0.9, "AdamW beta1", 0.0, 1.0),
+          float_key("beta2", 0.95, "AdamW beta2", 0.0, 1.0),
+          float_key("grad_clip", 1.0, "clip the global gradient norm to this; 0 = off", 0.0, 1e9),
+          int_key("seed", 1337, "seed for initialisation, data order and dropout", 0, 9.2e18),
+          int_key("log_interval", 10, "steps between train.log lines and progress updates", 1, 1e9),
+          int_key("checkpoint_interval", 0, "steps between checkpoints; 0 = only at the end", 0, 1e15),
+          int_key("threads", 0, "CPU threads for LibTorch; 0 = all cores", 0, 4096),
+          string_key("device", "cpu", "cpu, cuda, or auto (cuda when available)", {"cpu", "cuda", "auto"}),
+          string_key("dtype", "float32", "float32; bfloat16 autocast (CUDA only); auto = bfloat16 on CUDA, else float32",
+                     {"float32", "bfloat16", "auto"})};
+}
+
+TrainOptions TrainOptions::from(const SectionValues& s) {
+  TrainOptions o;
+  o.batch_size = s.get_int("batch_size"), o.accumulation_steps = s.get_int("accumulation_steps");
+  o.max_steps = s.get_int("max_steps"), o.epochs = s.get_int("epochs");
+  o.lr = s.get_float("lr"), o.min_lr_ratio = s.get_float("min_lr_ratio"), o.warmup_steps = s.get_int("warmup_steps");
+  o.weight_decay = s.get_float("weight_decay"), o.beta1 = s.get_float("beta1"), o.beta2 = s.get_float("beta2");
+  o.grad_clip = s.get_float("grad_clip"), o.seed = s.get_int("seed"), o.log_interval = s.get_int("log_interval");
+  o.checkpoint_interval = s.get_int("checkpoint_interval"), o.threads = s.get_int("threads");
+  o.device = s.get_string("device"), o.dtype = s.get_string("dtype");
+  return o;
+}
+
+Schema EvalOptions::schema() {
+  return {int_key("interval", 0, "steps between evaluations on val_path; 0 = only at the end", 0, 1e15),
+          int_key("max_batches", 20, "batches of val data per evaluation", 1, 1e9),
+          int_key("batch_size", 0, "0 = train.batch_size", 0, 1 << 20),
+          string_key("facts_path", "", "facts.jsonl for fact recall after training and in `xlhost eval`; empty = none"),
+          int_key("max_facts", 0, "facts scored for fact recall; 0 = all", 0, 1e9)};
+}
+
+EvalOptions EvalOptions::from(const SectionValues& s) {
+  EvalOptions o;
+  o.interval = s.get_int("interval"), o.max_batches = s.get_int("max_batches"), o.batch_size = s.get_int("batch_size");
+  o.facts_path = s.get_string("facts_path"), o.max_facts = s.get_int("max_facts");
+  return o;
+}
+
+Schema GenerateSectionOptions::schema() {
+  return {string_key("prompts_path", "", "text file, one prompt per line; empty = no samples after training"),
+          int_key("max_new_tokens", 64, "new tokens per prompt (the prompt does not count)", 1, 1 << 20),
+          float_key("temperature", 0.75, "softmax temperature; 0 = greedy", 0.0, 100.0),
+          float_key("top_p", 0.9, "nucleus sampling mass", 0.0, 1.0),
+          float_key("repetition_penalty", 1.0, "divide logits of tokens already present by this", 0.01, 100.0),
+          int_key("seed", 0, "sampling seed", 0, 9.2e18),
+          int_key("samples", 3, "prompts whose completion is printed after training", 0, 1 << 20)};
+}
+
+GenerateSectionOptions GenerateSectionOptions::from(const SectionValues& s) {
+  GenerateSectionOptions o;
+  o.prompts_path = s.get_string("prompts_path"), o.max_new_tokens = s.get_int("max_new_tokens");
+  o.temperature = s.get_float("temperature"), o.top_p = s.get_float("top_p");
+  o.repetition_penalty = s.get_float("repetition_penalty"), o.seed = s.get_int("seed"), o.samples = s.get_int("samples");
+  return o;
+}
+
+Schema MetricsOptions::schema() {
+  return {bool_key("enabled", true, "serve Prometheus metrics while training"),
+          string_key("listen", "127.0.0.1:9464", "host:port of /metrics and /healthz; port 0 picks a free port"),
+          bool_key("allow_remote", false, "allow a listen address other than loopback (exposes the endpoint)"),
+          float_key("linger_seconds", 0.0, "keep serving this long after the run ends, for a last scrape", 0.0, 86400.0),
+          float_key("peak_flops", 0.0, "device peak FLOP/s for xl_train_mfu_ratio; 0 = measure a matmul at start", 0.0,
+                    1e18)};
+}
+
+MetricsOptions MetricsOptions::from(const SectionValues& s) {
+  MetricsOptions o;
+  o.enabled = s.get_bool("enabled"), o.listen = s.get_string("listen"), o.allow_remote = s.get_bool("allow_remote");
+  o.linger_seconds = s.get_float("linger_seconds"), o.peak_flops = s.get_float("peak_flops");
+  return o;
+}
+
+Schema RunOptions::schema() {
+  return {string_key("out_dir", "out", "runs write to <out_dir>/<experiment.id>/"),
+          int_key("keep_checkpoints", 3, "checkpoints kept per run (oldest removed first)", 1, 1 << 20)};
+}
+
+RunOptions RunOptions::from(const SectionValues& s) { return {s.get_string("out_dir"), s.get_int("keep_checkpoints")}; }
+
+Options Options::from(const Config& config) {
+  return {ExperimentOptions::from(config.section("experiment")), DataOptions::from(config.section("data")),
+          TrainOptions::from(config.section("train")),           EvalOptions::from(config.section("eval")),
+          GenerateSectionOptions::from(config.section("generate")), MetricsOptions::from(config.section("metrics")),
+          RunOptions::from(config.section("run"))};
+}
+
+ConfigSchema full_schema(const Schema& model_schema) {
+  return {{"experiment", ExperimentOptions::schema()}, {"model", model_schema},
+          {"data", DataOptions::schema()},             {"train", TrainOptions::schema()},
+          {"eval", EvalOptions::schema()},             {"generate", GenerateSectionOptions::schema()},
+          {"metrics", MetricsOptions::schema()},       {"run", RunOptions::schema()}};
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,47 @@
+#include "xlhost/core/data/json_lines.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <fstream>
+
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core {
+
+JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
+                                const std::function<void(const std::string&)>& on_text) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(path + ": cannot open data file");
+  JsonLinesReport report;
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ++report.lines;
+    rapidjson::Document doc;
+    doc.Parse(line.c_str(), line.size());
+    std::string problem;
+    if (doc.HasParseError())
+      problem = std::string("not valid JSON (") + rapidjson::GetParseError_En(doc.GetParseError()) + " at column " +
+                std::to_string(doc.GetErrorOffset() + 1) + ")";
+    else if (!doc.IsObject())
+      problem = "expected a JSON object";
+    else if (!doc.HasMember("text") || !doc["text"].IsString())
+      problem = "expected a string field \"text\"";
+    if (problem.empty()) {
+      on_text(std::string(doc["text"].GetString(), doc["text"].GetStringLength()));
+      ++report.documents;
+      continue;
+    }
+    const std::string where = path + ":" + std::to_string(line_no) + ": " + problem;
+    if (!skip_malformed)
+      throw UserError(where + " (set data.skip_malformed=true to skip such lines)");
+    ++report.skipped;
+    if (report.first_problems.size() < 5) report.first_problems.push_back(where);
+  }
+  return report;
+}
+
+}  // namespace xlhost::core

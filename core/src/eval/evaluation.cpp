@@ -1,0 +1,96 @@
+#include "xlhost/core/eval/evaluation.hpp"
+
+#include <rapidjson/document.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "xlhost/core/data/window_batch.hpp"
+#include "xlhost/core/eval/generator.hpp"
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core {
+
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t pad_id) {
+  auto flat = logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32);
+  auto y = targets.reshape({-1});
+  auto ce = torch::nn::functional::cross_entropy(flat, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  auto mask = (y != pad_id).to(ce.scalar_type());
+  return (ce * mask).sum() / mask.sum().clamp_min(1.0);
+}
+
+torch::Tensor logits_predicting(const torch::Tensor& logits, int64_t first, int64_t count) {
+  TORCH_CHECK(first >= 1, "the first token of a sequence has no prediction");
+  TORCH_CHECK(first + count <= logits.size(0), "span ends after the sequence");
+  return logits.slice(0, first - 1, first + count - 1);
+}
+
+double continuation_loss(sdk::Model& model, const std::vector<int64_t>& prompt,
+                         const std::vector<int64_t>& continuation, const torch::Device& device) {
+  if (prompt.empty() || continuation.empty()) throw UserError("continuation_loss: prompt and continuation must be non-empty");
+  std::vector<int64_t> ids(prompt);
+  ids.insert(ids.end(), continuation.begin(), continuation.end());
+  torch::NoGradGuard no_grad;
+  auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device);
+  auto logits = model.forward(input).logits[0];
+  auto span = logits_predicting(logits, static_cast<int64_t>(prompt.size()), static_cast<int64_t>(continuation.size()));
+  auto target = torch::tensor(continuation, torch::kInt64).to(device);
+  return torch::nn::functional::cross_entropy(span.to(torch::kFloat32), target).item<double>();
+}
+
+EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
+                         int64_t max_batches, int64_t pad_id, const torch::Device& device) {
+  WindowSampler sampler(tokens, seq_len, batch_size, 0, /*shuffle=*/false);
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  double weighted = 0;
+  int64_t counted = 0;
+  const int64_t batches = std::min(max_batches, sampler.batches_per_epoch());
+  for (int64_t b = 0; b < batches; ++b) {
+    auto window = window_batch(tokens, sampler.window_starts(b), seq_len).to(device);
+    auto x = window.slice(1, 0, seq_len), y = window.slice(1, 1, seq_len + 1);
+    const int64_t n = (y != pad_id).sum().item<int64_t>();
+    weighted += lm_loss(model.forward(x).logits, y, pad_id).item<double>() * n;
+    counted += n;
+  }
+  model.train(was_training);
+  EvalResult r;
+  r.tokens = counted;
+  r.loss = counted ? weighted / counted : std::nan("");
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
+                       int64_t max_facts, const torch::Device& device) {
+  std::ifstream in(facts_path);
+  if (!in) throw UserError(facts_path + ": cannot open facts file (eval.facts_path)");
+  FactRecall r;
+  GenerateOptions greedy;
+  greedy.temperature = 0;
+  greedy.eos_id = tokenizer.eos_id();
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line) && (max_facts <= 0 || r.facts < max_facts); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    rapidjson::Document doc;
+    doc.Parse(line.c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
+        !doc.HasMember("answer") || !doc["answer"].IsString())
+      throw UserError(facts_path + ":" + std::to_string(line_no) +
+                      ": expected {\"prompt\": string, \"answer\": string, \"in_train\": bool}");
+    const bool seen = !doc.HasMember("in_train") || !doc["in_train"].IsBool() || doc["in_train"].GetBool();
+    std::vector<int64_t> prompt{tokenizer.bos_id()};
+    for (auto id : tokenizer.encode(doc["prompt"].GetString())) prompt.push_back(id);
+    const auto answer = tokenizer.encode(doc["answer"].GetString());
+    greedy.max_new_tokens = static_cast<int64_t>(answer.size());
+    const auto out = generate(model, prompt, greedy, device).tokens;
+    const bool correct = out.size() >= answer.size() && std::equal(answer.begin(), answer.end(), out.begin());
+    ++r.facts, r.correct += correct;
+    if (seen) ++r.seen_facts, r.seen_correct += correct;
+  }
+  if (r.facts == 0) throw UserError(facts_path + ": no facts");
+  return r;
+}
+
+}  // namespace xlhost::core

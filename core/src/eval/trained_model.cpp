@@ -1,0 +1,33 @@
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/eval/trained_model.hpp"
+
+#include <filesystem>
+
+#include "xlhost/core/checkpoint/checkpoint.hpp"
+#include "xlhost/core/plugin/model_source.hpp"
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core {
+
+TrainedModel load_trained_model(const std::string& path, const std::string& plugin_override,
+                                const std::vector<std::string>& overrides) {
+  const std::string dir = resolve_checkpoint(path);
+  const auto state = read_checkpoint_state(dir);
+  const std::string plugin_path = plugin_override.empty() ? state.plugin_path : plugin_override;
+  TrainedModel t{dir, load_plugin(plugin_path), Config{}, nullptr, nullptr, torch::kCPU};
+  if (t.plugin.descriptor().name != state.plugin_name)
+    throw UserError(plugin_path + ": plugin " + t.plugin.descriptor().name + " cannot load a checkpoint of " +
+                    state.plugin_name);
+  t.config = Config::parse(read_checkpoint_config(dir), dir + "/config.json", full_schema(t.plugin.descriptor().schema),
+                           overrides);
+  auto setup = set_up_model(model_source(t.plugin), t.config);
+  t.device = setup.device;
+  t.tokenizer = std::move(setup.tokenizer);
+  t.model = setup.model;
+  load_model_weights(*t.model, (std::filesystem::path(dir) / "model.safetensors").string());
+  t.model->to(t.device);
+  t.model->eval();
+  return t;
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,368 @@
+#include "xlhost/core/experiments/experiment_record.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "xlhost/core/checkpoint/checkpoint_directory.hpp"
+#include "xlhost/core/experiments/git_provenance.hpp"
+#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/md5.hpp"
+#include "xlhost/core/util/progress.hpp"
+
+namespace xlhost::core {
+
+namespace fs = std::filesystem;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+namespace {
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return text;
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+template <typename Build>
+std::string json(Build build) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  build(w);
+  return buffer.GetString();
+}
+
+void string_field(Writer& w, const char* key, const std::string& value) {
+  w.Key(key);
+  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+using DataFiles = std::vector<std::pair<std::string, std::string>>;  // path, md5
+
+// Which code, plugin and data made the run.
+void write_versions(Writer& w, const GitState& git, const PluginIdentity& plugin, const DataFiles& data_files) {
+  w.StartObject();
+  w.Key("git");
+  w.StartObject();
+  w.Key("found"), w.Bool(git.found);
+  string_field(w, "root", git.root);
+  string_field(w, "commit", git.commit);
+  string_field(w, "short_commit", git.short_commit);
+  string_field(w, "branch", git.branch);
+  w.Key("dirty"), w.Bool(git.dirty);
+  w.Key("dirty_files"), w.StartArray();
+  for (const auto& f : git.dirty_files) w.String(f.c_str());
+  w.EndArray();
+  string_field(w, "diff_patch", git.dirty && !git.diff.empty() ? "diff.patch" : "");
+  w.Key("diff_truncated"), w.Bool(git.diff_truncated);
+  w.EndObject();
+  w.Key("plugin");
+  w.StartObject();
+  string_field(w, "path", fs::absolute(plugin.path).string());
+  string_field(w, "md5", md5_file(plugin.path));
+  string_field(w, "name", plugin.name);
+  string_field(w, "version", plugin.version);
+  w.Key("sdk_abi"), w.Uint(plugin.abi_version);
+  string_field(w, "torch_version", plugin.torch_version);
+  w.EndObject();
+  w.Key("data"), w.StartArray();
+  for (const auto& [p, md5] : data_files) {
+    w.StartObject();
+    string_field(w, "path", p);
+    string_field(w, "md5", md5);  // what DVC records for a file (outs[].md5)
+    w.Key("bytes"), w.Uint64(fs::file_size(p));
+    const fs::path dvc = p + ".dvc";
+    if (fs::exists(dvc)) string_field(w, "dvc_file_md5", md5_file(dvc.string()));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+// Where it ran.
+void write_environment(Writer& w, const RuntimeInfo& runtime) {
+  struct utsname os {};
+  uname(&os);
+  w.StartObject();
+  string_field(w, "libtorch", runtime.libtorch);
+  string_field(w, "cuda", runtime.cuda);
+  string_field(w, "cudnn", runtime.cudnn);
+  string_field(w, "nccl", runtime.nccl);
+  w.Key("cuda_available"), w.Bool(!runtime.cuda_devices.empty());
+  w.Key("cuda_devices"), w.StartArray();
+  for (const auto& name : runtime.cuda_devices) w.String(name.c_str());
+  w.EndArray();
+  string_field(w, "cpu", cpu_model());
+  w.Key("cores"), w.Uint(std::thread::hardware_concurrency());
+  string_field(w, "host", hostname());
+  string_field(w, "os", std::string(os.sysname) + " " + os.release + " " + os.machine);
+  w.EndObject();
+}
+
+// How to run it again: the checkout, the data to check, the command.
+void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& plugin, const DataFiles& data_files,
+                        const RunDirectory& run_dir, const std::string& command_line) {
+  w.StartObject();
+  std::string checkout = git.found && !git.commit.empty() ? "git -C " + git.root + " checkout " + git.commit : "";
+  if (git.dirty && !git.diff.empty()) checkout += " && git -C " + git.root + " apply " + fs::absolute(run_dir.diff_patch()).string();
+  string_field(w, "checkout", checkout);
+  w.Key("data_checks"), w.StartArray();
+  for (const auto& [p, md5] : data_files) w.String((md5 + "  " + p).c_str());
+  w.EndArray();
+  string_field(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
+  string_field(w, "command", command_line);
+  string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path).string() + " --config " +
+                                       fs::absolute(run_dir.config()).string());
+  w.EndObject();
+}
+
+}  // namespace
+
+ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime)
+    : run_(std::move(run)), path_(RunDirectory(run_.run_dir).record().string()), start_time_(now_iso8601()) {
+  run_.config_path = fs::absolute(run_.config_path).string();  // record.md is found beside it from any directory
+  fs::create_directories(run_.run_dir);
+  const auto git = read_git_state(fs::absolute(run_.config_path).parent_path().string());
+  if (git.dirty && !git.diff.empty()) {
+    std::ofstream(RunDirectory(run_.run_dir).diff_patch()) << git.diff;
+  }
+  DataFiles data_files;
+  for (const auto& p : run_.data_files)
+    if (!p.empty() && fs::exists(p)) data_files.emplace_back(p, md5_file(p));
+  versions_json_ = json([&](Writer& w) { write_versions(w, git, plugin, data_files); });
+  environment_json_ = json([&](Writer& w) { write_environment(w, runtime); });
+  reproduce_json_ =
+      json([&](Writer& w) { write_reproduction(w, git, plugin, data_files, RunDirectory(run_.run_dir), run_.command_line); });
+  write(nullptr, "running", "");
+}
+
+void ExperimentRecord::finish(const RunResults* results, const std::string& status, const std::string& failure) {
+  write(results, status, failure);
+}
+
+void ExperimentRecord::write(const RunResults* s, const std::string& status, const std::string& failure) {
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
+  auto parsed = [&](const std::string& text) {
+    rapidjson::Document part(&a);
+    part.Parse(text.c_str());
+    return rapidjson::Value(part, a);
+  };
+  doc.AddMember("schema", 1, a);
+  rapidjson::Value experiment(rapidjson::kObjectType);
+  experiment.AddMember("id", str(run_.id), a);
+  experiment.AddMember("description", str(run_.description), a);
+  experiment.AddMember("start_time", str(start_time_), a);
+  experiment.AddMember("end_time", status == "running" ? rapidjson::Value() : str(now_iso8601()), a);
+  experiment.AddMember("command_line", str(run_.command_line), a);
+  experiment.AddMember("config_path", str(run_.config_path), a);
+  experiment.AddMember("pid", static_cast<int64_t>(getpid()), a);
+  experiment.AddMember("host", str(hostname()), a);
+  experiment.AddMember("metrics_url", str(run_.metrics_url), a);
+  doc.AddMember("experiment", experiment, a);
+  doc.AddMember("status", str(status), a);
+  doc.AddMember("failure", str(failure), a);
+  doc.AddMember("versions", parsed(versions_json_), a);
+  doc.AddMember("hyperparameters", parsed(run_.config_json), a);
+  doc.AddMember("environment", parsed(environment_json_), a);
+  rapidjson::Value results;
+  if (s) {
+    results.SetObject();
+    auto number = [&](const char* key, double v) {
+      results.AddMember(rapidjson::StringRef(key), std::isfinite(v) ? rapidjson::Value(v) : rapidjson::Value(), a);
+    };
+    results.AddMember("steps", s->steps, a);
+    results.AddMember("parameters", s->parameters, a);
+    number("first_loss", s->losses.empty() ? std::nan("") : s->losses.front());
+    number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
+    number("final_aux_loss", s->final_aux_loss);
+    double best = std::nan("");
+    for (double l : s->losses) best = std::isnan(best) || l < best ? l : best;
+    number("best_loss", best);
+    number("val_loss", s->val_loss);
+    number("val_perplexity", s->val_perplexity);
+    number("fact_recall", s->fact_recall);
+    number("fact_recall_seen", s->fact_recall_seen);
+    number("fact_recall_unseen", s->fact_recall_unseen);
+    number("tokens_per_second", s->tokens_per_second);
+    number("wall_seconds", s->wall_seconds);
+    const double run_steps = static_cast<double>(s->steps - s->first_step);
+    auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
+    rapidjson::Value step_time(rapidjson::kObjectType);
+    for (const auto& [key, total] : {std::pair{"step_s", s->step_seconds}, {"forward_s", s->forward_seconds},
+                                     {"backward_s", s->backward_seconds}, {"optimizer_s", s->optimizer_seconds}}) {
+      const double mean = per_step(total);
+      step_time.AddMember(rapidjson::StringRef(key), std::isfinite(mean) ? rapidjson::Value(mean) : rapidjson::Value(), a);
+    }
+    results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
+    results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);
+    results.AddMember("peak_cuda_bytes", s->peak_cuda_bytes > 0 ? rapidjson::Value(s->peak_cuda_bytes) : rapidjson::Value(), a);
+    results.AddMember("checkpoint", str(s->checkpoint), a);
+    if (!s->checkpoint.empty() && fs::exists(fs::path(s->checkpoint) / "model.safetensors"))
+      results.AddMember("checkpoint_md5", str(md5_file((fs::path(s->checkpoint) / "model.safetensors").string())), a);
+  }
+  doc.AddMember("results", results, a);
+  doc.AddMember("reproduce", parsed(reproduce_json_), a);
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
+  write_file_atomically(path_, std::string(buffer.GetString()) + "\n");
+  if (status == "running") return;
+  try {
+    fill_record_markdown(doc);
+  } catch (const std::exception& e) {  // record.json is written; a failed run's own error matters more
+    std::cerr << "warning: record.md not updated: " << e.what() << "\n";
+  }
+}
+
+rapidjson::Document read_record(const std::string& out_dir, const std::string& id) {
+  const fs::path path = RunDirectory(out_dir, id).record();
+  if (!fs::exists(path)) throw UserError("no record for " + id + " (" + path.string() + " is missing)");
+  const std::string text = read_text_file(path.string(), "record");
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
+      !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
+      !doc["versions"].IsObject() || !doc["versions"].HasMember("plugin") || !doc["versions"]["plugin"].IsObject() ||
+      !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
+    throw UserError(path.string() + ": corrupted record (not the record.json schema)");
+  return doc;
+}
+
+std::string member_string(const rapidjson::Value& object, const char* key) {
+  return object.IsObject() && object.HasMember(key) && object[key].IsString() ? object[key].GetString() : "";
+}
+
+double member_number(const rapidjson::Value& object, const char* key) {
+  return object.IsObject() && object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : std::nan("");
+}
+
+std::string describe_code_version(const rapidjson::Value& git, bool full_commit) {
+  if (member_string(git, "commit").empty()) return "not in a git repository";
+  std::string text = full_commit ? member_string(git, "commit") + " on " + member_string(git, "branch")
+                                 : member_string(git, "short_commit");
+  if (git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool() && git.HasMember("dirty_files") &&
+      git["dirty_files"].IsArray()) {
+    text += ", with uncommitted changes to";
+    for (const auto& f : git["dirty_files"].GetArray()) text += std::string(" `") + f.GetString() + "`";
+  }
+  return text;
+}
+
+RecordSummary read_record_summary(const std::string& run_dir) {
+  const fs::path dir(run_dir);
+  const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+  const auto& e = doc["experiment"];
+  RecordSummary r;
+  r.run_dir = run_dir;
+  r.id = member_string(e, "id");
+  if (r.id.empty()) r.id = dir.filename().string();
+  r.start_time = member_string(e, "start_time");
+  r.metrics_url = member_string(e, "metrics_url");
+  r.status = doc["status"].GetString();
+  r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;
+  if (r.status == "running" && r.pid > 0 && member_string(e, "host") == hostname() &&
+      kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH)
+    r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
+  try {
+    r.last_checkpoint = resolve_checkpoint(run_dir);
+  } catch (const std::exception&) {
+  }
+  r.plugin = member_string(doc["versions"]["plugin"], "name");
+  if (doc.HasMember("results") && doc["results"].IsObject()) {
+    r.has_results = true;
+    r.final_loss = member_number(doc["results"], "final_loss");
+    r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
+  }
+  return r;
+}
+
+std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems) {
+  std::vector<RecordSummary> out;
+  if (!fs::is_directory(out_dir)) return out;
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    if (!fs::exists(RunDirectory(entry.path()).record())) continue;
+    try {
+      out.push_back(read_record_summary(entry.path().string()));
+    } catch (const UserError& e) {
+      if (problems) problems->push_back(e.what());
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.start_time < b.start_time; });
+  return out;
+}
+
+std::string fill_record_markdown(const rapidjson::Document& record) {
+  const auto& e = record["experiment"];
+  const std::string config_path = member_string(e, "config_path");
+  if (config_path.empty()) return "";
+  const fs::path md = record_markdown_beside(config_path);
+  if (!fs::exists(md)) return "";
+  const auto& git = record["versions"].HasMember("git") ? record["versions"]["git"] : record["versions"];
+  const rapidjson::Value none;
+  const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
+  auto fixed = [](double v, int digits) { return std::isfinite(v) ? format_fixed(v, digits) : std::string("-"); };
+  std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
+  auto row = [&](const std::string& name, const std::string& value) { block += "| " + name + " | " + value + " |\n"; };
+  row("status", record["status"].GetString() + (member_string(record, "failure").empty() ? "" : ": " + member_string(record, "failure")));
+  row("run", member_string(e, "start_time") + " to " + member_string(e, "end_time") + " on " + member_string(e, "host"));
+  row("code", describe_code_version(git, false));
+  row("plugin", member_string(record["versions"]["plugin"], "name") + " " + member_string(record["versions"]["plugin"], "version"));
+  row("steps", fixed(member_number(r, "steps"), 0));
+  row("train loss first / final / best", fixed(member_number(r, "first_loss"), 4) + " / " + fixed(member_number(r, "final_loss"), 4) +
+                                             " / " + fixed(member_number(r, "best_loss"), 4));
+  row("val loss (perplexity)", fixed(member_number(r, "val_loss"), 4) + " (" + fixed(member_number(r, "val_perplexity"), 3) + ")");
+  row("fact recall", std::isfinite(member_number(r, "fact_recall")) ? fixed(100 * member_number(r, "fact_recall"), 1) + "%" : "-");
+  row("tokens/s", fixed(member_number(r, "tokens_per_second"), 0));
+  row("checkpoint", member_string(r, "checkpoint").empty() ? "-" : member_string(r, "checkpoint"));
+  row("command", "`" + member_string(e, "command_line") + "`");
+  block += "\nFull record: `xlhost exp show " + member_string(e, "id") + "`; report: `xlhost exp report " + member_string(e, "id") +
+           "`.\n" + kRecordResultsEnd + "\n";
+
+  std::string text = read_text_file(md.string(), "record.md");
+  const auto begin = text.find(kRecordResultsBegin), end = text.find(kRecordResultsEnd);
+  if (begin != std::string::npos && end != std::string::npos && end > begin) {
+    size_t after = end + std::strlen(kRecordResultsEnd);
+    if (after < text.size() && text[after] == '\n') ++after;
+    text.replace(begin, after - begin, block);
+  } else {
+    text += (text.empty() || text.back() == '\n' ? "\n" : "\n\n") + block;
+  }
+  write_file_atomically(md.string(), text);
+  return md.string();
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,173 @@
+#include "xlhost/core/experiments/record_comparison.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/progress.hpp"
+
+namespace xlhost::core {
+
+namespace {
+
+// "section.key" → the value as JSON text, for every leaf of the resolved config.
+void flatten(const rapidjson::Value& v, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject())
+      flatten(m.value, prefix.empty() ? m.name.GetString() : prefix + "." + m.name.GetString(), out);
+    return;
+  }
+  if (v.IsString()) {
+    out[prefix] = v.GetString();
+    return;
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  v.Accept(w);
+  out[prefix] = buffer.GetString();
+}
+
+struct Metric {
+  const char* key;  // path below "results", as a JSON pointer
+  const char* label;
+  int digits;
+  int better;  // -1 lower is better, +1 higher is better, 0 not ranked
+  double scale = 1;
+};
+
+const Metric kMetrics[] = {
+    {"steps", "steps", 0, 0},
+    {"parameters", "parameters", 0, 0},
+    {"final_loss", "final train loss", 4, -1},
+    {"final_aux_loss", "  of which plugin aux loss", 4, 0},
+    {"best_loss", "best train loss", 4, -1},
+    {"val_loss", "val loss", 4, -1},
+    {"val_perplexity", "val perplexity", 3, -1},
+    {"fact_recall", "fact recall %", 1, +1, 100},
+    {"fact_recall_seen", "  facts in training text %", 1, +1, 100},
+    {"fact_recall_unseen", "  facts only in knowledge %", 1, +1, 100},
+    {"tokens_per_second", "tokens/s", 0, +1},
+    {"step_time/step_s", "s/step", 3, -1},
+    {"wall_seconds", "wall s", 1, -1},
+    {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
+    {"peak_cuda_bytes", "peak CUDA MiB", 0, -1, 1.0 / (1 << 20)},
+};
+
+}  // namespace
+
+RecordComparison compare_records(const std::string& out_dir, const std::vector<std::string>& ids) {
+  if (ids.empty()) throw UserError("exp compare needs at least one experiment id");
+  RecordComparison c;
+  c.ids = ids;
+  std::vector<std::map<std::string, std::string>> configs(ids.size());
+  std::vector<rapidjson::Document> records;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    records.push_back(read_record(out_dir, ids[i]));
+    const auto& r = records.back();
+    flatten(r["hyperparameters"], "", configs[i]);
+    configs[i].erase("experiment.id");  // the column header already
+    const auto& v = r["versions"];
+    if (v.HasMember("plugin"))
+      configs[i]["(plugin)"] = member_string(v["plugin"], "name") + " " + member_string(v["plugin"], "version");
+    if (v.HasMember("git")) {
+      const auto& git = v["git"];
+      const bool dirty = git.IsObject() && git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool();
+      configs[i]["(code)"] = member_string(git, "short_commit") + (dirty ? "+dirty" : "");
+    }
+  }
+  std::map<std::string, bool> keys;
+  for (const auto& config : configs)
+    for (const auto& [k, value] : config) keys[k] = true;
+  for (const auto& [key, unused] : keys) {
+    ComparisonRow row{key, {}, -1};
+    for (const auto& config : configs) {
+      auto it = config.find(key);
+      row.values.push_back(it == config.end() ? "-" : it->second);
+    }
+    if (std::any_of(row.values.begin(), row.values.end(), [&](auto& v) { return v != row.values[0]; }))
+      c.differences.push_back(row);
+  }
+
+  ComparisonRow status{"status", {}, -1};
+  for (const auto& r : records) status.values.push_back(r["status"].GetString());
+  c.results.push_back(status);
+  for (const auto& m : kMetrics) {
+    ComparisonRow row{m.label, {}, -1};
+    double best = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const rapidjson::Value* v = rapidjson::Pointer((std::string("/results/") + m.key).c_str()).Get(records[i]);
+      const bool has = v && v->IsNumber();
+      const double value = has ? v->GetDouble() * m.scale : std::nan("");
+      row.values.push_back(has ? format_fixed(value, m.digits) : "-");
+      if (has && m.better != 0 && (row.best < 0 || (m.better < 0 ? value < best : value > best)))
+        best = value, row.best = static_cast<int>(i);
+    }
+    if (std::all_of(row.values.begin(), row.values.end(), [&](auto& v) { return v == row.values[0]; }))
+      row.best = -1;  // a tie (or a single run) has no best
+    c.results.push_back(row);
+  }
+  return c;
+}
+
+std::string format_comparison(const RecordComparison& c, bool markdown) {
+  std::vector<const ComparisonRow*> rows;
+  for (const auto& r : c.differences) rows.push_back(&r);
+  const size_t first_result = rows.size();
+  for (const auto& r : c.results) rows.push_back(&r);
+  auto cell = [&](const ComparisonRow& row, size_t i) {
+    std::string v = row.values[i];
+    if (!markdown && v.size() > 32) v = v.substr(0, 29) + "...";  // long descriptions and paths
+    if (static_cast<int>(i) != row.best) return v;
+    return markdown ? "**" + v + "**" : v + " *";
+  };
+  std::string out;
+  if (markdown) {
+    out += "| |";
+    for (const auto& id : c.ids) out += " " + id + " |";
+    out += "\n| --- |";
+    for (size_t i = 0; i < c.ids.size(); ++i) out += " ---: |";
+    out += "\n";
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (r == first_result && first_result > 0) {
+        out += "| *results* |";
+        for (size_t i = 0; i < c.ids.size(); ++i) out += " |";
+        out += "\n";
+      }
+      out += "| " + rows[r]->name + " |";
+      for (size_t i = 0; i < c.ids.size(); ++i) out += " " + cell(*rows[r], i) + " |";
+      out += "\n";
+    }
+    return out;
+  }
+  size_t name_width = 7;
+  for (const auto* r : rows) name_width = std::max(name_width, r->name.size());
+  std::vector<size_t> width(c.ids.size());
+  for (size_t i = 0; i < c.ids.size(); ++i) {
+    width[i] = c.ids[i].size();
+    for (const auto* r : rows) width[i] = std::max(width[i], cell(*r, i).size());
+  }
+  auto line = [&](const std::string& name, auto value_of) {
+    std::string text = name + std::string(name_width + 2 - name.size(), ' ');
+    for (size_t i = 0; i < c.ids.size(); ++i) {
+      const std::string v = value_of(i);
+      text += std::string(width[i] - std::min(width[i], v.size()) + 2, ' ') + v;
+    }
+    return text + "\n";
+  };
+  out += line("", [&](size_t i) { return c.ids[i]; });
+  out += c.differences.empty() ? "(same configuration, plugin and code)\n" : "differences:\n";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (r == first_result) out += "results (* best):\n";
+    out += line(rows[r]->name, [&](size_t i) { return cell(*rows[r], i); });
+  }
+  return out;
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,147 @@
+#include "xlhost/core/experiments/train_log.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace xlhost::core {
+
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// JSON has no NaN or infinity: a diverged value is written as null.
+void number(JsonWriter& w, const char* key, double value) {
+  w.Key(key);
+  if (std::isfinite(value)) w.Double(value);
+  else w.Null();
+}
+
+void integer(JsonWriter& w, const char* key, int64_t value) {
+  w.Key(key);
+  w.Int64(value);
+}
+
+double read_number(const rapidjson::Value& v, const char* key, double missing = 0) {
+  if (!v.HasMember(key)) return missing;
+  if (v[key].IsNull()) return std::nan("");
+  return v[key].IsNumber() ? v[key].GetDouble() : missing;
+}
+
+int64_t read_integer(const rapidjson::Value& v, const char* key) {
+  return v.HasMember(key) && v[key].IsInt64() ? v[key].GetInt64() : 0;
+}
+
+TrainLogStep read_step(const rapidjson::Value& v) {
+  TrainLogStep s;
+  s.step = read_integer(v, "step"), s.total_steps = read_integer(v, "total_steps");
+  s.loss = read_number(v, "loss"), s.aux_loss = read_number(v, "aux_loss", std::nan(""));
+  s.lr = read_number(v, "lr"), s.grad_norm = read_number(v, "grad_norm");
+  s.tokens = read_integer(v, "tokens"), s.tokens_per_s = read_number(v, "tokens_per_s");
+  s.step_s = read_number(v, "step_s"), s.forward_s = read_number(v, "forward_s");
+  s.backward_s = read_number(v, "backward_s"), s.optimizer_s = read_number(v, "optimizer_s");
+  if (v.HasMember("diagnostics") && v["diagnostics"].IsObject())
+    for (const auto& d : v["diagnostics"].GetObject())
+      s.diagnostics.emplace_back(d.name.GetString(), d.value.IsNumber() ? d.value.GetDouble() : std::nan(""));
+  return s;
+}
+
+// Which kind of line `line` is, if it parses: the one key each kind alone has decides.
+void read_line(const std::string& line, TrainLogContents& into) {
+  rapidjson::Document d;
+  d.Parse(line.c_str(), line.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("step") || !d["step"].IsInt64()) return;
+  if (d.HasMember("loss")) {
+    into.steps.push_back(read_step(d));
+  } else if (d.HasMember("val_loss")) {
+    into.evals.push_back({d["step"].GetInt64(), read_number(d, "val_loss"), read_number(d, "val_perplexity")});
+  } else if (d.HasMember("fact_recall")) {
+    into.fact_recalls.push_back({d["step"].GetInt64(), read_number(d, "fact_recall"), read_number(d, "fact_recall_seen"),
+                                 read_number(d, "fact_recall_unseen")});
+  }
+}
+
+bool ends_inside_a_line(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in || in.tellg() <= 0) return false;
+  in.seekg(-1, std::ios::end);
+  return in.get() != '\n';
+}
+
+}  // namespace
+
+TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, bool append) {
+  // A run killed mid-line left half a line: the resumed run's first line must not join it.
+  const bool broken_tail = append && ends_inside_a_line(path);
+  out_.open(path, append ? std::ios::app : std::ios::trunc);
+  if (broken_tail) out_ << "\n";
+}
+
+void TrainLogWriter::write_line(const std::string& json) { out_ << json << "\n" << std::flush; }
+
+void TrainLogWriter::write(const TrainLogStep& s) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  integer(w, "step", s.step), integer(w, "total_steps", s.total_steps);
+  number(w, "loss", s.loss), number(w, "lr", s.lr), number(w, "grad_norm", s.grad_norm);
+  integer(w, "tokens", s.tokens), number(w, "tokens_per_s", s.tokens_per_s);
+  number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
+  number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
+  if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss);
+  if (!s.diagnostics.empty()) {
+    w.Key("diagnostics");
+    w.StartObject();
+    for (const auto& [name, value] : s.diagnostics) number(w, name.c_str(), value);
+    w.EndObject();
+  }
+  w.EndObject();
+  write_line(buffer.GetString());
+}
+
+void TrainLogWriter::write(const TrainLogEval& e) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  integer(w, "step", e.step), number(w, "val_loss", e.val_loss), number(w, "val_perplexity", e.val_perplexity);
+  w.EndObject();
+  write_line(buffer.GetString());
+}
+
+void TrainLogWriter::write(const TrainLogFactRecall& f) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  integer(w, "step", f.step), number(w, "fact_recall", f.rate);
+  number(w, "fact_recall_seen", f.seen), number(w, "fact_recall_unseen", f.unseen);
+  w.EndObject();
+  write_line(buffer.GetString());
+}
+
+TrainLogContents read_train_log(const std::filesystem::path& path) {
+  TrainLogContents contents;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) read_line(line, contents);
+  return contents;
+}
+
+std::optional<TrainLogStep> last_logged_step(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return std::nullopt;
+  // A step line is a few hundred bytes; 16 KiB holds the last one even with many diagnostics
+  // and evaluation lines after it.
+  const std::streamoff size = in.tellg(), start = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(start);
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  in.read(tail.data(), size - start);
+  std::istringstream lines(tail);
+  TrainLogContents contents;
+  for (std::string line; std::getline(lines, line);) read_line(line, contents);
+  if (contents.steps.empty()) return std::nullopt;
+  return contents.steps.back();
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,140 @@
+#include "xlhost/core/metrics/training_metrics.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "xlhost/core/train/device_info.hpp"
+
+namespace xlhost::core {
+
+namespace {
+
+const std::vector<double>& seconds_buckets() {
+  static const std::vector<double> buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                              1,     2.5,    5,     10,   30,    60,   120, 300, 600};
+  return buckets;
+}
+
+}  // namespace
+
+TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double flops_per_token, double peak_flops,
+                                 int64_t total_steps, int cuda_device)
+    : registry_(r),
+      labels_(l),
+      flops_per_token_(flops_per_token),
+      peak_flops_(peak_flops),
+      steps_(r.counter("xl_train_steps_total", "Optimizer steps completed.", l)),
+      tokens_(r.counter("xl_train_tokens_total", "Training tokens processed.", l)),
+      samples_(r.counter("xl_train_samples_total", "Training sequences processed.", l)),
+      skipped_(r.counter("xl_train_skipped_steps_total", "Steps whose update was skipped (non-finite loss).", l)),
+      checkpoints_(r.counter("xl_checkpoint_writes_total", "Checkpoints written.", l)),
+      step_(r.gauge("xl_train_step", "Current optimizer step.", l)),
+      total_steps_(r.gauge("xl_train_total_steps", "Optimizer steps this run will take.", l)),
+      loss_(r.gauge("xl_train_loss", "Training loss of the last step (cross-entropy plus auxiliary loss).", l)),
+      lr_(r.gauge("xl_train_learning_rate", "Learning rate of the last step.", l)),
+      grad_norm_(r.gauge("xl_train_grad_norm", "Global gradient L2 norm before clipping.", l)),
+      tokens_per_second_(r.gauge("xl_train_tokens_per_second", "Training throughput since the last log line.", l)),
+      mfu_(r.gauge("xl_train_mfu_ratio", "Model FLOP utilisation: achieved over peak FLOP/s, 0-1.", l)),
+      rss_(r.gauge("xl_process_resident_memory_bytes", "Resident memory of the process.", l)),
+      eval_loss_(r.gauge("xl_eval_loss", "Held-out loss of the last evaluation.", l)),
+      eval_perplexity_(r.gauge("xl_eval_perplexity", "Held-out perplexity of the last evaluation.", l)),
+      fact_recall_(r.gauge("xl_eval_fact_recall_ratio", "Share of facts whose greedy completion is right, 0-1.", l)),
+      step_seconds_(r.histogram("xl_train_step_seconds", "Wall time of an optimizer step.", seconds_buckets(), l)),
+      forward_seconds_(r.histogram("xl_train_forward_seconds", "Forward time of a step.", seconds_buckets(), l)),
+      backward_seconds_(r.histogram("xl_train_backward_seconds", "Backward time of a step.", seconds_buckets(), l)),
+      optimizer_seconds_(r.histogram("xl_train_optimizer_seconds", "Clipping and optimizer update time of a step.",
+                                     seconds_buckets(), l)),
+      checkpoint_seconds_(r.histogram("xl_checkpoint_write_seconds", "Time to write a checkpoint.", seconds_buckets(), l)),
+      cuda_device_(cuda_device) {
+  total_steps_.set(static_cast<double>(total_steps));
+  if (cuda_device_ >= 0) {
+    cuda_allocated_ = &r.gauge("xl_cuda_memory_allocated_bytes", "CUDA memory held by tensors.", l);
+    cuda_reserved_ = &r.gauge("xl_cuda_memory_reserved_bytes", "CUDA memory reserved by LibTorch's caching allocator.", l);
+    cuda_peak_ = &r.gauge("xl_cuda_memory_peak_allocated_bytes", "Most CUDA memory held by tensors so far.", l);
+  }
+  update_memory();
+}
+
+void TrainingMetrics::update_memory() {
+  rss_.set(static_cast<double>(resident_memory_bytes()));
+  if (cuda_device_ < 0) return;
+  const auto m = cuda_memory(cuda_device_);
+  cuda_allocated_->set(static_cast<double>(m.allocated));
+  cuda_reserved_->set(static_cast<double>(m.reserved));
+  cuda_peak_->set(static_cast<double>(m.peak_allocated));
+}
+
+void TrainingMetrics::on_step(const StepRecord& s) {
+  steps_.increment();
+  tokens_.increment(static_cast<double>(s.tokens));
+  samples_.increment(static_cast<double>(s.samples));
+  if (s.skipped) skipped_.increment();
+  step_.set(static_cast<double>(s.step));
+  loss_.set(s.loss);
+  lr_.set(s.lr);
+  grad_norm_.set(s.grad_norm);
+  step_seconds_.observe(s.step_seconds);
+  forward_seconds_.observe(s.forward_seconds);
+  backward_seconds_.observe(s.backward_seconds);
+  optimizer_seconds_.observe(s.optimizer_seconds);
+  if (s.tokens_per_second > 0) {
+    tokens_per_second_.set(s.tokens_per_second);
+    if (peak_flops_ > 0) mfu_.set(s.tokens_per_second * flops_per_token_ / peak_flops_);
+    update_memory();
+  }
+  for (const auto& [name, value] : s.diagnostics) {
+    auto& gauge = diagnostics_[name];
+    if (!gauge) gauge = &registry_.gauge("xl_model_" + name, "Plugin diagnostic " + name + ".", labels_);
+    gauge->set(value);
+  }
+}
+
+void TrainingMetrics::on_eval(int64_t, const EvalResult& r) {
+  eval_loss_.set(r.loss);
+  eval_perplexity_.set(r.perplexity);
+}
+
+void TrainingMetrics::on_fact_recall(int64_t, const FactRecall& r) { fact_recall_.set(r.rate()); }
+
+void TrainingMetrics::on_checkpoint(const std::string&, double seconds) {
+  checkpoints_.increment();
+  checkpoint_seconds_.observe(seconds);
+}
+
+double measure_peak_flops(bool cuda) {
+  torch::NoGradGuard no_grad;
+  const auto device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
+  const int64_t n = cuda ? 4096 : 512;
+  // Constant operands: drawing random ones would advance the global generator, and a
+  // run's dropout (and so its losses) would then depend on whether metrics are served.
+  auto a = torch::full({n, n}, 0.5, torch::TensorOptions().device(device).dtype(dtype));
+  auto b = torch::full({n, n}, 0.25, torch::TensorOptions().device(device).dtype(dtype));
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize();
+  };
+  torch::mm(a, b);
+  sync();
+  int64_t reps = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  while (elapsed < 0.2) {
+    torch::mm(a, b);
+    sync();
+    ++reps;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return 2.0 * n * n * n * reps / elapsed;
+}
+
+int64_t resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,41 @@
+#include "xlhost/core/plugin/model_source.hpp"
+
+#include <thread>
+
+#include "xlhost/core/config/options.hpp"
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core {
+
+namespace {
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cuda" && !torch::cuda::is_available())
+    throw UserError("train.device=cuda but LibTorch " TORCH_VERSION " sees no CUDA device on this machine "
+                    "(use train.device=cpu, or auto to take a GPU when there is one)");
+  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return torch::kCUDA;
+  return torch::kCPU;
+}
+
+void configure_threads(int64_t threads) {
+  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+}  // namespace
+
+ModelSource model_source(const LoadedPlugin& plugin) {
+  return {plugin.descriptor(), plugin.path(), [plugin](const sdk::ModelConfig& c) { return plugin.create(c); }};
+}
+
+ModelSetup set_up_model(const ModelSource& source, const Config& config) {
+  const auto train = TrainOptions::from(config.section("train"));
+  configure_threads(train.threads);
+  ModelSetup setup;
+  setup.device = resolve_device(train.device);
+  setup.tokenizer = make_tokenizer(DataOptions::from(config.section("data")).tokenizer);
+  setup.model = source.create(config.section("model"));
+  return setup;
+}
+
+}  // namespace xlhost::core

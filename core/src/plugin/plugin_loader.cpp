@@ -1,0 +1,71 @@
+#include "xlhost/core/plugin/plugin_loader.hpp"
+
+#include <boost/dll/shared_library.hpp>
+
+#include <filesystem>
+
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core {
+
+std::string torch_major_minor(const std::string& version) {
+  auto first = version.find('.');
+  if (first == std::string::npos) return version;
+  auto second = version.find('.', first + 1);
+  return version.substr(0, second);
+}
+
+LoadedPlugin load_plugin(const std::string& path) {
+  const std::string rebuild = "; rebuild it against this host's SDK (see CONTRIBUTING.md)";
+  if (!std::filesystem::exists(path)) throw UserError(path + ": no such plugin file");
+  if (std::filesystem::is_directory(path)) throw UserError(path + ": is a directory, expected a plugin .so file");
+
+  LoadedPlugin plugin;
+  plugin.path_ = path;
+  try {
+    plugin.library_ = std::make_shared<boost::dll::shared_library>(
+        path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw UserError(path + ": cannot load as a shared object (" + e.what() + ")");
+  }
+  auto& lib = *plugin.library_;
+  if (!lib.has("xlhost_sdk_abi_version") || !lib.has("xlhost_torch_version"))
+    throw UserError(path + ": not an xlhost plugin (no xlhost_sdk_abi_version symbol; a plugin uses XLHOST_PLUGIN)");
+
+  plugin.abi_version_ = lib.get<const unsigned>("xlhost_sdk_abi_version");
+  plugin.torch_version_ = &lib.get<const char>("xlhost_torch_version");
+  if (plugin.abi_version_ != XLHOST_SDK_ABI_VERSION)
+    throw UserError(path + ": built against xlhost SDK ABI " + std::to_string(plugin.abi_version_) +
+                    ", this host has ABI " + std::to_string(XLHOST_SDK_ABI_VERSION) + rebuild);
+  if (torch_major_minor(plugin.torch_version_) != torch_major_minor(TORCH_VERSION))
+    throw UserError(path + ": built against LibTorch " + plugin.torch_version_ + ", this host uses LibTorch " +
+                    TORCH_VERSION + rebuild);
+  if (!lib.has("xlhost_plugin_descriptor") || !lib.has("xlhost_create_model"))
+    throw UserError(path + ": xlhost plugin without descriptor or factory symbol" + rebuild);
+
+  auto& describe = lib.get_alias<sdk::DescriptorFn>("xlhost_plugin_descriptor");
+  plugin.factory_ = &lib.get_alias<sdk::FactoryFn>("xlhost_create_model");
+  try {
+    plugin.descriptor_ = describe();
+  } catch (const std::exception& e) {
+    throw UserError(path + ": plugin descriptor failed: " + e.what());
+  }
+  return plugin;
+}
+
+std::shared_ptr<sdk::Model> LoadedPlugin::create(const sdk::ModelConfig& config) const {
+  sdk::Model* raw = nullptr;
+  try {
+    raw = factory_(config);
+  } catch (const c10::Error& e) {
+    throw UserError(descriptor_.name + " (" + path_ + "): cannot build the model: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw UserError(descriptor_.name + " (" + path_ + "): cannot build the model: " + e.what());
+  }
+  if (!raw) throw UserError(descriptor_.name + " (" + path_ + "): factory returned no model");
+  // The deleter owns a reference to the library: the model's destructor is plugin code.
+  auto library = library_;
+  return std::shared_ptr<sdk::Model>(raw, [library](sdk::Model* m) { delete m; });
+}
+
+}  // namespace xlhost::core

@@ -1,0 +1,341 @@
+#include "xlhost/core/train/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+
+#include "xlhost/core/data/knowledge_file.hpp"
+#include "xlhost/core/data/window_batch.hpp"
+#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/metrics/training_metrics.hpp"
+#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/train/train_log_observer.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+
+namespace xlhost::core {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double learning_rate(int64_t step, int64_t total, double peak, int64_t warmup, double min_ratio) {
+  if (step < warmup) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  const double floor = peak * min_ratio;
+  return floor + (peak - floor) * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// bfloat16 autocast for the forward pass on CUDA.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+};
+
+// The console: an in-place progress line, evaluation notes and checkpoint lines.
+class ProgressReport final : public TrainingObserver {
+ public:
+  ProgressReport(std::ostream& log, int64_t total_steps, int64_t first_step)
+      : log_(log), line_(log, total_steps, first_step), total_steps_(total_steps) {}
+  void on_step(const StepRecord& r) override {
+    if (r.skipped) {
+      line_.finish();
+      log_ << "step " << r.step << ": non-finite loss, update skipped\n";
+    }
+    if (r.log_line) line_.update(r.step, r.loss, r.lr, r.tokens_per_second);
+  }
+  void on_eval(int64_t step, const EvalResult& r) override {
+    if (step < total_steps_)
+      line_.note("eval at step " + std::to_string(step) + ": loss " + format_fixed(r.loss, 4) + ", perplexity " +
+                 format_fixed(r.perplexity, 2));
+  }
+  void on_checkpoint(const std::string& dir, double seconds) override {
+    line_.finish();
+    log_ << "checkpoint " << dir << " (" << std::fixed << std::setprecision(2) << seconds << " s)\n"
+         << std::defaultfloat;
+  }
+  ProgressLine& line() { return line_; }
+
+ private:
+  std::ostream& log_;
+  ProgressLine line_;
+  int64_t total_steps_;
+};
+
+// Hands the plugin what it may initialise itself from (the tokenizer, the knowledge file).
+sdk::DataContext data_context(const Tokenizer& tokenizer, const DataOptions& data, std::ostream& log) {
+  sdk::DataContext context;
+  context.encode = [&tokenizer](const std::string& s) { return tokenizer.encode(s); };
+  context.vocab_size = tokenizer.vocab_size();
+  context.pad_id = tokenizer.pad_id(), context.bos_id = tokenizer.bos_id(), context.eos_id = tokenizer.eos_id();
+  context.knowledge_path = data.knowledge_path;
+  if (!context.knowledge_path.empty()) context.knowledge_entries = read_knowledge_entries(context.knowledge_path);
+  context.log = [&log](const std::string& line) { log << line << "\n"; };
+  return context;
+}
+
+void check_vocabulary(sdk::Model& model, const Tokenizer& tokenizer, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  auto probe = model.forward(torch::full({1, 1}, tokenizer.bos_id(), torch::kInt64).to(device));
+  if (probe.logits.size(-1) < tokenizer.vocab_size())
+    throw UserError("model.vocab_size: the model has " + std::to_string(probe.logits.size(-1)) +
+                    " output ids but the tokenizer uses " + std::to_string(tokenizer.vocab_size()));
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainJob& job)
+    : job_(job),
+      log_(job.log ? *job.log : std::cerr),
+      options_(Options::from(job.config)),
+      communicator_(job.communicator ? *job.communicator : local_) {
+  const auto& descriptor = job_.model.descriptor;
+  torch::manual_seed(static_cast<uint64_t>(train_.seed));  // before the model draws its initial weights
+  setup_ = set_up_model(job_.model, job_.config);
+  autocast_ = train_.dtype == "bfloat16" || (train_.dtype == "auto" && setup_.device.is_cuda());
+  if (autocast_ && !setup_.device.is_cuda())
+    throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
+  auto& model = *setup_.model;
+  model.init_from_data(data_context(*setup_.tokenizer, data_, log_));
+  if (auto warning = model.causality_warning(); !warning.empty())
+    log_ << "warning: " << descriptor.name << " is not causal as configured: " << warning << "\n";
+  model.to(setup_.device);
+  summary_.model = setup_.model, summary_.device = setup_.device;
+  summary_.parameters = model.parameter_count();
+  check_vocabulary(model, *setup_.tokenizer, setup_.device);
+
+  train_tokens_.emplace(TokenFile::open_or_build(data_.train_path, *setup_.tokenizer, data_.cache_dir,
+                                                 data_.skip_malformed, log_));
+  sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size, static_cast<uint64_t>(train_.seed), true);
+  if (!data_.val_path.empty())
+    val_tokens_.emplace(TokenFile::open_or_build(data_.val_path, *setup_.tokenizer, data_.cache_dir,
+                                                 data_.skip_malformed, log_));
+  set_up_optimizer();
+  total_steps_ = train_.max_steps > 0 ? train_.max_steps
+                                      : std::max<int64_t>(1, train_.epochs * sampler_->batches_per_epoch() /
+                                                                 train_.accumulation_steps);
+  const RunDirectory run_dir = options_.run_directory();
+  summary_.run_dir = run_dir.root().string();
+  fs::create_directories(run_dir.root());
+  state_.plugin_name = descriptor.name, state_.plugin_version = descriptor.version;
+  state_.plugin_path = job_.model.path.empty() ? "" : fs::absolute(job_.model.path).string();
+  if (!job_.resume_from.empty()) resume(job_.resume_from);
+  summary_.first_step = state_.step;
+  config_json_ = job_.config.to_json();
+  write_file_atomically(run_dir.config().string(), config_json_);
+
+  log_ << descriptor.name << " " << descriptor.version << ": " << format_count(summary_.parameters)
+       << " trainable parameters (" << summary_.parameters << "), " << total_steps_ << " steps of " << train_.batch_size
+       << "×" << train_.accumulation_steps << "×" << data_.seq_len << " tokens on " << setup_.device << "\n";
+
+  own_observers_.push_back(std::make_unique<TrainLogObserver>(run_dir.train_log(), !job_.resume_from.empty()));
+  auto progress = std::make_unique<ProgressReport>(log_, total_steps_, state_.step);
+  progress_line_ = &progress->line();
+  own_observers_.push_back(std::move(progress));
+  if (job_.metrics) {
+    const double peak = options_.metrics.peak_flops > 0 ? options_.metrics.peak_flops : measure_peak_flops(setup_.device.is_cuda());
+    own_observers_.push_back(std::make_unique<TrainingMetrics>(
+        *job_.metrics,
+        metrics::Labels{{"experiment", options_.experiment.id},
+                        {"plugin", descriptor.name},
+                        {"rank", std::to_string(communicator_.rank())}},
+        model.flops_per_token(data_.seq_len), peak, total_steps_, setup_.device.is_cuda() ? setup_.device.index() : -1));
+  }
+  for (auto& observer : own_observers_) observers_.push_back(observer.get());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_observer(TrainingObserver& observer) { observers_.push_back(&observer); }
+
+void Trainer::set_up_optimizer() {
+  auto groups = setup_.model->parameter_groups();
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  auto options = [&](double decay) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(train_.lr).betas({train_.beta1, train_.beta2}).weight_decay(decay));
+  };
+  if (!groups.decay.empty()) param_groups.emplace_back(groups.decay, options(train_.weight_decay));
+  if (!groups.no_decay.empty()) param_groups.emplace_back(groups.no_decay, options(0.0));
+  if (param_groups.empty()) throw UserError(job_.model.descriptor.name + ": the model has no trainable parameters");
+  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(train_.lr));
+  for (auto& group : optimizer_->param_groups())
+    for (auto& p : group.params()) trainable_.push_back(p);
+}
+
+void Trainer::resume(const std::string& path) {
+  const std::string dir = resolve_checkpoint(path);
+  const CheckpointState saved = read_checkpoint_state(dir);
+  if (saved.plugin_name != state_.plugin_name)
+    throw UserError(dir + ": checkpoint of plugin " + saved.plugin_name + ", not " + state_.plugin_name);
+  load_model_weights(*setup_.model, (fs::path(dir) / "model.safetensors").string());
+  load_optimizer_state(*optimizer_, dir);
+  restore_rng_state(dir);
+  state_.step = saved.step, state_.micro_batches = saved.micro_batches, state_.tokens = saved.tokens;
+  log_ << "resumed from " << dir << " at step " << state_.step << "\n";
+}
+
+std::optional<StepRecord> Trainer::train_step() {
+  auto& model = *setup_.model;
+  const auto step_start = Clock::now();
+  const int64_t accumulation = train_.accumulation_steps, seq_len = data_.seq_len;
+  StepRecord r;
+  r.step = state_.step + 1, r.total_steps = total_steps_;
+  r.lr = learning_rate(state_.step, total_steps_, train_.lr, train_.warmup_steps, train_.min_lr_ratio);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(r.lr);
+
+  const int64_t micro_batches_at_start = state_.micro_batches;
+  double aux_loss = 0;
+  bool has_aux_loss = false;
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    // A long accumulated step must not delay a stop by minutes: drop the partial step.
+    if (micro > 0 && job_.should_stop && communicator_.any(job_.should_stop(state_.step))) {
+      state_.micro_batches = micro_batches_at_start;
+      optimizer_->zero_grad();
+      return std::nullopt;
+    }
+    auto window = window_batch(*train_tokens_, sampler_->window_starts(state_.micro_batches++), seq_len).to(setup_.device);
+    auto t0 = Clock::now();
+    torch::Tensor loss;
+    {
+      AutocastScope scope(autocast_);
+      auto out = model.forward(window.slice(1, 0, seq_len));
+      loss = lm_loss(out.logits, window.slice(1, 1, seq_len + 1), setup_.tokenizer->pad_id());
+      if (out.aux_loss.defined()) {
+        loss = loss + out.aux_loss;
+        aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
+        has_aux_loss = true;
+      }
+      r.diagnostics = std::move(out.diagnostics);
+    }
+    synchronize(setup_.device);
+    auto t1 = Clock::now();
+    (loss / static_cast<double>(accumulation)).backward();
+    synchronize(setup_.device);
+    r.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
+    r.backward_seconds += seconds_since(t1);
+    r.loss += loss.item<double>() / static_cast<double>(accumulation);
+    progress_line_->within_step(r.step, micro + 1, accumulation, seconds_since(step_start));
+  }
+
+  auto t_update = Clock::now();
+  communicator_.average_gradients(trainable_);
+  r.loss = communicator_.average(r.loss);
+  r.skipped = !std::isfinite(r.loss);
+  if (!r.skipped) {
+    const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);
+    optimizer_->step();
+    model.on_optimizer_step(r.step);
+  }
+  optimizer_->zero_grad();
+  synchronize(setup_.device);
+  r.optimizer_seconds = seconds_since(t_update);
+  r.step_seconds = seconds_since(step_start);
+
+  ++state_.step;
+  r.tokens = train_.batch_size * accumulation * seq_len;
+  r.samples = train_.batch_size * accumulation;
+  state_.tokens += r.tokens;
+  r.tokens_seen = state_.tokens;
+  r.aux_loss = has_aux_loss ? aux_loss : std::nan("");
+  window_tokens_ += static_cast<double>(r.tokens), window_seconds_ += r.step_seconds;
+  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_;
+  if (r.log_line) {
+    r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
+    window_tokens_ = window_seconds_ = 0;
+  }
+  return r;
+}
+
+void Trainer::report(const StepRecord& r) {
+  summary_.losses.push_back(r.loss);
+  summary_.final_aux_loss = r.aux_loss;
+  summary_.skipped_steps += r.skipped ? 1 : 0;
+  summary_.step_seconds += r.step_seconds, summary_.forward_seconds += r.forward_seconds;
+  summary_.backward_seconds += r.backward_seconds, summary_.optimizer_seconds += r.optimizer_seconds;
+  for (auto* observer : observers_) observer->on_step(r);
+}
+
+// Held-out loss; tokens == 0 without val data.
+EvalResult Trainer::evaluate() {
+  if (!val_tokens_) return {};
+  const int64_t batch = options_.eval_batch_size();
+  auto r = evaluate_loss(*setup_.model, *val_tokens_, data_.seq_len, batch, eval_.max_batches,
+                         setup_.tokenizer->pad_id(), setup_.device);
+  if (r.tokens > 0)
+    for (auto* observer : observers_) observer->on_eval(state_.step, r);
+  return r;
+}
+
+void Trainer::checkpoint() {
+  const auto start = Clock::now();
+  summary_.checkpoint = write_checkpoint(options_.run_directory().checkpoints().string(), *setup_.model, *optimizer_,
+                                         state_, config_json_, options_.run.keep_checkpoints);
+  for (auto* observer : observers_) observer->on_checkpoint(summary_.checkpoint, seconds_since(start));
+}
+
+TrainSummary Trainer::run() {
+  setup_.model->train();
+  const auto run_start = Clock::now();
+  const int64_t first_tokens = state_.tokens;
+  auto due = [&](int64_t interval) { return interval > 0 && state_.step % interval == 0 && state_.step < total_steps_; };
+  while (state_.step < total_steps_) {
+    auto record = train_step();
+    if (!record) {
+      progress_line_->finish();
+      log_ << "stop requested: abandoning the partial step " << state_.step + 1
+           << ", saving a checkpoint at step " << state_.step << "\n";
+      summary_.interrupted = true;
+      break;
+    }
+    report(*record);
+    if (due(eval_.interval)) evaluate();
+    if (job_.should_stop && state_.step < total_steps_ && communicator_.any(job_.should_stop(state_.step))) {
+      progress_line_->finish();
+      log_ << "stop requested: saving a checkpoint at step " << state_.step << "\n";
+      summary_.interrupted = true;
+      break;
+    }
+    if (due(train_.checkpoint_interval)) checkpoint();
+  }
+  summary_.wall_seconds = seconds_since(run_start);
+  summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);
+  summary_.steps = state_.step;
+  checkpoint();
+  if (!summary_.interrupted) {
+    summary_.val = evaluate();
+    if (!eval_.facts_path.empty()) {
+      summary_.facts = fact_recall(*setup_.model, *setup_.tokenizer, eval_.facts_path, eval_.max_facts, setup_.device);
+      for (auto* observer : observers_) observer->on_fact_recall(state_.step, summary_.facts);
+    }
+  }
+  summary_.peak_rss_bytes = peak_rss_bytes();
+  if (setup_.device.is_cuda()) summary_.peak_cuda_bytes = cuda_memory(setup_.device.index()).peak_allocated;
+  return summary_;
+}
+
+TrainSummary train(const TrainJob& job) { return Trainer(job).run(); }
+
+}  // namespace xlhost::core
