@@ -25,6 +25,10 @@ void install_signal_handlers() {
   action.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  sigset_t stops;  // blocked across our own re-exec (ensure_passive_openmp); delivered now
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT), sigaddset(&stops, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &stops, nullptr);
 }
 
 // LibTorch's OpenMP workers spin while idle by default. Alone on a machine that costs
@@ -38,7 +42,14 @@ void ensure_passive_openmp(int argc, char** argv) {
   const std::string command = argv[1];
   if (command != "run" && command != "eval" && command != "generate" && command != "plugin") return;
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  // The signal mask survives exec, handlers do not: a stop signal arriving while the new
+  // image loads LibTorch waits, blocked, until its main installs the handlers again.
+  sigset_t stops, previous;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT), sigaddset(&stops, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stops, &previous);
   execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
+  sigprocmask(SIG_SETMASK, &previous, nullptr);
 }
 
 const char* kUsage = R"(usage: xlhost <command> [options]
@@ -63,11 +74,16 @@ commands:
   exp stop     stop a running experiment gracefully (it saves a checkpoint)
 
 'xlhost <command> --help' explains each one; 'xlhost --version' names the build
-and the LibTorch, CUDA, cuDNN and NCCL versions it runs on.)";
+and the LibTorch, CUDA, cuDNN and NCCL versions it runs on.
+
+exit status: 0 done (a stopped run included), 1 a check failed (plugin check), 2 an error
+the message explains (bad input, a diverged run), 3 an internal error (please report it).)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: a stop signal during set-up (loading a plugin, tokenising) ends the run cleanly.
+  install_signal_handlers();
   ensure_passive_openmp(argc, argv);
   using namespace xlhost::host;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
@@ -81,7 +97,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
-  install_signal_handlers();
   try {
     if (command == "run") return run_command(args);
     if (command == "eval") return eval_command(args);
@@ -93,7 +108,7 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const xlhost::core::UserError& e) {
     std::cerr << "xlhost: error: " << e.what() << "\n";
-    return 1;
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "xlhost: internal error: " << e.what() << "\n";
     return 3;

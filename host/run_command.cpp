@@ -177,7 +177,8 @@ int run_command(const std::vector<std::string>& args) {
       ("set,s", po::value<std::vector<std::string>>()->composing(),
        "override a config value: --set train.lr=3e-4 (repeatable)")
       ("resume,r", po::value<std::string>()->implicit_value(""),
-       "continue from a checkpoint directory, or without a value from this experiment's latest checkpoint")
+       "continue from a checkpoint directory; without a value from this experiment's newest valid checkpoint "
+       "(corrupt ones are skipped with a warning); 'auto' the same, or a fresh start when there is none")
       ("metrics-listen", po::value<std::string>(),
        "serve /metrics on host:port (metrics.listen, default 127.0.0.1:9464; port 0 = any free port)")
       ("metrics-linger", po::value<double>(), "keep serving metrics this many seconds after the run (metrics.linger_seconds)")
@@ -217,8 +218,12 @@ int run_command(const std::vector<std::string>& args) {
                           "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
   if (vm.count("detach")) return run_detached(args, run_dir, id);
   if (vm.count("resume")) {
-    job.resume_from = vm["resume"].as<std::string>();
-    if (job.resume_from.empty()) job.resume_from = run_dir.root().string();
+    const std::string from = vm["resume"].as<std::string>();
+    job.resume_from = from.empty() || from == "auto" ? run_dir.root().string() : from;
+    if (from == "auto" && core::list_checkpoints(run_dir.checkpoints()).empty()) {
+      std::cerr << "--resume auto: experiment " << id << " has no checkpoint yet, starting afresh\n";
+      job.resume_from.clear();
+    }
   }
   job.should_stop = [](int64_t) { return stop_requested.load(); };
   const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);
@@ -228,12 +233,25 @@ int run_command(const std::vector<std::string>& args) {
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
   core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : ""),
                                 core::plugin_identity(plugin), core::runtime_info());
+  std::optional<core::Trainer> trainer;
+  try {
+    trainer.emplace(job);
+  } catch (const std::exception& e) {  // nothing trained: an earlier run's record stays as it was
+    if (record.restore_previous()) std::cerr << "the earlier record of experiment " << id << " is kept\n";
+    else record.finish(nullptr, "failed", e.what());
+    throw;
+  }
   core::TrainSummary summary;
   try {
-    summary = core::train(job);
+    summary = trainer->run();
   } catch (const std::exception& e) {
     record.finish(nullptr, "failed", e.what());
     throw;
+  }
+  if (summary.steps == summary.first_step && record.restore_previous()) {
+    std::cout << "experiment " << id << ": no step trained (at step " << summary.steps
+              << "); its earlier record is unchanged\n";
+    return 0;
   }
   const auto results = core::run_results(summary);
   record.finish(&results, summary.interrupted ? "interrupted" : "completed");

@@ -15,6 +15,7 @@ packages=(
   libtcmalloc-minimal4       # ~2x faster CPU training of the 26M baseline than glibc malloc
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   rapidjson-dev libgit2-dev
+  libxxhash-dev              # checkpoint manifests: an XXH3-128 checksum per file
   libgloo-dev                # headers only: the torch wheel has Gloo compiled in but ships no gloo/*.h
   libgtest-dev libbenchmark-dev
   ccache curl

@@ -31,7 +31,7 @@ check "--version names CUDA" grep -qE "^cuda \(built with\): [0-9]+\.[0-9]+" <<<
 check "--version names NCCL" grep -qE "^nccl: [0-9]+\.[0-9]+\.[0-9]+" <<<"$out"
 
 out=$("$xlhost" run --plugin nope.so --config x.json 2>&1); code=$?
-check "missing plugin exits 1" test $code -eq 1
+check "missing plugin exits 2" test $code -eq 2
 check "missing plugin message" contains "$out" "nope.so: no such plugin file"
 
 "$xlhost" data synth --out data --entities 20 --train-docs 300 --val-docs 40 >/dev/null || check "data synth" false
@@ -44,13 +44,13 @@ cat > exp.json <<JSON
  "metrics": {"listen": "127.0.0.1:0"}}
 JSON
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json 2>&1); code=$?
-check "placeholder refused" test $code -eq 1
+check "placeholder refused" test $code -eq 2
 check "placeholder listed" contains "$out" "train.max_steps = [MAX_STEPS]"
 
 if ! nvidia-smi -L >/dev/null 2>&1; then
   out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
     --set train.device=cuda --set experiment.id=0.0.9 --no-metrics 2>&1); code=$?
-  check "device=cuda without a GPU exits 1" test $code -eq 1
+  check "device=cuda without a GPU exits 2" test $code -eq 2
   check "device=cuda without a GPU is one line" test "$(wc -l <<<"$out")" -eq 1
   check "device=cuda without a GPU says so" contains "$out" "no CUDA device"
 fi
@@ -92,7 +92,7 @@ check "generate reports mean length" contains "$out" "mean length 5.0 new tokens
 
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
   --metrics-listen 0.0.0.0:0 2>&1); code=$?
-check "non-loopback metrics refused" test $code -eq 1
+check "non-loopback metrics refused" test $code -eq 2
 check "non-loopback metrics explained" contains "$out" "metrics.allow_remote=true"
 
 # A run killed outright (SIGKILL) leaves a record that `exp list` shows as interrupted,
@@ -109,28 +109,28 @@ check "completed run listed" grep -qE "^0\.0\.1 .* completed" <<<"$out"
 
 # Experiment folders: versions, existing ids, missing bases, placeholders; records.
 out=$("$xlhost" exp new 1.4 2>&1); code=$?
-check "bad version refused" test $code -eq 1
+check "bad version refused" test $code -eq 2
 check "bad version explained" contains "$out" "is not a version X.Y.Z"
 "$xlhost" exp new 2.0.0 --desc "first" >/dev/null 2>&1
 check "exp new writes config and record" test -f experiments/2.0.0/exp.json -a -f experiments/2.0.0/record.md
 out=$("$xlhost" exp new 2.0.0 2>&1); code=$?
-check "existing id refused" test $code -eq 1
+check "existing id refused" test $code -eq 2
 check "existing id mentions --force" contains "$out" "--force overwrites it"
 check "existing id with --force" "$xlhost" exp new 2.0.0 --force --desc again
 out=$("$xlhost" exp new 2.0.1 --from 1.9.9 2>&1); code=$?
-check "missing base refused" test $code -eq 1
+check "missing base refused" test $code -eq 2
 check "missing base named" contains "$out" "no experiment 1.9.9 to start from"
 check "exp new --from" "$xlhost" exp new 2.0.1 --from 2.0.0
 check "--from sets the new id" grep -q '"id": "2.0.1"' experiments/2.0.1/exp.json
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c experiments/2.0.1/exp.json 2>&1); code=$?
-check "template placeholders refused" test $code -eq 1
+check "template placeholders refused" test $code -eq 2
 check "placeholders listed" contains "$out" "train.batch_size = [BATCH_SIZE]"
 out=$("$xlhost" exp show 0.0.1 2>&1); code=$?
 check "exp show exits 0" test $code -eq 0
 check "exp show has the record" contains "$out" '"short_commit"'
 mkdir -p out/9.9.9 && echo "{ broken" >out/9.9.9/record.json
 out=$("$xlhost" exp show 9.9.9 2>&1); code=$?
-check "corrupted record refused" test $code -eq 1
+check "corrupted record refused" test $code -eq 2
 check "corrupted record named" contains "$out" "9.9.9/record.json: corrupted record"
 out=$("$xlhost" exp list 2>&1)
 check "exp list warns about the corrupted record" contains "$out" "warning: out/9.9.9/record.json: corrupted record"

@@ -41,7 +41,7 @@ check "record.md filled with the results" grep -q "| status | completed |" exper
 
 # The filled-in record.md is an uncommitted change now.
 out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --require-clean --set experiment.id=0.1.9 2>&1); code=$?
-check "dirty tree refused" test $code -eq 1
+check "dirty tree refused" test $code -eq 2
 check "dirty file named" contains "$out" "experiments/0.1.0/record.md"
 check "refused run left no record" test ! -e out/0.1.9
 git commit -qam "0.1.0 results"
@@ -66,7 +66,7 @@ check "compare shows the changed lr" grep -qE '^train\.lr +0\.003 +0\.01$' <<<"$
 check "compare hides equal keys" bash -c "! grep -q 'model.dim' <<<'$out'"
 check "compare marks a best val loss" grep -qE '^val loss .*\*' <<<"$out"
 out=$("$xlhost" exp compare 0.1.0 4.0.4 2>&1); code=$?
-check "compare with a missing run fails" test $code -eq 1
+check "compare with a missing run fails" test $code -eq 2
 check "missing run named" contains "$out" "no record for 4.0.4"
 
 out=$("$xlhost" exp report 0.1.1 0.1.0 2>&1); code=$?
@@ -82,7 +82,7 @@ check "report has samples" grep -q "EOS rate" $report/report.md
 check "report links the pictures" grep -q '](loss.svg)' $report/report.md
 mkdir -p out/6.6.6 && echo '{"status": 1}' >out/6.6.6/record.json
 out=$("$xlhost" exp report 6.6.6 2>&1); code=$?
-check "report of a corrupted record fails" test $code -eq 1
+check "report of a corrupted record fails" test $code -eq 2
 check "corrupted record named" contains "$out" "out/6.6.6/record.json: corrupted record"
 
 # In the background: returns at once, shows in exp status, stops with a checkpoint.

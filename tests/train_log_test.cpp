@@ -29,7 +29,7 @@ TEST(TrainLog, PluginDiagnosticsCannotShadowTheTrainersKeys) {
   auto s = step(10, 2.5);
   s.aux_loss = 0.25;
   s.diagnostics = {{"loss", 99.0}, {"lr", -1.0}, {"memory/coverage", 0.75}};
-  core::TrainLogWriter(path, false).write(s);
+  core::TrainLogWriter(path, std::nullopt).write(s);
 
   std::ifstream in(path);
   std::string line;
@@ -52,11 +52,11 @@ TEST(TrainLog, PluginDiagnosticsCannotShadowTheTrainersKeys) {
   EXPECT_DOUBLE_EQ(back.steps[0].diagnostics[2].second, 0.75);
 }
 
-TEST(TrainLog, ReadsEveryKindSkipsAHalfWrittenLineAndKeepsDivergenceAsNaN) {
+TEST(TrainLog, ReadsEveryKindKeepsDivergenceAsNaNAndAResumeDropsReplayedSteps) {
   test::TempDir dir;
   const auto path = dir.path() / "train.log";
   {
-    core::TrainLogWriter log(path, false);
+    core::TrainLogWriter log(path, std::nullopt);
     log.write(step(1, 3.0));
     log.write(core::TrainLogEval{1, 2.9, 18.2});
     log.write(step(2, std::nan("")));  // a diverged step: JSON has no NaN, the line must stay valid
@@ -72,11 +72,17 @@ TEST(TrainLog, ReadsEveryKindSkipsAHalfWrittenLineAndKeepsDivergenceAsNaN) {
   ASSERT_EQ(back.fact_recalls.size(), 1u);
   EXPECT_DOUBLE_EQ(back.fact_recalls[0].unseen, 0.25);
 
-  // A resumed run appends; the last logged step comes from the file's tail.
-  core::TrainLogWriter(path, true).write(step(4, 1.5));
+  // Resumed at step 1: step 2's lines are dropped (step 2 is trained again), the broken
+  // line too; the last logged step comes from the file's tail.
+  core::TrainLogWriter(path, 1).write(step(2, 1.5));
+  const auto resumed = core::read_train_log(path);
+  ASSERT_EQ(resumed.steps.size(), 2u);
+  EXPECT_DOUBLE_EQ(resumed.steps[1].loss, 1.5);
+  EXPECT_TRUE(resumed.fact_recalls.empty());
+  EXPECT_EQ(resumed.evals.size(), 1u);
   const auto last = core::last_logged_step(path);
   ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(last->step, 4);
+  EXPECT_EQ(last->step, 2);
   EXPECT_DOUBLE_EQ(last->loss, 1.5);
   EXPECT_FALSE(core::last_logged_step(dir.path() / "missing.log").has_value());
 }

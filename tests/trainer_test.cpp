@@ -12,27 +12,6 @@ using namespace xlhost;
 
 namespace {
 
-// Next-token logits from the current token alone: a table of vocab x vocab logits.
-class BigramModel : public sdk::Model {
- public:
-  explicit BigramModel(int64_t vocab) { table = register_parameter("table", torch::zeros({vocab, vocab})); }
-  sdk::ForwardResult forward(const torch::Tensor& tokens, sdk::DecodeCache*) override {
-    sdk::ForwardResult r;
-    r.logits = torch::nn::functional::embedding(tokens, table);
-    r.diagnostics = {{"table_norm", table.norm().item<double>()}};
-    return r;
-  }
-  torch::Tensor table;
-};
-
-core::ModelSource bigram_source() {
-  core::ModelSource source;
-  source.descriptor.name = "bigram", source.descriptor.version = "0.1";
-  source.descriptor.schema = {sdk::int_key("vocab_size", 259, "vocabulary", 2, 1 << 20)};
-  source.create = [](const sdk::ModelConfig& c) { return std::make_shared<BigramModel>(c.get_int("vocab_size")); };
-  return source;
-}
-
 class CountingObserver : public core::TrainingObserver {
  public:
   void on_step(const core::StepRecord& r) override {
@@ -52,14 +31,7 @@ class CountingObserver : public core::TrainingObserver {
 TEST(Trainer, TrainsAModelFromAnInProcessFactory) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);
-  core::TrainJob job;
-  job.model = bigram_source();
-  job.config = core::Config::parse(
-      "{}", "test", core::full_schema(job.model.descriptor.schema),
-      {"data.train_path=" + dir / "data/train.jsonl", "data.val_path=" + dir / "data/val.jsonl", "data.seq_len=32",
-       "data.cache_dir=" + dir / "cache", "train.batch_size=8", "train.max_steps=40", "train.lr=0.1",
-       "train.threads=2", "train.log_interval=10", "train.checkpoint_interval=20", "eval.max_batches=4",
-       "run.out_dir=" + dir / "out", "experiment.id=0.0.1"});
+  auto job = test::bigram_job(dir);
   std::ostringstream log;
   job.log = &log;
 

@@ -1,13 +1,17 @@
 #include "xlhost/core/checkpoint/checkpoint.hpp"
 
+#include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "xlhost/core/checkpoint/safetensors.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -31,10 +35,15 @@ std::vector<torch::Tensor> cuda_rng_states() {
   return states;
 }
 
-std::string step_name(int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(step));
-  return name;
+// Model, optimizer moments (two per parameter) and some slack must fit on the disk.
+void require_free_space(const fs::path& root, sdk::Model& model) {
+  uint64_t model_bytes = 0;
+  for (const auto& [name, t] : state_tensors(model)) model_bytes += static_cast<uint64_t>(t.numel() * t.element_size());
+  const uint64_t needed = 3 * model_bytes + (1 << 20);
+  const auto space = fs::space(root);
+  if (space.available < needed)
+    throw UserError(std::to_string(space.available >> 20) + " MiB free on " + root.string() + ", a checkpoint needs about " +
+                    std::to_string(needed >> 20) + " MiB");
 }
 
 std::string state_json(const CheckpointState& s) {
@@ -60,36 +69,82 @@ std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& mod
   return tensors;
 }
 
-std::string write_checkpoint(const std::string& checkpoints_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
-                             const CheckpointState& state, const std::string& config_json, int64_t keep) {
-  const fs::path root(checkpoints_dir);
-  const std::string name = step_name(state.step);
+CheckpointWriter::CheckpointWriter(std::string checkpoints_dir, int64_t keep)
+    : dir_(std::move(checkpoints_dir)), keep_(std::max<int64_t>(1, keep)) {}
+
+std::string CheckpointWriter::write(sdk::Model& model, torch::optim::Optimizer& optimizer, const CheckpointState& state,
+                                    const std::string& config_json) {
+  const fs::path root(dir_);
+  const std::string name = checkpoint_name(state.step);
   const fs::path tmp = root / (".tmp-" + name), final_dir = root / name;
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-
-  save_safetensors((tmp / "model.safetensors").string(), state_tensors(model),
-                   {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
-  torch::save(optimizer, (tmp / "optimizer.pt").string());
-  torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
-  if (torch::cuda::is_available()) torch::save(cuda_rng_states(), (tmp / "cuda_rng.pt").string());
-  {
-    std::ofstream(tmp / "state.json") << state_json(state);
-    std::ofstream(tmp / "config.json") << config_json;
+  try {
+    fs::create_directories(root);
+    require_free_space(root, model);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    write_files(tmp, model, optimizer, state, config_json);
+    write_manifest(tmp);  // last: its presence marks a complete checkpoint
+    fsync_path(tmp.string());
+    commit(tmp, final_dir);
+    write_file_atomically((root / "latest").string(), name + "\n");
+    fsync_path(root.string());
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw UserError("checkpoint " + final_dir.string() + " not written (the previous one is kept): " + e.what());
   }
-  for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string());
-  fsync_path(tmp.string());
-  fs::remove_all(final_dir);  // a resumed run may write the same step again
-  fs::rename(tmp, final_dir);
-  fsync_path(root.string());
-  write_file_atomically((root / "latest").string(), name + "\n");
-
-  std::vector<fs::path> existing;
-  for (const auto& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && entry.path().filename().string().rfind("step_", 0) == 0) existing.push_back(entry.path());
-  std::sort(existing.begin(), existing.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < existing.size(); ++i) fs::remove_all(existing[i]);
+  written_.insert(state.step);
+  retain(state.step);
   return final_dir.string();
+}
+
+void CheckpointWriter::write_files(const fs::path& dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
+                                   const CheckpointState& state, const std::string& config_json) {
+  save_safetensors((dir / "model.safetensors").string(), state_tensors(model),
+                   {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
+  // LibTorch's archive writer raises from its destructor when the disk fills; serialised
+  // in memory and written here, every failure is an exception with the file's name.
+  auto save = [&](const std::string& file, auto&& value) {
+    std::ostringstream bytes;
+    torch::save(value, bytes);
+    write_file((dir / file).string(), bytes.str());
+  };
+  save("optimizer.pt", optimizer);
+  save("rng.pt", at::detail::getDefaultCPUGenerator().get_state());
+  if (torch::cuda::is_available()) save("cuda_rng.pt", cuda_rng_states());
+  write_file((dir / "state.json").string(), state_json(state));
+  write_file((dir / "config.json").string(), config_json);
+}
+
+// tmp becomes final_dir in one rename. A checkpoint already there (a resumed run writing
+// the same step again) is exchanged atomically and removed after, so no moment exists
+// without a complete step directory.
+void CheckpointWriter::commit(const fs::path& tmp, const fs::path& final_dir) {
+  if (!fs::exists(final_dir)) {
+    fs::rename(tmp, final_dir);
+    return;
+  }
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
+    throw UserError(final_dir.string() + ": cannot replace (" + std::strerror(errno) + ")");
+  fs::remove_all(tmp);  // now the old checkpoint
+}
+
+// Keeps `keep` checkpoints: those of earlier runs in this folder go first (lowest step
+// first), then this run's own oldest. The one just written is never removed.
+void CheckpointWriter::retain(int64_t newest) {
+  std::vector<std::pair<int64_t, fs::path>> earlier, own;
+  for (const auto& dir : list_checkpoints(dir_)) {
+    const int64_t step = *checkpoint_step(dir.filename().string());
+    if (step != newest) (written_.count(step) ? own : earlier).emplace_back(step, dir);
+  }
+  auto oldest_first = [](auto& a, auto& b) { return a.first < b.first; };
+  std::sort(earlier.begin(), earlier.end(), oldest_first);
+  std::sort(own.begin(), own.end(), oldest_first);
+  std::vector<fs::path> order;
+  for (auto& e : earlier) order.push_back(e.second);
+  for (auto& o : own) order.push_back(o.second);
+  const size_t keep_others = static_cast<size_t>(keep_ - 1);
+  for (size_t i = 0; i + keep_others < order.size(); ++i) fs::remove_all(order[i]);
 }
 
 void load_model_weights(sdk::Model& model, const std::string& path) {

@@ -4,10 +4,13 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
 
@@ -59,59 +62,79 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   writer.EndObject();
   std::string header = buffer.GetString();
   header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-byte aligned
-  std::ofstream out(path, std::ios::binary);
-  uint64_t n = header.size();
+  FileWriter out(path);
+  const uint64_t n = header.size();
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(header.data(), header.size());
-  for (const auto& t : data) out.write(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
-  if (!out) throw UserError(path + ": cannot write safetensors file");
+  out.write(len, 8);
+  out.write(header);
+  for (const auto& t : data) out.write(t.data_ptr(), t.numel() * t.element_size());
+  out.finish();
 }
+
+namespace {
+
+// One tensor entry of the header, every field checked against the file before any
+// allocation: a mangled header is an error naming the tensor, never a crash.
+torch::Tensor read_tensor(std::ifstream& in, const std::string& path, const std::string& name, const rapidjson::Value& v,
+                          uint64_t data_start, uint64_t file_size) {
+  const JsonFields fields(v, path + ": tensor '" + name + "'");
+  const std::string dtype = fields.string("dtype");
+  auto it = std::find_if(dtype_names().begin(), dtype_names().end(), [&](auto& p) { return dtype == p.second; });
+  if (it == dtype_names().end()) throw UserError(path + ": tensor '" + name + "' has unsupported dtype " + dtype);
+  const auto element_size = static_cast<uint64_t>(c10::elementSize(it->first));
+  std::vector<int64_t> shape;
+  uint64_t numel = 1;
+  for (const auto& d : fields.array("shape").GetArray()) {
+    if (!d.IsInt64() || d.GetInt64() < 0)
+      throw UserError(path + ": tensor '" + name + "' has a shape entry that is not a non-negative integer");
+    const auto extent = static_cast<uint64_t>(d.GetInt64());
+    if (extent != 0 && numel > file_size / extent) throw UserError(path + ": tensor '" + name + "' is larger than the file");
+    numel *= extent;
+    shape.push_back(d.GetInt64());
+  }
+  const auto& offsets = fields.array("data_offsets");
+  if (offsets.Size() != 2 || !offsets[0].IsUint64() || !offsets[1].IsUint64())
+    throw UserError(path + ": tensor '" + name + "' needs data_offsets [begin, end] of non-negative integers");
+  const uint64_t begin = offsets[0].GetUint64(), end = offsets[1].GetUint64();
+  if (end < begin || end - begin != numel * element_size || end > file_size - data_start)
+    throw UserError(path + ": tensor '" + name + "' has inconsistent data offsets");
+  auto t = torch::empty(shape, torch::TensorOptions().dtype(it->first));
+  in.seekg(static_cast<std::streamoff>(data_start + begin));
+  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin));
+  if (!in) throw UserError(path + ": truncated while reading '" + name + "'");
+  return t;
+}
+
+}  // namespace
 
 std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
                                                       std::map<std::string, std::string>* metadata) {
-  std::ifstream in(path, std::ios::binary);
+  require_regular_file(path, "safetensors");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw UserError(path + ": cannot open safetensors file");
+  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
   unsigned char len[8];
+  in.seekg(0);
   in.read(reinterpret_cast<char*>(len), 8);
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(len[i]) << (8 * i);
-  in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  if (!in || n > file_size - 8) throw UserError(path + ": not a safetensors file (bad header length)");
+  if (!in || file_size < 8 || n > file_size - 8) throw UserError(path + ": not a safetensors file (bad header length)");
   std::string header(n, '\0');
-  in.seekg(8);
-  in.read(header.data(), n);
+  in.read(header.data(), static_cast<std::streamsize>(n));
   rapidjson::Document doc;
-  doc.Parse(header.c_str(), header.size());
-  if (doc.HasParseError() || !doc.IsObject()) throw UserError(path + ": not a safetensors file (bad header JSON)");
-  const uint64_t data_start = 8 + n;
+  if (!parse_json_into(doc, header).empty() || !doc.IsObject())
+    throw UserError(path + ": not a safetensors file (bad header JSON)");
   std::map<std::string, torch::Tensor> tensors;
   for (auto& m : doc.GetObject()) {
     const std::string name = m.name.GetString();
-    if (name == "__metadata__") {
-      if (metadata)
-        for (auto& kv : m.value.GetObject()) (*metadata)[kv.name.GetString()] = kv.value.GetString();
-      continue;
+    if (name != "__metadata__") {
+      tensors[name] = read_tensor(in, path, name, m.value, 8 + n, file_size);
+    } else if (metadata) {
+      if (!m.value.IsObject()) throw UserError(path + ": __metadata__ is not an object");
+      for (auto& kv : m.value.GetObject())
+        if (kv.value.IsString()) (*metadata)[kv.name.GetString()] = kv.value.GetString();
     }
-    const auto& v = m.value;
-    if (!v.IsObject() || !v.HasMember("dtype") || !v.HasMember("shape") || !v.HasMember("data_offsets"))
-      throw UserError(path + ": tensor '" + name + "' lacks dtype, shape or data_offsets");
-    const std::string dtype = v["dtype"].GetString();
-    auto it = std::find_if(dtype_names().begin(), dtype_names().end(), [&](auto& p) { return dtype == p.second; });
-    if (it == dtype_names().end()) throw UserError(path + ": tensor '" + name + "' has unsupported dtype " + dtype);
-    std::vector<int64_t> shape;
-    for (auto& d : v["shape"].GetArray()) shape.push_back(d.GetInt64());
-    const uint64_t begin = v["data_offsets"][0].GetUint64(), end = v["data_offsets"][1].GetUint64();
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(it->first));
-    if (end < begin || end - begin != static_cast<uint64_t>(t.numel() * t.element_size()) ||
-        data_start + end > file_size)
-      throw UserError(path + ": tensor '" + name + "' has inconsistent data offsets");
-    in.seekg(static_cast<std::streamoff>(data_start + begin));
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin));
-    if (!in) throw UserError(path + ": truncated while reading '" + name + "'");
-    tensors[name] = t;
   }
   return tensors;
 }

@@ -1,7 +1,6 @@
 #include "xlhost/core/config/config.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
@@ -13,6 +12,7 @@
 
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
 
@@ -51,15 +51,6 @@ std::string did_you_mean(const std::string& name, const Names& candidates, const
 bool is_placeholder(const std::string& s) {
   static const std::regex pattern(R"(^\[[A-Z][A-Z0-9_]*\]$)");
   return std::regex_match(s, pattern);
-}
-
-std::string line_col(const std::string& text, size_t offset) {
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') ++line, col = 1;
-    else ++col;
-  }
-  return std::to_string(line) + ":" + std::to_string(col);
 }
 
 std::string describe_json(const rapidjson::Value& v) {
@@ -270,12 +261,7 @@ void apply_override(const std::string& path, const std::string& text, const Conf
 
 Config Config::parse(const std::string& json_text, const std::string& source, const ConfigSchema& schema,
                      const std::vector<std::string>& overrides) {
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(json_text.c_str(),
-                                                                                 json_text.size());
-  if (doc.HasParseError())
-    throw UserError(source + ":" + line_col(json_text, doc.GetErrorOffset()) + ": invalid JSON: " +
-                    rapidjson::GetParseError_En(doc.GetParseError()));
+  const auto doc = parse_json(json_text, source, /*relaxed=*/true);
   if (!doc.IsObject()) throw UserError(source + ": expected a JSON object with sections, got " + describe_json(doc));
 
   Config config = defaults(schema);

@@ -1,5 +1,9 @@
 #include "xlhost/core/config/options.hpp"
 
+#include <regex>
+
+#include "xlhost/core/util/error.hpp"
+
 namespace xlhost::core {
 
 using namespace sdk;
@@ -10,7 +14,14 @@ Schema ExperimentOptions::schema() {
 }
 
 ExperimentOptions ExperimentOptions::from(const SectionValues& s) {
-  return {s.get_string("id"), s.get_string("description")};
+  // The id names the run's folder: one path component, nothing that climbs out of out_dir.
+  static const std::regex usable("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  const std::string id = s.get_string("id");
+  if (!std::regex_match(id, usable))
+    throw UserError("experiment.id: '" + id.substr(0, 80) + (id.size() > 80 ? "...'" : "'") +
+                    " cannot name a run folder (expected 1 to 128 letters, digits, '.', '_' or '-', starting with a "
+                    "letter or digit, e.g. 1.4.0)");
+  return {id, s.get_string("description")};
 }
 
 Schema DataOptions::schema() {
@@ -48,6 +59,13 @@ Schema TrainOptions::schema() {
           int_key("log_interval", 10, "steps between train.log lines and progress updates", 1, 1e9),
           int_key("checkpoint_interval", 0, "steps between checkpoints; 0 = only at the end", 0, 1e15),
           int_key("threads", 0, "CPU threads for LibTorch; 0 = all cores", 0, 4096),
+          float_key("spike_sigma", 6.0,
+                    "skip a step whose loss or gradient norm exceeds the rolling mean by this many standard "
+                    "deviations; 0 = off",
+                    0.0, 1e6),
+          int_key("spike_window", 128, "accepted steps the rolling mean and deviation cover", 2, 1e6),
+          int_key("max_bad_steps", 16,
+                  "consecutive skipped steps (non-finite or spiking) that end the run as diverged; 0 = never", 0, 1e9),
           string_key("device", "cpu", "cpu, cuda, or auto (cuda when available)", {"cpu", "cuda", "auto"}),
           string_key("dtype", "float32", "float32; bfloat16 autocast (CUDA only); auto = bfloat16 on CUDA, else float32",
                      {"float32", "bfloat16", "auto"})};
@@ -61,6 +79,8 @@ TrainOptions TrainOptions::from(const SectionValues& s) {
   o.weight_decay = s.get_float("weight_decay"), o.beta1 = s.get_float("beta1"), o.beta2 = s.get_float("beta2");
   o.grad_clip = s.get_float("grad_clip"), o.seed = s.get_int("seed"), o.log_interval = s.get_int("log_interval");
   o.checkpoint_interval = s.get_int("checkpoint_interval"), o.threads = s.get_int("threads");
+  o.spike_sigma = s.get_float("spike_sigma"), o.spike_window = s.get_int("spike_window");
+  o.max_bad_steps = s.get_int("max_bad_steps");
   o.device = s.get_string("device"), o.dtype = s.get_string("dtype");
   return o;
 }

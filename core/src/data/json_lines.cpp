@@ -1,11 +1,11 @@
 #include "xlhost/core/data/json_lines.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <fstream>
 
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
 
@@ -21,11 +21,10 @@ JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ++report.lines;
     rapidjson::Document doc;
-    doc.Parse(line.c_str(), line.size());
-    std::string problem;
-    if (doc.HasParseError())
-      problem = std::string("not valid JSON (") + rapidjson::GetParseError_En(doc.GetParseError()) + " at column " +
-                std::to_string(doc.GetErrorOffset() + 1) + ")";
+    std::string problem = parse_json_into(doc, line);
+    if (!problem.empty())
+      problem = "not valid JSON (" + problem.substr(problem.find("invalid JSON: ") + 14) +
+                (doc.HasParseError() ? " at column " + std::to_string(doc.GetErrorOffset() + 1) : "") + ")";
     else if (!doc.IsObject())
       problem = "expected a JSON object";
     else if (!doc.HasMember("text") || !doc["text"].IsString())

@@ -8,6 +8,7 @@
 
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
 
@@ -33,7 +34,8 @@ std::vector<std::string> read_knowledge_entries(const std::string& path) {
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
     rapidjson::Document doc;
-    doc.Parse(text.c_str(), text.size());
+    const std::string problem = parse_json_into(doc, text);
+    if (!problem.empty() && !doc.HasParseError()) throw UserError(path + ": " + problem);
     if (doc.HasParseError()) {
       size_t line = 1;
       for (size_t i = 0; i < doc.GetErrorOffset() && i < text.size(); ++i) line += text[i] == '\n';

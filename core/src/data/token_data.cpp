@@ -13,7 +13,9 @@
 #include <random>
 
 #include "xlhost/core/data/json_lines.hpp"
+#include "xlhost/core/util/checksum.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/md5.hpp"
 
 namespace xlhost::core {
@@ -22,7 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kMagic[8] = {'X', 'L', 'T', 'O', 'K', '1', 0, 0};
+// Version 2 added the payload checksum: version-1 caches fail the magic check and are rebuilt.
+constexpr char kMagic[8] = {'X', 'L', 'T', 'O', 'K', '2', 0, 0};
 
 struct Header {
   char magic[8];
@@ -31,8 +34,9 @@ struct Header {
   uint64_t count;
   uint64_t documents;
   uint64_t skipped;
+  char checksum[32];  // of the token ids after the header (util/checksum.hpp)
 };
-static_assert(sizeof(Header) == 40, "token file header layout");
+static_assert(sizeof(Header) == 72, "token file header layout");
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -40,6 +44,7 @@ std::string errno_text() { return std::strerror(errno); }
 
 TokenFile::TokenFile(TokenFile&& o) noexcept
     : path_(std::move(o.path_)),
+      source_(std::move(o.source_)),
       map_(o.map_),
       map_size_(o.map_size_),
       count_(o.count_),
@@ -60,16 +65,16 @@ const uint32_t* TokenFile::tokens32_() const {
 }
 
 TokenFile TokenFile::open(const std::string& token_path) {
-  int fd = ::open(token_path.c_str(), O_RDONLY);
+  int fd = ::open(token_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw UserError(token_path + ": cannot open token file: " + errno_text());
   struct stat st {};
   fstat(fd, &st);
   TokenFile file;
-  file.path_ = token_path;
+  file.path_ = file.source_ = token_path;
   file.map_size_ = static_cast<size_t>(st.st_size);
-  if (file.map_size_ < sizeof(Header)) {
+  if (!S_ISREG(st.st_mode) || file.map_size_ < sizeof(Header)) {
     close(fd);
-    throw UserError(token_path + ": truncated token file (delete it to rebuild)");
+    throw UserError(token_path + ": truncated token file");
   }
   file.map_ = mmap(nullptr, file.map_size_, PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
@@ -79,52 +84,82 @@ TokenFile TokenFile::open(const std::string& token_path) {
   }
   Header h;
   std::memcpy(&h, file.map_, sizeof h);
+  const size_t payload = file.map_size_ - sizeof(Header);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || (h.width != 2 && h.width != 4) ||
-      sizeof(Header) + h.count * h.width != file.map_size_)
-    throw UserError(token_path + ": not a valid xlhost token file (delete it to rebuild)");
+      h.count != payload / h.width || payload % h.width != 0)
+    throw UserError(token_path + ": not a valid xlhost token file (or one of an older format)");
+  const auto* ids = static_cast<const char*>(file.map_) + sizeof(Header);
+  if (checksum_bytes(ids, payload) != std::string(h.checksum, sizeof h.checksum))
+    throw UserError(token_path + ": token file does not match its checksum (corrupted)");
   file.count_ = h.count, file.width_ = h.width, file.documents_ = h.documents;
   return file;
 }
 
+namespace {
+
+// bos + text + eos per document of `data_path`, written to `cached` through a temporary
+// file and a rename, so a crash never leaves a partial cache.
+void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, const fs::path& cached,
+                      bool skip_malformed, std::ostream& log) {
+  const uint32_t width = tokenizer.vocab_size() <= 65536 ? 2 : 4;
+  std::vector<uint32_t> ids;
+  auto report = read_json_lines(data_path, skip_malformed, [&](const std::string& text) {
+    ids.push_back(static_cast<uint32_t>(tokenizer.bos_id()));
+    for (int64_t id : tokenizer.encode(text)) ids.push_back(static_cast<uint32_t>(id));
+    ids.push_back(static_cast<uint32_t>(tokenizer.eos_id()));
+  });
+  if (report.documents == 0) throw UserError(data_path + ": no documents (expected JSON lines with a \"text\" field)");
+  for (const auto& p : report.first_problems) log << "skipped " << p << "\n";
+  if (report.skipped) log << "skipped " << report.skipped << " malformed line(s) of " << report.lines << " in " << data_path << "\n";
+
+  std::string payload;
+  if (width == 2) {
+    std::vector<uint16_t> narrow(ids.begin(), ids.end());
+    payload.assign(reinterpret_cast<const char*>(narrow.data()), narrow.size() * 2);
+  } else {
+    payload.assign(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
+  }
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.width = width, h.count = ids.size(), h.documents = report.documents, h.skipped = report.skipped;
+  const std::string checksum = checksum_bytes(payload.data(), payload.size());
+  std::memcpy(h.checksum, checksum.data(), sizeof h.checksum);
+  const fs::path tmp = cached.string() + ".tmp" + std::to_string(getpid());
+  try {
+    FileWriter out(tmp.string());
+    out.write(&h, sizeof h);
+    out.write(payload);
+    out.finish();
+    fs::rename(tmp, cached);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
+  log << "tokenised " << data_path << ": " << report.documents << " documents, " << ids.size() << " tokens -> "
+      << cached.string() << "\n";
+}
+
+}  // namespace
+
 TokenFile TokenFile::open_or_build(const std::string& data_path, const Tokenizer& tokenizer,
                                    const std::string& cache_dir, bool skip_malformed, std::ostream& log) {
-  if (!fs::exists(data_path)) throw UserError(data_path + ": no such data file");
+  require_regular_file(data_path, "data");
   const std::string md5 = md5_file(data_path);
   const fs::path cached = fs::path(cache_dir) / (md5 + "-" + tokenizer.fingerprint() + ".tok");
-  if (!fs::exists(cached)) {
-    const uint32_t width = tokenizer.vocab_size() <= 65536 ? 2 : 4;
-    std::vector<uint32_t> ids;
-    auto report = read_json_lines(data_path, skip_malformed, [&](const std::string& text) {
-      ids.push_back(static_cast<uint32_t>(tokenizer.bos_id()));
-      for (int64_t id : tokenizer.encode(text)) ids.push_back(static_cast<uint32_t>(id));
-      ids.push_back(static_cast<uint32_t>(tokenizer.eos_id()));
-    });
-    if (report.documents == 0) throw UserError(data_path + ": no documents (expected JSON lines with a \"text\" field)");
-    for (const auto& p : report.first_problems) log << "skipped " << p << "\n";
-    if (report.skipped) log << "skipped " << report.skipped << " malformed line(s) of " << report.lines << " in " << data_path << "\n";
-
-    fs::create_directories(cache_dir);
-    // Written beside the final name and renamed, so a crash never leaves a partial cache.
-    const fs::path tmp = cached.string() + ".tmp" + std::to_string(getpid());
-    {
-      std::ofstream out(tmp, std::ios::binary);
-      Header h{};
-      std::memcpy(h.magic, kMagic, sizeof kMagic);
-      h.width = width, h.count = ids.size(), h.documents = report.documents, h.skipped = report.skipped;
-      out.write(reinterpret_cast<const char*>(&h), sizeof h);
-      if (width == 2) {
-        std::vector<uint16_t> narrow(ids.begin(), ids.end());
-        out.write(reinterpret_cast<const char*>(narrow.data()), narrow.size() * 2);
-      } else {
-        out.write(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
-      }
-      if (!out) throw UserError(tmp.string() + ": cannot write token cache");
+  if (fs::exists(cached)) {
+    try {
+      TokenFile file = open(cached.string());
+      file.source_ = data_path;
+      return file;
+    } catch (const UserError& e) {  // a cache is only a cache: rebuild it
+      log << "rebuilding the token cache of " << data_path << ": " << e.what() << "\n";
     }
-    fs::rename(tmp, cached);
-    log << "tokenised " << data_path << ": " << report.documents << " documents, " << ids.size() << " tokens -> "
-        << cached.string() << "\n";
   }
+  ensure_directory(cache_dir, "token cache (data.cache_dir)");
+  build_token_file(data_path, tokenizer, cached, skip_malformed, log);
   TokenFile file = open(cached.string());
+  file.source_ = data_path;
   return file;
 }
 
@@ -137,7 +172,7 @@ WindowSampler::WindowSampler(const TokenFile& tokens, int64_t seq_len, int64_t b
       seed_(seed),
       shuffle_(shuffle) {
   if (batches_per_epoch_ == 0)
-    throw UserError(tokens.path() + ": " + std::to_string(tokens.size()) + " tokens make " + std::to_string(windows_) +
+    throw UserError(tokens.source() + ": " + std::to_string(tokens.size()) + " tokens make " + std::to_string(windows_) +
                     " windows of seq_len " + std::to_string(seq_len) + ", fewer than one batch of " +
                     std::to_string(batch_size) + " (use more data or a smaller seq_len/batch_size)");
 }

@@ -8,6 +8,7 @@
 #include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/eval/generator.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
 
@@ -74,8 +75,7 @@ FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std:
   for (int64_t line_no = 1; std::getline(in, line) && (max_facts <= 0 || r.facts < max_facts); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    doc.Parse(line.c_str());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
+    if (!parse_json_into(doc, line).empty() || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
         !doc.HasMember("answer") || !doc["answer"].IsString())
       throw UserError(facts_path + ":" + std::to_string(line_no) +
                       ": expected {\"prompt\": string, \"answer\": string, \"in_train\": bool}");

@@ -2,6 +2,7 @@
 #include "xlhost/core/eval/trained_model.hpp"
 
 #include <filesystem>
+#include <iostream>
 
 #include "xlhost/core/checkpoint/checkpoint.hpp"
 #include "xlhost/core/plugin/model_source.hpp"
@@ -11,7 +12,7 @@ namespace xlhost::core {
 
 TrainedModel load_trained_model(const std::string& path, const std::string& plugin_override,
                                 const std::vector<std::string>& overrides) {
-  const std::string dir = resolve_checkpoint(path);
+  const std::string dir = resolve_checkpoint(path, &std::cerr);
   const auto state = read_checkpoint_state(dir);
   const std::string plugin_path = plugin_override.empty() ? state.plugin_path : plugin_override;
   TrainedModel t{dir, load_plugin(plugin_path), Config{}, nullptr, nullptr, torch::kCPU};

@@ -25,6 +25,7 @@
 #include "xlhost/core/experiments/run_directory.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 #include "xlhost/core/util/md5.hpp"
 #include "xlhost/core/util/progress.hpp"
 
@@ -152,11 +153,12 @@ void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& pl
 ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime)
     : run_(std::move(run)), path_(RunDirectory(run_.run_dir).record().string()), start_time_(now_iso8601()) {
   run_.config_path = fs::absolute(run_.config_path).string();  // record.md is found beside it from any directory
-  fs::create_directories(run_.run_dir);
+  ensure_directory(run_.run_dir, "run");
+  const RunDirectory dir(run_.run_dir);
+  if (fs::is_regular_file(dir.record())) previous_record_ = read_text_file(dir.record().string(), "record");
+  if (fs::is_regular_file(dir.diff_patch())) previous_diff_ = read_text_file(dir.diff_patch().string(), "diff");
   const auto git = read_git_state(fs::absolute(run_.config_path).parent_path().string());
-  if (git.dirty && !git.diff.empty()) {
-    std::ofstream(RunDirectory(run_.run_dir).diff_patch()) << git.diff;
-  }
+  if (git.dirty && !git.diff.empty()) write_file(dir.diff_patch().string(), git.diff);
   DataFiles data_files;
   for (const auto& p : run_.data_files)
     if (!p.empty() && fs::exists(p)) data_files.emplace_back(p, md5_file(p));
@@ -169,6 +171,18 @@ ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, co
 
 void ExperimentRecord::finish(const RunResults* results, const std::string& status, const std::string& failure) {
   write(results, status, failure);
+}
+
+bool ExperimentRecord::restore_previous() {
+  rapidjson::Document previous;
+  const bool usable = !previous_record_.empty() && parse_json_into(previous, previous_record_).empty() &&
+                      previous.IsObject() && previous.HasMember("status") && previous["status"].IsString() &&
+                      std::string(previous["status"].GetString()) != "running";
+  if (!usable) return false;
+  write_file_atomically(path_, previous_record_);
+  const RunDirectory dir(run_.run_dir);
+  if (!previous_diff_.empty()) write_file(dir.diff_patch().string(), previous_diff_);
+  return true;
 }
 
 void ExperimentRecord::write(const RunResults* s, const std::string& status, const std::string& failure) {
@@ -253,8 +267,7 @@ rapidjson::Document read_record(const std::string& out_dir, const std::string& i
   if (!fs::exists(path)) throw UserError("no record for " + id + " (" + path.string() + " is missing)");
   const std::string text = read_text_file(path.string(), "record");
   rapidjson::Document doc;
-  doc.Parse(text.c_str());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
+  if (!parse_json_into(doc, text).empty() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
       !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
       !doc["versions"].IsObject() || !doc["versions"].HasMember("plugin") || !doc["versions"]["plugin"].IsObject() ||
       !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
@@ -297,10 +310,7 @@ RecordSummary read_record_summary(const std::string& run_dir) {
   if (r.status == "running" && r.pid > 0 && member_string(e, "host") == hostname() &&
       kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH)
     r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
-  try {
-    r.last_checkpoint = resolve_checkpoint(run_dir);
-  } catch (const std::exception&) {
-  }
+  r.last_checkpoint = latest_checkpoint(run_dir);
   r.plugin = member_string(doc["versions"]["plugin"], "name");
   if (doc.HasMember("results") && doc["results"].IsObject()) {
     r.has_results = true;

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <sstream>
 
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
+
 namespace xlhost::core {
 
 namespace {
@@ -43,6 +46,7 @@ TrainLogStep read_step(const rapidjson::Value& v) {
   s.tokens = read_integer(v, "tokens"), s.tokens_per_s = read_number(v, "tokens_per_s");
   s.step_s = read_number(v, "step_s"), s.forward_s = read_number(v, "forward_s");
   s.backward_s = read_number(v, "backward_s"), s.optimizer_s = read_number(v, "optimizer_s");
+  if (v.HasMember("skipped") && v["skipped"].IsString()) s.skipped = v["skipped"].GetString();
   if (v.HasMember("diagnostics") && v["diagnostics"].IsObject())
     for (const auto& d : v["diagnostics"].GetObject())
       s.diagnostics.emplace_back(d.name.GetString(), d.value.IsNumber() ? d.value.GetDouble() : std::nan(""));
@@ -52,8 +56,7 @@ TrainLogStep read_step(const rapidjson::Value& v) {
 // Which kind of line `line` is, if it parses: the one key each kind alone has decides.
 void read_line(const std::string& line, TrainLogContents& into) {
   rapidjson::Document d;
-  d.Parse(line.c_str(), line.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("step") || !d["step"].IsInt64()) return;
+  if (!parse_json_into(d, line).empty() || !d.IsObject() || !d.HasMember("step") || !d["step"].IsInt64()) return;
   if (d.HasMember("loss")) {
     into.steps.push_back(read_step(d));
   } else if (d.HasMember("val_loss")) {
@@ -64,20 +67,24 @@ void read_line(const std::string& line, TrainLogContents& into) {
   }
 }
 
-bool ends_inside_a_line(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in || in.tellg() <= 0) return false;
-  in.seekg(-1, std::ios::end);
-  return in.get() != '\n';
+// The lines of `path` that parse and belong to steps up to `step`.
+std::string lines_through(const std::filesystem::path& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    rapidjson::Document d;
+    if (parse_json_into(d, line).empty() && d.IsObject() && d.HasMember("step") && d["step"].IsInt64() &&
+        d["step"].GetInt64() <= step)
+      kept += line + "\n";
+  }
+  return kept;
 }
 
 }  // namespace
 
-TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, bool append) {
-  // A run killed mid-line left half a line: the resumed run's first line must not join it.
-  const bool broken_tail = append && ends_inside_a_line(path);
-  out_.open(path, append ? std::ios::app : std::ios::trunc);
-  if (broken_tail) out_ << "\n";
+TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, std::optional<int64_t> resumed_at) {
+  if (resumed_at) write_file_atomically(path.string(), lines_through(path, *resumed_at));
+  out_.open(path, std::ios::app);
 }
 
 void TrainLogWriter::write_line(const std::string& json) { out_ << json << "\n" << std::flush; }
@@ -92,6 +99,7 @@ void TrainLogWriter::write(const TrainLogStep& s) {
   number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
   number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
   if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss);
+  if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
   if (!s.diagnostics.empty()) {
     w.Key("diagnostics");
     w.StartObject();

@@ -29,7 +29,7 @@ TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double
       steps_(r.counter("xl_train_steps_total", "Optimizer steps completed.", l)),
       tokens_(r.counter("xl_train_tokens_total", "Training tokens processed.", l)),
       samples_(r.counter("xl_train_samples_total", "Training sequences processed.", l)),
-      skipped_(r.counter("xl_train_skipped_steps_total", "Steps whose update was skipped (non-finite loss).", l)),
+      skipped_(r.counter("xl_train_skipped_steps_total", "Steps whose update was skipped (non-finite or spiking loss or gradient norm).", l)),
       checkpoints_(r.counter("xl_checkpoint_writes_total", "Checkpoints written.", l)),
       step_(r.gauge("xl_train_step", "Current optimizer step.", l)),
       total_steps_(r.gauge("xl_train_total_steps", "Optimizer steps this run will take.", l)),

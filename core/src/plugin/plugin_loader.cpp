@@ -2,7 +2,11 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include <elf.h>
+
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "xlhost/core/util/error.hpp"
 
@@ -15,10 +19,44 @@ std::string torch_major_minor(const std::string& version) {
   return version.substr(0, second);
 }
 
+namespace {
+
+// dlopen maps a shared object's segments as its headers say; a truncated file then
+// faults (SIGBUS) on first touch. Headers and segments are checked against the file first.
+void check_elf_layout(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  auto read_at = [&](uint64_t offset, void* into, size_t bytes) {
+    if (offset > size || bytes > size - offset) return false;
+    in.seekg(static_cast<std::streamoff>(offset));
+    in.read(static_cast<char*>(into), static_cast<std::streamsize>(bytes));
+    return static_cast<bool>(in);
+  };
+  const std::string broken = path + ": cannot load as a shared object (";
+  Elf64_Ehdr header{};
+  if (!read_at(0, &header, sizeof header) || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
+    throw UserError(broken + "no ELF header)");
+  if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_phentsize != sizeof(Elf64_Phdr))
+    throw UserError(broken + "not a 64-bit ELF file)");
+  for (uint16_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    if (!read_at(header.e_phoff + uint64_t{i} * sizeof segment, &segment, sizeof segment))
+      throw UserError(broken + "program headers beyond the end: truncated?)");
+    if (segment.p_offset > size || segment.p_filesz > size - segment.p_offset)
+      throw UserError(broken + "segment " + std::to_string(i) + " ends beyond the file's " + std::to_string(size) +
+                      " bytes: truncated?)");
+  }
+  if (header.e_shoff != 0 && (header.e_shoff > size || uint64_t{header.e_shnum} * header.e_shentsize > size - header.e_shoff))
+    throw UserError(broken + "section headers beyond the end: truncated?)");
+}
+
+}  // namespace
+
 LoadedPlugin load_plugin(const std::string& path) {
   const std::string rebuild = "; rebuild it against this host's SDK (see CONTRIBUTING.md)";
   if (!std::filesystem::exists(path)) throw UserError(path + ": no such plugin file");
   if (std::filesystem::is_directory(path)) throw UserError(path + ": is a directory, expected a plugin .so file");
+  check_elf_layout(path);
 
   LoadedPlugin plugin;
   plugin.path_ = path;

@@ -61,7 +61,7 @@ class ProgressReport final : public TrainingObserver {
   void on_step(const StepRecord& r) override {
     if (r.skipped) {
       line_.finish();
-      log_ << "step " << r.step << ": non-finite loss, update skipped\n";
+      log_ << "step " << r.step << ": " << r.skip_reason << ", update skipped\n";
     }
     if (r.log_line) line_.update(r.step, r.loss, r.lr, r.tokens_per_second);
   }
@@ -109,7 +109,8 @@ Trainer::Trainer(const TrainJob& job)
     : job_(job),
       log_(job.log ? *job.log : std::cerr),
       options_(Options::from(job.config)),
-      communicator_(job.communicator ? *job.communicator : local_) {
+      communicator_(job.communicator ? *job.communicator : local_),
+      guard_(options_.train.spike_sigma, options_.train.spike_window, options_.train.max_bad_steps) {
   const auto& descriptor = job_.model.descriptor;
   torch::manual_seed(static_cast<uint64_t>(train_.seed));  // before the model draws its initial weights
   setup_ = set_up_model(job_.model, job_.config);
@@ -128,16 +129,19 @@ Trainer::Trainer(const TrainJob& job)
   train_tokens_.emplace(TokenFile::open_or_build(data_.train_path, *setup_.tokenizer, data_.cache_dir,
                                                  data_.skip_malformed, log_));
   sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size, static_cast<uint64_t>(train_.seed), true);
-  if (!data_.val_path.empty())
+  if (!data_.val_path.empty()) {
     val_tokens_.emplace(TokenFile::open_or_build(data_.val_path, *setup_.tokenizer, data_.cache_dir,
                                                  data_.skip_malformed, log_));
+    WindowSampler(*val_tokens_, data_.seq_len, options_.eval_batch_size(), 0, false);  // too small: say so now
+  }
   set_up_optimizer();
   total_steps_ = train_.max_steps > 0 ? train_.max_steps
                                       : std::max<int64_t>(1, train_.epochs * sampler_->batches_per_epoch() /
                                                                  train_.accumulation_steps);
   const RunDirectory run_dir = options_.run_directory();
   summary_.run_dir = run_dir.root().string();
-  fs::create_directories(run_dir.root());
+  ensure_directory(run_dir.root().string(), "run");
+  checkpoints_.emplace(run_dir.checkpoints().string(), options_.run.keep_checkpoints);
   state_.plugin_name = descriptor.name, state_.plugin_version = descriptor.version;
   state_.plugin_path = job_.model.path.empty() ? "" : fs::absolute(job_.model.path).string();
   if (!job_.resume_from.empty()) resume(job_.resume_from);
@@ -149,7 +153,8 @@ Trainer::Trainer(const TrainJob& job)
        << " trainable parameters (" << summary_.parameters << "), " << total_steps_ << " steps of " << train_.batch_size
        << "×" << train_.accumulation_steps << "×" << data_.seq_len << " tokens on " << setup_.device << "\n";
 
-  own_observers_.push_back(std::make_unique<TrainLogObserver>(run_dir.train_log(), !job_.resume_from.empty()));
+  own_observers_.push_back(std::make_unique<TrainLogObserver>(
+      run_dir.train_log(), job_.resume_from.empty() ? std::nullopt : std::optional<int64_t>(state_.step)));
   auto progress = std::make_unique<ProgressReport>(log_, total_steps_, state_.step);
   progress_line_ = &progress->line();
   own_observers_.push_back(std::move(progress));
@@ -185,7 +190,7 @@ void Trainer::set_up_optimizer() {
 }
 
 void Trainer::resume(const std::string& path) {
-  const std::string dir = resolve_checkpoint(path);
+  const std::string dir = resolve_checkpoint(path, &log_);
   const CheckpointState saved = read_checkpoint_state(dir);
   if (saved.plugin_name != state_.plugin_name)
     throw UserError(dir + ": checkpoint of plugin " + saved.plugin_name + ", not " + state_.plugin_name);
@@ -193,6 +198,7 @@ void Trainer::resume(const std::string& path) {
   load_optimizer_state(*optimizer_, dir);
   restore_rng_state(dir);
   state_.step = saved.step, state_.micro_batches = saved.micro_batches, state_.tokens = saved.tokens;
+  summary_.checkpoint = dir;
   log_ << "resumed from " << dir << " at step " << state_.step << "\n";
 }
 
@@ -242,10 +248,11 @@ std::optional<StepRecord> Trainer::train_step() {
   auto t_update = Clock::now();
   communicator_.average_gradients(trainable_);
   r.loss = communicator_.average(r.loss);
-  r.skipped = !std::isfinite(r.loss);
+  const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
+  r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);  // the norm before clipping
+  r.skip_reason = guard_.judge(r.loss, r.grad_norm);
+  r.skipped = !r.skip_reason.empty();
   if (!r.skipped) {
-    const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);
     optimizer_->step();
     model.on_optimizer_step(r.step);
   }
@@ -261,7 +268,7 @@ std::optional<StepRecord> Trainer::train_step() {
   r.tokens_seen = state_.tokens;
   r.aux_loss = has_aux_loss ? aux_loss : std::nan("");
   window_tokens_ += static_cast<double>(r.tokens), window_seconds_ += r.step_seconds;
-  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_;
+  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_ || r.skipped;
   if (r.log_line) {
     r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
     window_tokens_ = window_seconds_ = 0;
@@ -291,8 +298,7 @@ EvalResult Trainer::evaluate() {
 
 void Trainer::checkpoint() {
   const auto start = Clock::now();
-  summary_.checkpoint = write_checkpoint(options_.run_directory().checkpoints().string(), *setup_.model, *optimizer_,
-                                         state_, config_json_, options_.run.keep_checkpoints);
+  summary_.checkpoint = checkpoints_->write(*setup_.model, *optimizer_, state_, config_json_);
   for (auto* observer : observers_) observer->on_checkpoint(summary_.checkpoint, seconds_since(start));
 }
 
@@ -301,7 +307,12 @@ TrainSummary Trainer::run() {
   const auto run_start = Clock::now();
   const int64_t first_tokens = state_.tokens;
   auto due = [&](int64_t interval) { return interval > 0 && state_.step % interval == 0 && state_.step < total_steps_; };
-  while (state_.step < total_steps_) {
+  auto stop_requested = [&] { return job_.should_stop && communicator_.any(job_.should_stop(state_.step)); };
+  if (state_.step < total_steps_ && stop_requested()) {  // a signal during set-up: nothing to save
+    log_ << "stop requested before the first step\n";
+    summary_.interrupted = true;
+  }
+  while (state_.step < total_steps_ && !summary_.interrupted) {
     auto record = train_step();
     if (!record) {
       progress_line_->finish();
@@ -311,8 +322,15 @@ TrainSummary Trainer::run() {
       break;
     }
     report(*record);
+    if (guard_.diverged()) {
+      progress_line_->finish();
+      throw UserError("diverged: " + std::to_string(guard_.consecutive_bad()) + " steps in a row skipped (the last at step " +
+                      std::to_string(state_.step) + ": " + record->skip_reason + "); parameters are those of step " +
+                      std::to_string(state_.step - guard_.consecutive_bad()) +
+                      (summary_.checkpoint.empty() ? "" : ", the last checkpoint is " + summary_.checkpoint));
+    }
     if (due(eval_.interval)) evaluate();
-    if (job_.should_stop && state_.step < total_steps_ && communicator_.any(job_.should_stop(state_.step))) {
+    if (state_.step < total_steps_ && stop_requested()) {
       progress_line_->finish();
       log_ << "stop requested: saving a checkpoint at step " << state_.step << "\n";
       summary_.interrupted = true;
@@ -323,7 +341,7 @@ TrainSummary Trainer::run() {
   summary_.wall_seconds = seconds_since(run_start);
   summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);
   summary_.steps = state_.step;
-  checkpoint();
+  if (state_.step > summary_.first_step) checkpoint();  // a run resumed at its last step has nothing new to save
   if (!summary_.interrupted) {
     summary_.val = evaluate();
     if (!eval_.facts_path.empty()) {

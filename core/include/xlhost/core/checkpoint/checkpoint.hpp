@@ -1,10 +1,11 @@
 // Checkpoints: a directory per step with model.safetensors, optimizer.pt, rng.pt,
-// state.json and the resolved config.json. Written into a temporary directory, fsynced
-// and renamed, so a crash leaves either the previous checkpoint or the new one.
+// state.json, the resolved config.json and manifest.json (checkpoint_directory.hpp).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <set>
 #include <string>
 
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
@@ -12,10 +13,27 @@
 
 namespace xlhost::core {
 
-// Writes <checkpoints_dir>/step_N and points <checkpoints_dir>/latest at it. Returns the
-// checkpoint directory written. Keeps the newest `keep` checkpoints.
-std::string write_checkpoint(const std::string& checkpoints_dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
-                             const CheckpointState& state, const std::string& config_json, int64_t keep);
+// Writes <checkpoints_dir>/step_N and points <checkpoints_dir>/latest at it, keeping the
+// newest `keep`. Each checkpoint is written into a temporary directory (every write
+// checked, free space checked first), gets its manifest last, and is renamed into place:
+// a crash or a full disk leaves the previous checkpoint and `latest` as they were.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(std::string checkpoints_dir, int64_t keep);
+  // Returns the checkpoint directory written; UserError (naming the cause) when it could not be.
+  std::string write(sdk::Model& model, torch::optim::Optimizer& optimizer, const CheckpointState& state,
+                    const std::string& config_json);
+
+ private:
+  static void write_files(const std::filesystem::path& dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
+                          const CheckpointState& state, const std::string& config_json);
+  static void commit(const std::filesystem::path& tmp, const std::filesystem::path& final_dir);
+  void retain(int64_t newest);
+
+  std::string dir_;
+  int64_t keep_;
+  std::set<int64_t> written_;  // steps this writer wrote: removed only after every earlier run's
+};
 
 // Every parameter and buffer by registered name: what model.safetensors holds.
 std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& model);

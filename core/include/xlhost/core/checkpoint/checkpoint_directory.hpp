@@ -1,9 +1,16 @@
-// Finding and reading checkpoints without LibTorch: which directory holds the newest one,
-// its state.json and its config.json. Writing and loading tensors is checkpoint.hpp's.
+// Finding, verifying and reading checkpoints without LibTorch. A run's checkpoints are
+// <run>/checkpoints/step_N/ directories and a `latest` file naming one of them. Each holds
+// a manifest.json with the size and checksum of every other file, written last: a
+// checkpoint without a valid manifest is incomplete or corrupt and is never loaded.
+// Writing and loading tensors is checkpoint.hpp's.
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <ostream>
 #include <string>
+#include <vector>
 
 namespace xlhost::core {
 
@@ -14,9 +21,29 @@ struct CheckpointState {
   std::string plugin_name, plugin_version, plugin_path;
 };
 
-// `path` is a checkpoint directory or a run directory (then its latest checkpoint).
-std::string resolve_checkpoint(const std::string& path);
+// "step_00000042" for 42; the step of such a name, or nothing for any other name.
+std::string checkpoint_name(int64_t step);
+std::optional<int64_t> checkpoint_step(const std::string& name);
 
+// The step_N directories of a checkpoints folder, highest step first.
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& checkpoints_dir);
+
+// Writes `dir`/manifest.json: every other file of `dir` with its size and checksum.
+void write_manifest(const std::filesystem::path& dir);
+// "" when the manifest is there and every file in it has its size and checksum; otherwise
+// what is wrong. Checkpoints written before manifests existed pass with `legacy` set.
+std::string verify_checkpoint(const std::filesystem::path& dir, bool* legacy = nullptr);
+
+// The checkpoint `path` names, verified. `path` is a checkpoint directory, or a run
+// directory: then its `latest`, or when that one fails verification the newest valid other
+// one, with a warning on `warnings` naming the failure. UserError when there is none.
+std::string resolve_checkpoint(const std::string& path, std::ostream* warnings = nullptr);
+
+// What `latest` of a run names, unverified (cheap, for listings); "" when nothing.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// state.json and config.json of a checkpoint; UserError naming the file and field when
+// one is missing or of the wrong type.
 CheckpointState read_checkpoint_state(const std::string& checkpoint_dir);
 std::string read_checkpoint_config(const std::string& checkpoint_dir);
 

@@ -29,12 +29,13 @@ class TokenFile {
   int64_t operator[](size_t i) const { return width_ == 2 ? tokens16_()[i] : tokens32_()[i]; }
   uint64_t documents() const { return documents_; }
   const std::string& path() const { return path_; }
+  const std::string& source() const { return source_; }  // the data file it was built from (path() when unknown)
 
  private:
   TokenFile() = default;
   const uint16_t* tokens16_() const;
   const uint32_t* tokens32_() const;
-  std::string path_;
+  std::string path_, source_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
   size_t count_ = 0;

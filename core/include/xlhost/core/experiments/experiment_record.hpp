@@ -47,12 +47,17 @@ class ExperimentRecord {
   ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime);
   // status: completed, interrupted or failed (with `failure`).
   void finish(const RunResults* results, const std::string& status, const std::string& failure = "");
+  // For a run that trained nothing (it failed during set-up, was stopped before its first
+  // step, or was resumed at its last step): puts back the finished record this run
+  // replaced, results and all. Returns false, writing nothing, when there was none.
+  bool restore_previous();
   const std::string& path() const { return path_; }
 
  private:
   void write(const RunResults* results, const std::string& status, const std::string& failure);
   RunDescription run_;
   std::string path_, start_time_, versions_json_, environment_json_, reproduce_json_;
+  std::string previous_record_, previous_diff_;  // what this run overwrote; "" when nothing
 };
 
 struct RecordSummary {

@@ -21,6 +21,7 @@ struct TrainLogStep {
   double lr = 0, grad_norm = 0;
   int64_t tokens = 0;              // training tokens seen since the run began
   double tokens_per_s = 0, step_s = 0, forward_s = 0, backward_s = 0, optimizer_s = 0;
+  std::string skipped;  // why the update was not applied; empty when it was
   // The plugin's named scalars, under their own key so that no name can shadow the trainer's.
   std::vector<std::pair<std::string, double>> diagnostics;
   double cross_entropy() const { return std::isnan(aux_loss) ? loss : loss - aux_loss; }
@@ -38,8 +39,10 @@ struct TrainLogFactRecall {
 
 class TrainLogWriter {
  public:
-  // append: continue the file of a resumed run; otherwise start it afresh.
-  TrainLogWriter(const std::filesystem::path& path, bool append);
+  // Without resumed_at the file starts afresh. A run resumed at step S continues the file
+  // after dropping what the earlier run logged beyond S (those steps are trained again)
+  // and any half-written last line.
+  TrainLogWriter(const std::filesystem::path& path, std::optional<int64_t> resumed_at);
   void write(const TrainLogStep& s);
   void write(const TrainLogEval& e);
   void write(const TrainLogFactRecall& f);

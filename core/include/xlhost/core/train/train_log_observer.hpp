@@ -10,8 +10,7 @@ namespace xlhost::core {
 
 class TrainLogObserver final : public TrainingObserver {
  public:
-  // append: continue the file of a resumed run; otherwise start it afresh.
-  TrainLogObserver(const std::filesystem::path& path, bool append) : log_(path, append) {}
+  TrainLogObserver(const std::filesystem::path& path, std::optional<int64_t> resumed_at) : log_(path, resumed_at) {}
   void on_step(const StepRecord& r) override;  // writes log_line steps only
   void on_eval(int64_t step, const EvalResult& r) override;
   void on_fact_recall(int64_t step, const FactRecall& r) override;

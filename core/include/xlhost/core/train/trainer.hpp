@@ -22,6 +22,7 @@
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/metrics/metrics_registry.hpp"
 #include "xlhost/core/plugin/model_source.hpp"
+#include "xlhost/core/train/step_guard.hpp"
 #include "xlhost/core/train/training_observer.hpp"
 #include "xlhost/core/util/progress.hpp"
 
@@ -42,7 +43,7 @@ struct TrainSummary {
   std::string run_dir, checkpoint;
   int64_t parameters = 0;
   int64_t first_step = 0, steps = 0;  // steps run by this call: (first_step, steps]
-  int64_t skipped_steps = 0;          // non-finite loss, update skipped
+  int64_t skipped_steps = 0;          // update skipped: non-finite or spiking loss or gradient norm
   std::vector<double> losses;         // per optimizer step run by this call: cross-entropy + aux loss
   double final_aux_loss = std::nan("");  // the plugin's aux loss in the last step; NaN when it has none
   EvalResult val;                     // at the end; tokens == 0 when there is no val data
@@ -66,6 +67,7 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   void add_observer(TrainingObserver& observer);  // observers added before run() see every step
+  sdk::Model& model() { return *setup_.model; }
   // One optimizer step: the next micro-batches → forward/backward → gradient average →
   // update. Returns nothing when a stop was requested inside an accumulated step (the
   // partial step is dropped, so a resume repeats it exactly).
@@ -95,6 +97,8 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> trainable_;  // what the gradient norm, clipping and averaging cover
   CheckpointState state_;
+  std::optional<CheckpointWriter> checkpoints_;
+  StepGuard guard_;
   std::string config_json_;
   int64_t total_steps_ = 0;
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line

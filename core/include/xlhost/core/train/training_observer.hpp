@@ -21,8 +21,9 @@ struct StepRecord {
   double aux_loss = std::nan("");     // the plugin's auxiliary loss; NaN when it has none
   double lr = 0, grad_norm = 0;
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
-  bool skipped = false;               // non-finite loss: the update was not applied
-  bool log_line = false;              // a train.log / progress step (every train.log_interval)
+  bool skipped = false;               // the update was not applied (skip_reason says why)
+  std::string skip_reason;            // "non-finite loss", "gradient-norm spike (41.2)", ...
+  bool log_line = false;              // a train.log / progress step (every train.log_interval, and skipped steps)
   double tokens_per_second = 0;       // over the steps since the last log line; set on log_line steps
   std::vector<std::pair<std::string, double>> diagnostics;  // the plugin's named scalars
 };

@@ -1,0 +1,46 @@
+// JSON from files that a user, a crash or a disk may have mangled: parsed without
+// recursion and with a nesting limit (a document nested a million deep is an error, not a
+// stack overflow), and read through typed accessors that name the file and the field
+// when a value is missing or of the wrong type.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+
+namespace xlhost::core {
+
+constexpr int kMaxJsonDepth = 128;
+
+// Parses `text` into `doc`. Returns "" or the problem, led by its line:column when it has
+// one ("3:14: invalid JSON: Missing a comma...", "invalid JSON: nested deeper than 128
+// levels"). relaxed: comments and trailing commas allowed (configs).
+std::string parse_json_into(rapidjson::Document& doc, std::string_view text, bool relaxed = false);
+
+// The same, throwing UserError "<source>:<line>:<col>: invalid JSON: ...".
+rapidjson::Document parse_json(std::string_view text, const std::string& source, bool relaxed = false);
+
+// Typed reads of one JSON object's fields. Every failure is a UserError naming the
+// source, the field and what was expected.
+class JsonFields {
+ public:
+  JsonFields(const rapidjson::Value& object, std::string source);
+  bool has(const char* key) const;
+  int64_t integer(const char* key, int64_t min = std::numeric_limits<int64_t>::min(),
+                  int64_t max = std::numeric_limits<int64_t>::max()) const;
+  uint64_t unsigned_integer(const char* key) const;
+  std::string string(const char* key) const;
+  const rapidjson::Value& array(const char* key) const;
+  const rapidjson::Value& object(const char* key) const;
+
+ private:
+  const rapidjson::Value& field(const char* key, const char* expected) const;
+  [[noreturn]] void fail(const char* key, const std::string& problem) const;
+  const rapidjson::Value& object_;
+  std::string source_;
+};
+
+}  // namespace xlhost::core
