@@ -55,6 +55,19 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   check "device=cuda without a GPU says so" contains "$out" "no CUDA device"
 fi
 
+# Hostile input is one line and exit 2, never a hang, a signal or a folder outside out/.
+out=$(timeout -k 5 60 "$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
+  --set data.train_path=/dev/zero --no-metrics 2>&1); code=$?
+check "/dev/zero as data exits 2 (got $code)" test $code -eq 2
+check "/dev/zero as data is named" contains "$out" "/dev/zero: not a regular file"
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=1 \
+  --set experiment.id=../../escaped --no-metrics 2>&1); code=$?
+check "an id climbing out of out/ exits 2" test $code -eq 2
+check "nothing written outside out/" test ! -e ../escaped
+python3 -c "print('{\"train\": ' + '[' * 100000 + ']' * 100000 + '}')" >deep.json
+out=$("$xlhost" run -p "$build/plugins/model_original.so" -c deep.json 2>&1); code=$?
+check "a config nested 100000 deep exits 2 (got $code)" test $code -eq 2
+
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=10 2>&1); code=$?
 check "short run exits 0" test $code -eq 0
 check "short run prints parameters" contains "$out" "parameters"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 
 namespace xlhost::core {
 
@@ -25,6 +26,7 @@ std::string hex(XXH128_hash_t h) {
 std::string checksum_bytes(const void* data, size_t bytes) { return hex(XXH3_128bits(data, bytes)); }
 
 std::string checksum_file(const std::string& path) {
+  require_regular_file(path, "checksummed");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open to verify its checksum");
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);

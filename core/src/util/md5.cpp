@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 
 namespace xlhost::core {
 
@@ -81,6 +82,7 @@ std::string Md5::hex_digest() {
 }
 
 std::string md5_file(const std::string& path) {
+  require_regular_file(path, "data");  // /dev/zero or a FIFO would be hashed forever
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open for hashing");
   Md5 md5;
