@@ -179,6 +179,9 @@ int run_command(const std::vector<std::string>& args) {
       ("resume,r", po::value<std::string>()->implicit_value(""),
        "continue from a checkpoint directory; without a value from this experiment's newest valid checkpoint "
        "(corrupt ones are skipped with a warning); 'auto' the same, or a fresh start when there is none")
+      ("rewind-to", po::value<int64_t>(), "continue from this experiment's checkpoint of step N (checkpoints/step_N)")
+      ("skip-batches", po::value<std::string>(),
+       "A:B: pass over data micro-batches A to B-1 (after a divergence, with --rewind-to; the error names them)")
       ("metrics-listen", po::value<std::string>(),
        "serve /metrics on host:port (metrics.listen, default 127.0.0.1:9464; port 0 = any free port)")
       ("metrics-linger", po::value<double>(), "keep serving metrics this many seconds after the run (metrics.linger_seconds)")
@@ -224,6 +227,20 @@ int run_command(const std::vector<std::string>& args) {
       std::cerr << "--resume auto: experiment " << id << " has no checkpoint yet, starting afresh\n";
       job.resume_from.clear();
     }
+  }
+  if (vm.count("rewind-to"))
+    job.resume_from = (run_dir.checkpoints() / core::checkpoint_name(vm["rewind-to"].as<int64_t>())).string();
+  if (vm.count("skip-batches")) {
+    const std::string range = vm["skip-batches"].as<std::string>();
+    const auto colon = range.find(':');
+    try {
+      job.skip_batches_first = std::stoll(range.substr(0, colon));
+      job.skip_batches_end = std::stoll(range.substr(colon + 1));
+    } catch (const std::exception&) {  // not numbers: reported below
+      job.skip_batches_first = job.skip_batches_end = -1;
+    }
+    if (colon == std::string::npos || job.skip_batches_first < 0 || job.skip_batches_end <= job.skip_batches_first)
+      throw core::UserError("--skip-batches " + range + ": expected A:B with 0 <= A < B (micro-batch numbers)");
   }
   job.should_stop = [](int64_t) { return stop_requested.load(); };
   const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);

@@ -21,6 +21,7 @@ packages=(
   ccache curl
   prometheus                 # server and promtool, used by the metrics tests
   gnuplot-nox                # draws the curves of `xlhost exp report`
+  clang libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for tests/fuzz (scripts/fuzz.sh)
 )
 
 python=$(command -v python3 || true)

@@ -115,6 +115,7 @@ TEST(Reliability, ConsecutiveBadStepsStopTheRunAsDivergedKeepingAFiniteCheckpoin
   auto run = run_bigram(dir, {"model.fault=nan_grad", "model.fault_step=13", "model.fault_steps=1000",
                               "train.max_bad_steps=4", "train.checkpoint_interval=5", "train.max_steps=40"});
   EXPECT_NE(run->error.find("diverged: 4 steps in a row"), std::string::npos) << run->error;
+  EXPECT_NE(run->error.find("--skip-batches 12:16"), std::string::npos) << run->error;
   EXPECT_EQ(run->recorder.tables.size(), 16u);  // 12 good steps, 4 skipped
   const auto checkpoint = core::resolve_checkpoint(dir / "out/0.0.1");
   EXPECT_EQ(core::read_checkpoint_state(checkpoint).step, 15);  // written before the fourth bad step
@@ -205,7 +206,7 @@ TEST(Reliability, CorruptCheckpointIsDetectedAndSkipped) {
 // Defect 5: an experiment id is one path component; `latest` cannot point outside.
 TEST(Reliability, ExperimentIdAndLatestCannotLeaveTheOutputFolder) {
   test::TempDir dir;
-  for (const std::string id : std::vector<std::string>{"../../x", "/tmp/abs", "", "a/b", std::string(5000, 'a')}) {
+  for (const std::string& id : std::vector<std::string>{"../../x", "/tmp/abs", "", "a/b", std::string(5000, 'a')}) {
     const auto error = error_of([&] {
       core::Options::from(core::Config::parse("{}", "t", core::full_schema({}), {"experiment.id=" + id}));
     });
@@ -268,7 +269,7 @@ TEST(Reliability, DataPathsThatAreNotFilesAreRefused) {
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0644), 0);
   core::ByteTokenizer tok;
   std::ostringstream log;
-  for (const std::string path : {std::string("/dev/zero"), dir / "fifo", dir.path().string(), std::string("/dev/null")}) {
+  for (const std::string& path : {std::string("/dev/zero"), dir / "fifo", dir.path().string(), std::string("/dev/null")}) {
     const auto error = error_of([&] { core::TokenFile::open_or_build(path, tok, dir / "cache", false, log); });
     EXPECT_TRUE(error.find("not a regular file") != std::string::npos || error.find("is a directory") != std::string::npos)
         << path << ": " << error;
@@ -350,4 +351,16 @@ TEST(Reliability, TruncatedPluginIsRefused) {
     const auto error = error_of([&] { core::load_plugin(dir / "cut.so"); });
     EXPECT_NE(error.find("cut.so: cannot load as a shared object"), std::string::npos) << keep << ": " << error;
   }
+}
+
+// After a divergence: rewinding and passing over the data of the bad steps.
+TEST(Reliability, SkipBatchesPassesOverTheDataRange) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto job = test::bigram_job(dir, {"train.max_steps=10"});
+  std::ostringstream log;
+  job.log = &log;
+  job.skip_batches_first = 2, job.skip_batches_end = 5;
+  const auto s = core::Trainer(job).run();
+  EXPECT_EQ(core::read_checkpoint_state(s.checkpoint).micro_batches, 13);  // 10 steps + 3 batches passed over
 }

@@ -169,27 +169,24 @@ void MetricsServer::serve(int fd) {
     if (n <= 0) return;
     request.append(buffer, static_cast<size_t>(n));
   }
+  send_all(fd, answer_request(request, registry_));
+}
+
+std::string answer_request(const std::string& request, const Registry& registry) {
   const auto line_end = request.find("\r\n");
   const auto first_space = request.find(' ');
-  const auto second_space = request.find(' ', first_space + 1);
-  if (first_space == std::string::npos || second_space == std::string::npos || second_space > line_end) {
-    send_all(fd, response(400, "Bad Request", "text/plain", "bad request line\n"));
-    return;
-  }
+  const auto second_space = first_space == std::string::npos ? first_space : request.find(' ', first_space + 1);
+  if (first_space == std::string::npos || second_space == std::string::npos || second_space > line_end)
+    return response(400, "Bad Request", "text/plain", "bad request line\n");
   const std::string method = request.substr(0, first_space);
   std::string path = request.substr(first_space + 1, second_space - first_space - 1);
   path = path.substr(0, path.find('?'));
-  if (method != "GET" && method != "HEAD") {
-    send_all(fd, response(405, "Method Not Allowed", "text/plain", "only GET and HEAD\n"));
-    return;
-  }
+  if (method != "GET" && method != "HEAD") return response(405, "Method Not Allowed", "text/plain", "only GET and HEAD\n");
   const bool head = method == "HEAD";
   if (path == "/metrics")
-    send_all(fd, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", registry_.serialize(), head));
-  else if (path == "/healthz")
-    send_all(fd, response(200, "OK", "text/plain; charset=utf-8", "ok\n", head));
-  else
-    send_all(fd, response(404, "Not Found", "text/plain", "not found; try /metrics or /healthz\n", head));
+    return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), head);
+  if (path == "/healthz") return response(200, "OK", "text/plain; charset=utf-8", "ok\n", head);
+  return response(404, "Not Found", "text/plain", "not found; try /metrics or /healthz\n", head);
 }
 
 std::string MetricsServer::url() const {

@@ -221,6 +221,8 @@ std::optional<StepRecord> Trainer::train_step() {
       optimizer_->zero_grad();
       return std::nullopt;
     }
+    if (state_.micro_batches >= job_.skip_batches_first && state_.micro_batches < job_.skip_batches_end)
+      state_.micro_batches = job_.skip_batches_end;
     auto window = window_batch(*train_tokens_, sampler_->window_starts(state_.micro_batches++), seq_len).to(setup_.device);
     auto t0 = Clock::now();
     torch::Tensor loss;
@@ -324,10 +326,14 @@ TrainSummary Trainer::run() {
     report(*record);
     if (guard_.diverged()) {
       progress_line_->finish();
-      throw UserError("diverged: " + std::to_string(guard_.consecutive_bad()) + " steps in a row skipped (the last at step " +
+      const int64_t bad = guard_.consecutive_bad();
+      throw UserError("diverged: " + std::to_string(bad) + " steps in a row skipped (the last at step " +
                       std::to_string(state_.step) + ": " + record->skip_reason + "); parameters are those of step " +
-                      std::to_string(state_.step - guard_.consecutive_bad()) +
-                      (summary_.checkpoint.empty() ? "" : ", the last checkpoint is " + summary_.checkpoint));
+                      std::to_string(state_.step - bad) +
+                      (summary_.checkpoint.empty() ? "" : ", the last checkpoint is " + summary_.checkpoint) +
+                      ". To go on without the data of those steps: --rewind-to STEP --skip-batches " +
+                      std::to_string(state_.micro_batches - bad * train_.accumulation_steps) + ":" +
+                      std::to_string(state_.micro_batches));
     }
     if (due(eval_.interval)) evaluate();
     if (state_.step < total_steps_ && stop_requested()) {

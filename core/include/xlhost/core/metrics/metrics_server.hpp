@@ -27,6 +27,10 @@ struct ListenAddress {
 // Parses "host:port" or "[v6]:port"; `what` names the setting in errors.
 ListenAddress parse_listen_address(const std::string& text, const std::string& what);
 
+// The response to one request head (through its blank line): a pure function of the
+// bytes, apart from the sockets, so that it can be fuzzed.
+std::string answer_request(const std::string& request, const Registry& registry);
+
 class MetricsServer {
  public:
   // Throws UserError when the address cannot be bound.

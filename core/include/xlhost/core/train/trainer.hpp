@@ -32,6 +32,9 @@ struct TrainJob {
   Config config;
   ModelSource model;
   std::string resume_from;  // checkpoint or run directory; empty = fresh start
+  // Data micro-batches [first, end) are passed over (a region that made the loss spike,
+  // after rewinding to a checkpoint before it); empty when first == end.
+  int64_t skip_batches_first = 0, skip_batches_end = 0;
   // Polled after every optimizer step; true saves a checkpoint and ends the run.
   std::function<bool(int64_t step)> should_stop;
   std::ostream* log = nullptr;            // human-readable progress; nullptr = std::cerr
