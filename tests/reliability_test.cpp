@@ -44,22 +44,19 @@ class TableRecorder : public core::TrainingObserver {
 struct GuardedRun {
   core::TrainSummary summary;
   TableRecorder recorder;
-  std::string error, log;
+  std::string error;
 };
 
 std::unique_ptr<GuardedRun> run_bigram(const test::TempDir& dir, std::vector<std::string> overrides) {
   auto job = test::bigram_job(dir, std::move(overrides));
-  std::ostringstream log;
-  job.log = &log;
   core::Trainer trainer(job);
-  auto run = std::make_unique<GuardedRun>(GuardedRun{{}, TableRecorder(trainer.model()), "", ""});
+  auto run = std::make_unique<GuardedRun>(GuardedRun{{}, TableRecorder(trainer.model()), ""});
   trainer.add_observer(run->recorder);
   try {
     run->summary = trainer.run();
   } catch (const core::UserError& e) {
     run->error = e.what();
   }
-  run->log = log.str();
   return run;
 }
 
@@ -156,8 +153,6 @@ TEST(Reliability, FullDiskDuringACheckpointKeepsThePreviousOne) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);
   auto job = test::bigram_job(dir);
-  std::ostringstream log;
-  job.log = &log;
   core::Trainer trainer(job);
   trainer.train_step();
   auto optimizer = torch::optim::AdamW(trainer.model().parameters());
@@ -305,8 +300,6 @@ TEST(Reliability, StopBeforeTheFirstStepIsACleanExit) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);
   auto job = test::bigram_job(dir);
-  std::ostringstream log;
-  job.log = &log;
   job.should_stop = [](int64_t) { return true; };
   const auto s = core::Trainer(job).run();
   EXPECT_TRUE(s.interrupted);
@@ -358,8 +351,6 @@ TEST(Reliability, SkipBatchesPassesOverTheDataRange) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);
   auto job = test::bigram_job(dir, {"train.max_steps=10"});
-  std::ostringstream log;
-  job.log = &log;
   job.skip_batches_first = 2, job.skip_batches_end = 5;
   const auto s = core::Trainer(job).run();
   EXPECT_EQ(core::read_checkpoint_state(s.checkpoint).micro_batches, 13);  // 10 steps + 3 batches passed over

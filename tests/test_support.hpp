@@ -103,7 +103,13 @@ inline core::ModelSource bigram_source() {
   return source;
 }
 
-// A bigram training job over write_tiny_corpus's data.
+// A stream that discards what is written to it (a null buffer writes nothing).
+inline std::ostream& discard() {
+  static std::ostream sink(nullptr);
+  return sink;
+}
+
+// A bigram training job over write_tiny_corpus's data; its progress log is discarded.
 inline core::TrainJob bigram_job(const TempDir& dir, std::vector<std::string> overrides = {}) {
   core::TrainJob job;
   job.model = bigram_source();
@@ -114,6 +120,7 @@ inline core::TrainJob bigram_job(const TempDir& dir, std::vector<std::string> ov
       "run.out_dir=" + dir / "out", "experiment.id=0.0.1"};
   all.insert(all.end(), overrides.begin(), overrides.end());
   job.config = core::Config::parse("{}", "test", core::full_schema(job.model.descriptor.schema), all);
+  job.log = &discard();
   return job;
 }
 

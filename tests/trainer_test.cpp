@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <sstream>
 
 #include "test_support.hpp"
 #include "xlhost/core/train/trainer.hpp"
@@ -32,8 +31,6 @@ TEST(Trainer, TrainsAModelFromAnInProcessFactory) {
   test::TempDir dir;
   test::write_tiny_corpus(dir);
   auto job = test::bigram_job(dir);
-  std::ostringstream log;
-  job.log = &log;
 
   core::Trainer trainer(job);
   CountingObserver observer;

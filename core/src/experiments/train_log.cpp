@@ -23,6 +23,17 @@ void number(JsonWriter& w, const char* key, double value) {
   else w.Null();
 }
 
+// One line's object, its fields written by `fields`.
+template <typename Fields>
+std::string json_object(Fields fields) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  fields(w);
+  w.EndObject();
+  return buffer.GetString();
+}
+
 void integer(JsonWriter& w, const char* key, int64_t value) {
   w.Key(key);
   w.Int64(value);
@@ -90,43 +101,34 @@ TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, std::optional<
 void TrainLogWriter::write_line(const std::string& json) { out_ << json << "\n" << std::flush; }
 
 void TrainLogWriter::write(const TrainLogStep& s) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  integer(w, "step", s.step), integer(w, "total_steps", s.total_steps);
-  number(w, "loss", s.loss), number(w, "lr", s.lr), number(w, "grad_norm", s.grad_norm);
-  integer(w, "tokens", s.tokens), number(w, "tokens_per_s", s.tokens_per_s);
-  number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
-  number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
-  if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss);
-  if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
-  if (!s.diagnostics.empty()) {
-    w.Key("diagnostics");
-    w.StartObject();
-    for (const auto& [name, value] : s.diagnostics) number(w, name.c_str(), value);
-    w.EndObject();
-  }
-  w.EndObject();
-  write_line(buffer.GetString());
+  write_line(json_object([&](JsonWriter& w) {
+    integer(w, "step", s.step), integer(w, "total_steps", s.total_steps);
+    number(w, "loss", s.loss), number(w, "lr", s.lr), number(w, "grad_norm", s.grad_norm);
+    integer(w, "tokens", s.tokens), number(w, "tokens_per_s", s.tokens_per_s);
+    number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
+    number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
+    if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss);
+    if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
+    if (!s.diagnostics.empty()) {
+      w.Key("diagnostics");
+      w.StartObject();
+      for (const auto& [name, value] : s.diagnostics) number(w, name.c_str(), value);
+      w.EndObject();
+    }
+  }));
 }
 
 void TrainLogWriter::write(const TrainLogEval& e) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  integer(w, "step", e.step), number(w, "val_loss", e.val_loss), number(w, "val_perplexity", e.val_perplexity);
-  w.EndObject();
-  write_line(buffer.GetString());
+  write_line(json_object([&](JsonWriter& w) {
+    integer(w, "step", e.step), number(w, "val_loss", e.val_loss), number(w, "val_perplexity", e.val_perplexity);
+  }));
 }
 
 void TrainLogWriter::write(const TrainLogFactRecall& f) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  integer(w, "step", f.step), number(w, "fact_recall", f.rate);
-  number(w, "fact_recall_seen", f.seen), number(w, "fact_recall_unseen", f.unseen);
-  w.EndObject();
-  write_line(buffer.GetString());
+  write_line(json_object([&](JsonWriter& w) {
+    integer(w, "step", f.step), number(w, "fact_recall", f.rate);
+    number(w, "fact_recall_seen", f.seen), number(w, "fact_recall_unseen", f.unseen);
+  }));
 }
 
 TrainLogContents read_train_log(const std::filesystem::path& path) {
