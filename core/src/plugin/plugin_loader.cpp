@@ -2,11 +2,17 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include <dlfcn.h>
 #include <elf.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "xlhost/core/util/error.hpp"
 
@@ -50,6 +56,30 @@ void check_elf_layout(const std::string& path) {
     throw UserError(broken + "section headers beyond the end: truncated?)");
 }
 
+// Loads the library once in a child process first: a damaged file whose initialisation
+// code crashes (SIGSEGV, SIGBUS) then costs the child, and the host reports it.
+void probe_load_in_child(const std::string& path) {
+  const pid_t child = fork();
+  if (child < 0) return;  // no probe; the load below is then the only try
+  if (child == 0) {
+    void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
+    _exit(handle ? 0 : 1);  // a failed dlopen is reported by the real load, with its message
+  }
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      throw UserError(path + ": loading it did not finish within 60 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFSIGNALED(status))
+    throw UserError(path + ": cannot load as a shared object (loading it crashed with " + strsignal(WTERMSIG(status)) +
+                    "; the file may be damaged: rebuild it)");
+}
+
 }  // namespace
 
 LoadedPlugin load_plugin(const std::string& path) {
@@ -57,6 +87,7 @@ LoadedPlugin load_plugin(const std::string& path) {
   if (!std::filesystem::exists(path)) throw UserError(path + ": no such plugin file");
   if (std::filesystem::is_directory(path)) throw UserError(path + ": is a directory, expected a plugin .so file");
   check_elf_layout(path);
+  probe_load_in_child(path);
 
   LoadedPlugin plugin;
   plugin.path_ = path;
