@@ -166,6 +166,71 @@ void write_samples(const core::TrainSummary& summary, const core::Options& optio
   core::write_file_atomically(core::RunDirectory(summary.run_dir).samples().string(), samples.str());
 }
 
+// Where training starts: --resume (a checkpoint, this experiment's newest valid one, or
+// auto), --rewind-to STEP, and the data --skip-batches passes over.
+void set_start_point(const po::variables_map& vm, const core::RunDirectory& run_dir, const std::string& id,
+                     core::TrainJob& job) {
+  if (vm.count("resume")) {
+    const std::string from = vm["resume"].as<std::string>();
+    job.resume_from = from.empty() || from == "auto" ? run_dir.root().string() : from;
+    if (from == "auto" && core::list_checkpoints(run_dir.checkpoints()).empty()) {
+      std::cerr << "--resume auto: experiment " << id << " has no checkpoint yet, starting afresh\n";
+      job.resume_from.clear();
+    }
+  }
+  if (vm.count("rewind-to"))
+    job.resume_from = (run_dir.checkpoints() / core::checkpoint_name(vm["rewind-to"].as<int64_t>())).string();
+  if (vm.count("skip-batches")) {
+    const std::string range = vm["skip-batches"].as<std::string>();
+    const auto colon = range.find(':');
+    try {
+      job.skip_batches_first = std::stoll(range.substr(0, colon));
+      job.skip_batches_end = std::stoll(range.substr(colon + 1));
+    } catch (const std::exception&) {  // not numbers: reported below
+      job.skip_batches_first = job.skip_batches_end = -1;
+    }
+    if (colon == std::string::npos || job.skip_batches_first < 0 || job.skip_batches_end <= job.skip_batches_first)
+      throw core::UserError("--skip-batches " + range + ": expected A:B with 0 <= A < B (micro-batch numbers)");
+  }
+}
+
+// Trains and keeps the record true: a run that trains nothing (failed set-up, stopped
+// before its first step, resumed at its last) leaves an earlier finished record as it
+// was; nothing is returned then.
+std::optional<core::TrainSummary> train_recorded(const core::TrainJob& job, core::ExperimentRecord& record,
+                                                 const std::string& id) {
+  std::optional<core::Trainer> trainer;
+  try {
+    trainer.emplace(job);
+  } catch (const std::exception& e) {  // nothing trained: an earlier run's record stays as it was
+    if (record.restore_previous()) std::cerr << "the earlier record of experiment " << id << " is kept\n";
+    else record.finish(nullptr, "failed", e.what());
+    throw;
+  }
+  core::TrainSummary summary;
+  try {
+    summary = trainer->run();
+  } catch (const std::exception& e) {
+    record.finish(nullptr, "failed", e.what());
+    throw;
+  }
+  if (summary.steps == summary.first_step && record.restore_previous()) {
+    std::cout << "experiment " << id << ": no step trained (at step " << summary.steps
+              << "); its earlier record is unchanged\n";
+    return std::nullopt;
+  }
+  return summary;
+}
+
+// Keeps serving the last values for a final scrape (metrics.linger_seconds); Ctrl-C ends it.
+void linger(const core::metrics::MetricsServer& server, double seconds) {
+  std::cerr << "metrics: serving " << server.url() << " for " << seconds << " s more (Ctrl-C ends)\n";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  stop_requested = false;
+  while (std::chrono::steady_clock::now() < until && !stop_requested)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args) {
@@ -220,28 +285,7 @@ int run_command(const std::vector<std::string>& args) {
     throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
                           "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
   if (vm.count("detach")) return run_detached(args, run_dir, id);
-  if (vm.count("resume")) {
-    const std::string from = vm["resume"].as<std::string>();
-    job.resume_from = from.empty() || from == "auto" ? run_dir.root().string() : from;
-    if (from == "auto" && core::list_checkpoints(run_dir.checkpoints()).empty()) {
-      std::cerr << "--resume auto: experiment " << id << " has no checkpoint yet, starting afresh\n";
-      job.resume_from.clear();
-    }
-  }
-  if (vm.count("rewind-to"))
-    job.resume_from = (run_dir.checkpoints() / core::checkpoint_name(vm["rewind-to"].as<int64_t>())).string();
-  if (vm.count("skip-batches")) {
-    const std::string range = vm["skip-batches"].as<std::string>();
-    const auto colon = range.find(':');
-    try {
-      job.skip_batches_first = std::stoll(range.substr(0, colon));
-      job.skip_batches_end = std::stoll(range.substr(colon + 1));
-    } catch (const std::exception&) {  // not numbers: reported below
-      job.skip_batches_first = job.skip_batches_end = -1;
-    }
-    if (colon == std::string::npos || job.skip_batches_first < 0 || job.skip_batches_end <= job.skip_batches_first)
-      throw core::UserError("--skip-batches " + range + ": expected A:B with 0 <= A < B (micro-batch numbers)");
-  }
+  set_start_point(vm, run_dir, id, job);
   job.should_stop = [](int64_t) { return stop_requested.load(); };
   const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);
   job.metrics = metrics.registry.get();
@@ -250,38 +294,13 @@ int run_command(const std::vector<std::string>& args) {
   for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
   core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : ""),
                                 core::plugin_identity(plugin), core::runtime_info());
-  std::optional<core::Trainer> trainer;
-  try {
-    trainer.emplace(job);
-  } catch (const std::exception& e) {  // nothing trained: an earlier run's record stays as it was
-    if (record.restore_previous()) std::cerr << "the earlier record of experiment " << id << " is kept\n";
-    else record.finish(nullptr, "failed", e.what());
-    throw;
-  }
-  core::TrainSummary summary;
-  try {
-    summary = trainer->run();
-  } catch (const std::exception& e) {
-    record.finish(nullptr, "failed", e.what());
-    throw;
-  }
-  if (summary.steps == summary.first_step && record.restore_previous()) {
-    std::cout << "experiment " << id << ": no step trained (at step " << summary.steps
-              << "); its earlier record is unchanged\n";
-    return 0;
-  }
-  const auto results = core::run_results(summary);
-  record.finish(&results, summary.interrupted ? "interrupted" : "completed");
-  print_summary(summary, d.name, id, record.path());
-  write_samples(summary, config);
-  if (metrics.server && config.metrics.linger_seconds > 0) {
-    std::cerr << "metrics: serving " << metrics.server->url() << " for " << config.metrics.linger_seconds
-              << " s more (Ctrl-C ends)\n";
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(config.metrics.linger_seconds);
-    stop_requested = false;
-    while (std::chrono::steady_clock::now() < until && !stop_requested)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const auto summary = train_recorded(job, record, id);
+  if (!summary) return 0;
+  const auto results = core::run_results(*summary);
+  record.finish(&results, summary->interrupted ? "interrupted" : "completed");
+  print_summary(*summary, d.name, id, record.path());
+  write_samples(*summary, config);
+  if (metrics.server && config.metrics.linger_seconds > 0) linger(*metrics.server, config.metrics.linger_seconds);
   return 0;
 }
 
