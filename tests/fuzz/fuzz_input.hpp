@@ -13,15 +13,20 @@
 
 namespace fuzz {
 
-// A per-process scratch folder in /dev/shm when there is one.
+// A per-process scratch folder in /dev/shm when there is one, removed at exit.
 inline const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    const std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    auto d = base / ("xlhost_fuzz_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  struct Folder {
+    std::filesystem::path path;
+    ~Folder() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Folder folder{(std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp") /
+                             std::filesystem::path("xlhost_fuzz_" + std::to_string(::getpid()))};
+  static const bool created = std::filesystem::create_directories(folder.path);
+  (void)created;
+  return folder.path;
 }
 
 inline std::string write_input(const std::string& name, const uint8_t* data, size_t size) {
