@@ -126,7 +126,8 @@ void CheckpointWriter::commit(const fs::path& tmp, const fs::path& final_dir) {
   }
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
     throw UserError(final_dir.string() + ": cannot replace (" + std::strerror(errno) + ")");
-  fs::remove_all(tmp);  // now the old checkpoint
+  std::error_code ignored;  // committed already: a leftover old copy is not a failure
+  fs::remove_all(tmp, ignored);
 }
 
 // Keeps `keep` checkpoints: those of earlier runs in this folder go first (lowest step
