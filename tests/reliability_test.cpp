@@ -6,9 +6,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "test_support.hpp"
 #include "xlhost/core/checkpoint/checkpoint.hpp"
@@ -181,6 +183,30 @@ TEST(Reliability, FullDiskDuringACheckpointKeepsThePreviousOne) {
   EXPECT_EQ(core::resolve_checkpoint(folder), first);
   for (const auto& entry : fs::directory_iterator(folder))
     EXPECT_EQ(entry.path().filename().string().rfind(".tmp", 0), std::string::npos) << entry.path();
+}
+
+// Defect 4: a step written again (a resumed or rewound run) replaces the old directory
+// without a moment in which the step has no complete checkpoint: a reader polling it
+// while it is rewritten never finds it missing.
+TEST(Reliability, RewritingAStepNeverLeavesItMissing) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  core::Trainer trainer(test::bigram_job(dir));
+  auto optimizer = torch::optim::AdamW(trainer.model().parameters());
+  core::CheckpointState state;
+  state.step = 1, state.plugin_name = "bigram";
+  core::CheckpointWriter writer(dir / "ckpt", 3);
+  const fs::path manifest = fs::path(writer.write(trainer.model(), optimizer, state, "{}")) / "manifest.json";
+  std::atomic<bool> done{false};
+  std::atomic<int> missing{0}, looks{0};
+  std::thread reader([&] {
+    while (!done) missing += !fs::exists(manifest), ++looks;
+  });
+  for (int i = 0; i < 50; ++i) writer.write(trainer.model(), optimizer, state, "{}");
+  done = true;
+  reader.join();
+  EXPECT_EQ(missing, 0) << "of " << looks << " looks";
+  EXPECT_EQ(core::verify_checkpoint(manifest.parent_path()), "");
 }
 
 // Defect 13: a corrupt newest checkpoint is refused when named and skipped, with a
