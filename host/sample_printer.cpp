@@ -4,12 +4,14 @@
 #include <iostream>
 
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/printable_text.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
 std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
+  core::require_regular_file(path, "prompts");
   std::ifstream in(path);
   if (!in) throw core::UserError(path + ": cannot open prompts file");
   std::vector<std::string> prompts;

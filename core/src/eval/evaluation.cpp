@@ -8,6 +8,7 @@
 #include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/eval/generator.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
 
 namespace xlhost::core {
@@ -65,6 +66,7 @@ EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq
 
 FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
                        int64_t max_facts, const torch::Device& device) {
+  require_regular_file(facts_path, "facts");
   std::ifstream in(facts_path);
   if (!in) throw UserError(facts_path + ": cannot open facts file (eval.facts_path)");
   FactRecall r;
