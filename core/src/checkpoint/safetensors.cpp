@@ -123,7 +123,7 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
   std::string header(n, '\0');
   in.read(header.data(), static_cast<std::streamsize>(n));
   rapidjson::Document doc;
-  if (!parse_json_into(doc, header).empty() || !doc.IsObject())
+  if (parse_json_into(doc, header) || !doc.IsObject())
     throw UserError(path + ": not a safetensors file (bad header JSON)");
   std::map<std::string, torch::Tensor> tensors;
   for (auto& m : doc.GetObject()) {

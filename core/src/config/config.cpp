@@ -53,19 +53,6 @@ bool is_placeholder(const std::string& s) {
   return std::regex_match(s, pattern);
 }
 
-std::string describe_json(const rapidjson::Value& v) {
-  if (v.IsString()) return std::string("string \"") + v.GetString() + "\"";
-  if (v.IsBool()) return v.GetBool() ? "true" : "false";
-  if (v.IsNumber()) {
-    std::ostringstream out;
-    out << "number " << v.GetDouble();
-    return out.str();
-  }
-  if (v.IsObject()) return "an object";
-  if (v.IsArray()) return "an array";
-  return "null";
-}
-
 // Converts JSON to the schema's type, or explains why it cannot.
 bool from_json(const rapidjson::Value& v, const SchemaEntry& entry, Value& out, std::string& why) {
   switch (entry.type) {

@@ -21,10 +21,10 @@ JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ++report.lines;
     rapidjson::Document doc;
-    std::string problem = parse_json_into(doc, line);
-    if (!problem.empty())
-      problem = "not valid JSON (" + problem.substr(problem.find("invalid JSON: ") + 14) +
-                (doc.HasParseError() ? " at column " + std::to_string(doc.GetErrorOffset() + 1) : "") + ")";
+    std::string problem;
+    if (const auto invalid = parse_json_into(doc, line))
+      problem = "not valid JSON (" + invalid.reason + (invalid.column ? " at column " + std::to_string(invalid.column) : "") +
+                ")";
     else if (!doc.IsObject())
       problem = "expected a JSON object";
     else if (!doc.HasMember("text") || !doc["text"].IsString())

@@ -1,7 +1,6 @@
 #include "xlhost/core/data/knowledge_file.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <fstream>
 #include <sstream>
@@ -34,14 +33,9 @@ std::vector<std::string> read_knowledge_entries(const std::string& path) {
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
     rapidjson::Document doc;
-    const std::string problem = parse_json_into(doc, text);
-    if (!problem.empty() && !doc.HasParseError()) throw UserError(path + ": " + problem);
-    if (doc.HasParseError()) {
-      size_t line = 1;
-      for (size_t i = 0; i < doc.GetErrorOffset() && i < text.size(); ++i) line += text[i] == '\n';
-      throw UserError(path + ":" + std::to_string(line) + ": invalid JSON knowledge file (" +
-                      rapidjson::GetParseError_En(doc.GetParseError()) + ")");
-    }
+    if (const auto problem = parse_json_into(doc, text))
+      throw UserError(path + (problem.line ? ":" + std::to_string(problem.line) : "") + ": invalid JSON knowledge file (" +
+                      problem.reason + ")");
     for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
       const auto* sentence = sentence_of(doc[i]);
       if (!sentence)

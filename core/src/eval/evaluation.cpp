@@ -77,7 +77,7 @@ FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std:
   for (int64_t line_no = 1; std::getline(in, line) && (max_facts <= 0 || r.facts < max_facts); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    if (!parse_json_into(doc, line).empty() || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
+    if (parse_json_into(doc, line) || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
         !doc.HasMember("answer") || !doc["answer"].IsString())
       throw UserError(facts_path + ":" + std::to_string(line_no) +
                       ": expected {\"prompt\": string, \"answer\": string, \"in_train\": bool}");

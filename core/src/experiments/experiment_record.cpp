@@ -175,7 +175,7 @@ void ExperimentRecord::finish(const RunResults* results, const std::string& stat
 
 bool ExperimentRecord::restore_previous() {
   rapidjson::Document previous;
-  const bool usable = !previous_record_.empty() && parse_json_into(previous, previous_record_).empty() &&
+  const bool usable = !previous_record_.empty() && !parse_json_into(previous, previous_record_) &&
                       previous.IsObject() && previous.HasMember("status") && previous["status"].IsString() &&
                       std::string(previous["status"].GetString()) != "running";
   if (!usable) return false;
@@ -267,7 +267,7 @@ rapidjson::Document read_record(const std::string& out_dir, const std::string& i
   if (!fs::exists(path)) throw UserError("no record for " + id + " (" + path.string() + " is missing)");
   const std::string text = read_text_file(path.string(), "record");
   rapidjson::Document doc;
-  if (!parse_json_into(doc, text).empty() || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
+  if (parse_json_into(doc, text) || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
       !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
       !doc["versions"].IsObject() || !doc["versions"].HasMember("plugin") || !doc["versions"]["plugin"].IsObject() ||
       !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())

@@ -67,7 +67,7 @@ TrainLogStep read_step(const rapidjson::Value& v) {
 // Which kind of line `line` is, if it parses: the one key each kind alone has decides.
 void read_line(const std::string& line, TrainLogContents& into) {
   rapidjson::Document d;
-  if (!parse_json_into(d, line).empty() || !d.IsObject() || !d.HasMember("step") || !d["step"].IsInt64()) return;
+  if (parse_json_into(d, line) || !d.IsObject() || !d.HasMember("step") || !d["step"].IsInt64()) return;
   if (d.HasMember("loss")) {
     into.steps.push_back(read_step(d));
   } else if (d.HasMember("val_loss")) {
@@ -84,7 +84,7 @@ std::string lines_through(const std::filesystem::path& path, int64_t step) {
   std::string kept;
   for (std::string line; std::getline(in, line);) {
     rapidjson::Document d;
-    if (parse_json_into(d, line).empty() && d.IsObject() && d.HasMember("step") && d["step"].IsInt64() &&
+    if (!parse_json_into(d, line) && d.IsObject() && d.HasMember("step") && d["step"].IsInt64() &&
         d["step"].GetInt64() <= step)
       kept += line + "\n";
   }

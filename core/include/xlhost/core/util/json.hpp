@@ -15,16 +15,24 @@ namespace xlhost::core {
 
 constexpr int kMaxJsonDepth = 128;
 
-// Parses `text` into `doc`. Returns "" or the problem, led by its line:column when it has
-// one ("3:14: invalid JSON: Missing a comma...", "invalid JSON: nested deeper than 128
-// levels"). relaxed: comments and trailing commas allowed (configs).
-std::string parse_json_into(rapidjson::Document& doc, std::string_view text, bool relaxed = false);
+// What is wrong with a JSON text, if anything. Callers word it for their file format.
+struct JsonProblem {
+  std::string reason;           // "" when the text parsed; "Missing a comma ...", "nested deeper than 128 levels"
+  size_t line = 0, column = 0;  // 1-based position of a syntax error; 0 when the problem has none
+  explicit operator bool() const { return !reason.empty(); }
+};
 
-// The same, throwing UserError "<source>:<line>:<col>: invalid JSON: ...".
+// Parses `text` into `doc`. relaxed: comments and trailing commas allowed (configs).
+JsonProblem parse_json_into(rapidjson::Document& doc, std::string_view text, bool relaxed = false);
+
+// The same, throwing UserError "<source>:<line>:<col>: invalid JSON: <reason>".
 rapidjson::Document parse_json(std::string_view text, const std::string& source, bool relaxed = false);
 
 // Typed reads of one JSON object's fields. Every failure is a UserError naming the
 // source, the field and what was expected.
+// A JSON value in a few words for an error message: `string "wide"`, `number 3.5`, `an object`.
+std::string describe_json(const rapidjson::Value& v);
+
 class JsonFields {
  public:
   JsonFields(const rapidjson::Value& object, std::string source);
