@@ -47,9 +47,10 @@ int eval_command(const std::vector<std::string>& args) {
   std::string path = vm["data"].as<std::string>();
   if (path.empty()) path = config.data.val_path;
   if (path.empty()) throw core::UserError("no evaluation data: pass --data or set data.val_path");
-  auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, config.data.cache_dir, config.data.skip_malformed, std::cerr);
+  auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, config.data.cache_dir, config.data.skip_malformed,
+                                               std::cerr, config.data.format);
   auto r = core::evaluate_loss(*t.model, tokens, config.data.seq_len, config.eval_batch_size(), config.eval.max_batches,
-                               t.tokenizer->pad_id(), t.device);
+                               t.device);
   std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.tokens
             << " target tokens)\nloss        " << core::format_fixed(r.loss, 4) << "\nperplexity  "
             << core::format_fixed(r.perplexity, 3) << "\n";

@@ -64,7 +64,8 @@ commands:
   plugin info  print a plugin's descriptor and config schema
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
   plugin new   scaffold a plugin that builds out of tree against the installed SDK
-  data synth   write the built-in synthetic facts corpus
+  data synth   write the built-in synthetic facts corpus (text and chat)
+  tokenizer    train, inspect and run Hugging Face byte-level BPE tokenizers (tokenizer.json)
   exp new      create experiments/X.Y.Z/ (config and record template), optionally --from A.B.C
   exp list     the runs recorded under out/ (record.json: git commit, data md5, config, results)
   exp show     one run's record
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return generate_command(args);
     if (command == "plugin") return plugin_command(args);
     if (command == "data") return data_command(args);
+    if (command == "tokenizer") return tokenizer_command(args);
     if (command == "exp") return exp_command(args);
     std::cerr << "xlhost: unknown command '" << command << "'\n\n" << kUsage << "\n";
     return 2;

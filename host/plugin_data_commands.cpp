@@ -103,6 +103,8 @@ int data_command(const std::vector<std::string>& args) {
       ("train-docs", po::value(&o.train_documents)->default_value(o.train_documents), "training documents")
       ("val-docs", po::value(&o.val_documents)->default_value(o.val_documents), "held-out documents")
       ("facts-per-doc", po::value(&o.facts_per_document)->default_value(o.facts_per_document), "fact sentences per document")
+      ("chat-docs", po::value(&o.chat_documents)->default_value(o.chat_documents),
+       "conversations in chat_train.jsonl (chat_val.jsonl has a tenth)")
       ("knowledge-only", po::value(&o.knowledge_only_fraction)->default_value(o.knowledge_only_fraction),
        "fraction of facts kept out of the training text (only in knowledge.txt)")
       ("seed", po::value(&o.seed)->default_value(o.seed), "generator seed; same seed, same files");
@@ -112,7 +114,10 @@ int data_command(const std::vector<std::string>& args) {
                   "  train.jsonl, val.jsonl  {\"text\": ...} documents of fact sentences\n"
                   "  knowledge.txt           one fact per line (for memory plugins)\n"
                   "  facts.jsonl             {\"prompt\", \"answer\", \"in_train\"} for fact recall\n"
-                  "  prompts.txt             generation prompts",
+                  "  prompts.txt             generation prompts\n"
+                  "  chat_train.jsonl, chat_val.jsonl\n"
+                  "                          {\"conversations\": [{\"role\", \"content\"}, ...]}: questions about\n"
+                  "                          the training facts answered by their sentences (data.format=chat)",
                   vm))
     return 0;
   auto s = core::write_synthetic_facts(out_dir, o);

@@ -16,6 +16,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   rapidjson-dev libgit2-dev
   libxxhash-dev              # checkpoint manifests: an XXH3-128 checksum per file
+  libpcre2-dev               # tokenizer.json pre-tokenizers: regular expressions with Unicode properties and look-ahead
   libgloo-dev                # headers only: the torch wheel has Gloo compiled in but ships no gloo/*.h
   libgtest-dev libbenchmark-dev
   ccache curl

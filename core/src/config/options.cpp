@@ -27,7 +27,12 @@ ExperimentOptions ExperimentOptions::from(const SectionValues& s) {
 Schema DataOptions::schema() {
   return {string_key("train_path", "data/synth/train.jsonl", "training data: JSON lines with a \"text\" field"),
           string_key("val_path", "data/synth/val.jsonl", "held-out data in the same format; empty = none"),
-          string_key("tokenizer", "byte", "tokenizer: \"byte\" (byte-level, 259 ids)", {"byte"}),
+          string_key("tokenizer", "byte",
+                     "tokenizer: \"byte\" (byte-level, 259 ids) or the path of a Hugging Face tokenizer.json (byte-level BPE)"),
+          string_key("format", "text",
+                     "\"text\": lines {\"text\": ...}, every token in the loss; \"chat\": lines {\"conversations\": "
+                     "[{\"role\", \"content\"}, ...]} rendered as ChatML, only assistant tokens in the loss",
+                     {"text", "chat"}),
           int_key("seq_len", 256, "tokens per training sequence", 2, 1 << 20),
           bool_key("skip_malformed", false, "skip (and count) malformed lines instead of refusing to start"),
           string_key("cache_dir", "cache", "where tokenised data is cached (keyed by content hash)"),
@@ -38,6 +43,7 @@ DataOptions DataOptions::from(const SectionValues& s) {
   DataOptions o;
   o.train_path = s.get_string("train_path"), o.val_path = s.get_string("val_path");
   o.tokenizer = s.get_string("tokenizer"), o.seq_len = s.get_int("seq_len");
+  o.format = s.get_string("format") == "chat" ? DocumentFormat::kChat : DocumentFormat::kText;
   o.skip_malformed = s.get_bool("skip_malformed"), o.cache_dir = s.get_string("cache_dir");
   o.knowledge_path = s.get_string("knowledge_path");
   return o;

@@ -1,5 +1,9 @@
-#include "xlhost/core/util/error.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
+
+#include <filesystem>
+
+#include "xlhost/core/data/tokenizer_json.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core {
 
@@ -18,9 +22,14 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   return text;
 }
 
+std::string ByteTokenizer::token_bytes(int64_t id) const {
+  return id >= kFirstByte && id < kFirstByte + 256 ? std::string(1, static_cast<char>(id - kFirstByte)) : std::string();
+}
+
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
-  throw UserError("data.tokenizer: unknown tokenizer \"" + name + "\" (available: byte)");
+  if (std::filesystem::exists(name)) return load_tokenizer_json(name);
+  throw UserError("data.tokenizer: \"" + name + "\" is neither \"byte\" nor an existing tokenizer.json file");
 }
 
 }  // namespace xlhost::core

@@ -9,8 +9,8 @@
 
 namespace xlhost::core {
 
-JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
-                                const std::function<void(const std::string&)>& on_text) {
+JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
+                                  const std::function<std::string(const rapidjson::Value&)>& on_object) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open data file");
   JsonLinesReport report;
@@ -27,10 +27,9 @@ JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
                 ")";
     else if (!doc.IsObject())
       problem = "expected a JSON object";
-    else if (!doc.HasMember("text") || !doc["text"].IsString())
-      problem = "expected a string field \"text\"";
+    else
+      problem = on_object(doc);
     if (problem.empty()) {
-      on_text(std::string(doc["text"].GetString(), doc["text"].GetStringLength()));
       ++report.documents;
       continue;
     }
@@ -40,6 +39,32 @@ JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
     ++report.skipped;
     if (report.first_problems.size() < 5) report.first_problems.push_back(where);
   }
+  return report;
+}
+
+JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
+                                const std::function<void(const std::string&)>& on_text) {
+  return read_json_objects(path, skip_malformed, [&](const rapidjson::Value& doc) -> std::string {
+    auto text = doc.FindMember("text");
+    if (text == doc.MemberEnd() || !text->value.IsString()) return "expected a string field \"text\"";
+    on_text(std::string(text->value.GetString(), text->value.GetStringLength()));
+    return "";
+  });
+}
+
+JsonLinesReport read_json_line_blocks(const std::string& path, bool skip_malformed, size_t block_bytes,
+                                      const std::function<void(std::vector<std::string>& texts)>& on_block) {
+  std::vector<std::string> block;
+  size_t bytes = 0;
+  auto report = read_json_lines(path, skip_malformed, [&](const std::string& text) {
+    bytes += text.size();
+    block.push_back(text);
+    if (bytes >= block_bytes) {
+      on_block(block);
+      block.clear(), bytes = 0;
+    }
+  });
+  if (!block.empty()) on_block(block);
   return report;
 }
 

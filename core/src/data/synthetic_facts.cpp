@@ -3,6 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -33,21 +34,22 @@ std::string capitalised_name(Rng& rng, int syllables) {
 }
 
 struct Relation {
-  const char* prompt;  // prompt text before the object, {} = subject
-  const char* suffix;  // after the object
+  const char* prompt;    // prompt text before the object, {} = subject
+  const char* suffix;    // after the object
+  const char* question;  // the same fact asked in a chat
 };
 
 const Relation kRelations[] = {
-    {"The capital of {} is", "."},
-    {"The favourite colour of {} is", "."},
-    {"{} was founded in the year", "."},
-    {"The river that runs through {} is the", "."},
+    {"The capital of {} is", ".", "What is the capital of {}?"},
+    {"The favourite colour of {} is", ".", "What is the favourite colour of {}?"},
+    {"{} was founded in the year", ".", "In which year was {} founded?"},
+    {"The river that runs through {} is the", ".", "Which river runs through {}?"},
 };
 
 const char* kColours[] = {"red", "blue", "green", "amber", "violet", "silver", "ochre", "teal"};
 
 struct Fact {
-  std::string prompt, answer, suffix;
+  std::string prompt, answer, suffix, question;
   bool in_train = true;
   std::string sentence() const { return prompt + answer + suffix; }
 };
@@ -69,6 +71,35 @@ std::string json_object(std::initializer_list<std::pair<const char*, std::string
   return buffer.GetString();
 }
 
+// Conversations in MiniMind's SFT form: one to three questions about training facts, each
+// answered by the fact's sentence, sometimes after a system message.
+void write_conversations(const std::string& path, const std::vector<const Fact*>& pool, int64_t count, Rng& rng) {
+  std::ofstream out(path);
+  for (int64_t d = 0; d < count; ++d) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    auto message = [&](const char* role, const std::string& content) {
+      w.StartObject();
+      w.Key("role"), w.String(role);
+      w.Key("content"), w.String(content.c_str(), static_cast<rapidjson::SizeType>(content.size()));
+      w.EndObject();
+    };
+    w.StartObject();
+    w.Key("conversations");
+    w.StartArray();
+    if (rng.below(4) == 0) message("system", "You are a helpful assistant who knows the facts of the invented world.");
+    for (uint64_t turn = 0, turns = 1 + rng.below(3); turn < turns; ++turn) {
+      const Fact& f = *pool[rng.below(pool.size())];
+      message("user", f.question);
+      message("assistant", f.sentence());
+    }
+    w.EndArray();
+    w.EndObject();
+    out << buffer.GetString() << "\n";
+  }
+  if (!out) throw UserError(path + ": cannot write");
+}
+
 void write_documents(const std::string& path, const std::vector<const Fact*>& pool, int64_t count, int64_t per_doc,
                      Rng& rng) {
   std::ofstream out(path);
@@ -83,7 +114,7 @@ void write_documents(const std::string& path, const std::vector<const Fact*>& po
 }  // namespace
 
 SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOptions& o) {
-  if (o.entities < 1 || o.train_documents < 1 || o.val_documents < 1 || o.facts_per_document < 1)
+  if (o.entities < 1 || o.train_documents < 1 || o.val_documents < 1 || o.facts_per_document < 1 || o.chat_documents < 1)
     throw UserError("data synth: entities, documents and facts per document must be at least 1");
   std::filesystem::create_directories(out_dir);
   Rng rng(o.seed);
@@ -102,7 +133,8 @@ SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOption
     const std::string objects[] = {unique_name(2), kColours[rng.below(8)], std::to_string(1000 + rng.below(1000)),
                                    unique_name(2)};
     for (size_t r = 0; r < 4; ++r)
-      facts.push_back({fill(kRelations[r].prompt, subject), " " + objects[r], kRelations[r].suffix, true});
+      facts.push_back({fill(kRelations[r].prompt, subject), " " + objects[r], kRelations[r].suffix,
+                       fill(kRelations[r].question, subject), true});
   }
   std::vector<const Fact*> train_pool;
   SynthSummary summary;
@@ -124,6 +156,9 @@ SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOption
   }
   for (size_t i = 0; i < facts.size() && i < 8 * 4; i += 4) prompts << facts[i].prompt << "\n";
   if (!knowledge || !recall || !prompts) throw UserError(out_dir + ": cannot write synthetic data");
+  // Drawn last, so that the files above stay what they were before chat data existed.
+  write_conversations(dir + "chat_train.jsonl", train_pool, o.chat_documents, rng);
+  write_conversations(dir + "chat_val.jsonl", train_pool, std::max<int64_t>(1, o.chat_documents / 10), rng);
 
   summary.facts = static_cast<int64_t>(facts.size());
   summary.train_documents = o.train_documents;

@@ -5,18 +5,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <rapidjson/document.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <random>
 
+#include "xlhost/core/data/chat.hpp"
 #include "xlhost/core/data/json_lines.hpp"
 #include "xlhost/core/util/checksum.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/md5.hpp"
+#include "xlhost/core/util/parallel.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
 
@@ -30,13 +37,14 @@ constexpr char kMagic[8] = {'X', 'L', 'T', 'O', 'K', '2', 0, 0};
 struct Header {
   char magic[8];
   uint32_t width;
-  uint32_t reserved;
+  uint32_t flags;  // kHasMask: a byte per token after the ids, 1 = in the loss
   uint64_t count;
   uint64_t documents;
   uint64_t skipped;
   char checksum[32];  // of the token ids after the header (util/checksum.hpp)
 };
-static_assert(sizeof(Header) == 72, "token file header layout");
+static_assert(sizeof(Header) == TokenFile::kHeaderBytes, "token file header layout");
+constexpr uint32_t kHasMask = 1;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -49,6 +57,7 @@ TokenFile::TokenFile(TokenFile&& o) noexcept
       map_size_(o.map_size_),
       count_(o.count_),
       width_(o.width_),
+      has_mask_(o.has_mask_),
       documents_(o.documents_) {
   o.map_ = nullptr;
 }
@@ -85,30 +94,69 @@ TokenFile TokenFile::open(const std::string& token_path) {
   Header h;
   std::memcpy(&h, file.map_, sizeof h);
   const size_t payload = file.map_size_ - sizeof(Header);
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || (h.width != 2 && h.width != 4) ||
-      h.count != payload / h.width || payload % h.width != 0)
+  const bool has_mask = h.flags & kHasMask;
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || (h.width != 2 && h.width != 4) || (h.flags & ~kHasMask) ||
+      h.count > payload || h.count * (h.width + (has_mask ? 1 : 0)) != payload)
     throw UserError(token_path + ": not a valid xlhost token file (or one of an older format)");
   const auto* ids = static_cast<const char*>(file.map_) + sizeof(Header);
   if (checksum_bytes(ids, payload) != std::string(h.checksum, sizeof h.checksum))
     throw UserError(token_path + ": token file does not match its checksum (corrupted)");
-  file.count_ = h.count, file.width_ = h.width, file.documents_ = h.documents;
+  file.count_ = h.count, file.width_ = h.width, file.documents_ = h.documents, file.has_mask_ = has_mask;
   return file;
 }
 
 namespace {
 
-// bos + text + eos per document of `data_path`, written to `cached` through a temporary
-// file and a rename, so a crash never leaves a partial cache.
-void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, const fs::path& cached,
-                      bool skip_malformed, std::ostream& log) {
+// Every document of `data_path` tokenised (text: bos + text + eos; chat: the rendered
+// conversation and its loss mask), several threads per block of documents, written to
+// `cached` through a temporary file and a rename, so a crash never leaves a partial cache.
+void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, DocumentFormat format,
+                      const fs::path& cached, bool skip_malformed, std::ostream& log) {
+  const bool chat = format == DocumentFormat::kChat;
+  if (chat) require_chatml(tokenizer);
   const uint32_t width = tokenizer.vocab_size() <= 65536 ? 2 : 4;
+  const int threads = worker_threads(0);
   std::vector<uint32_t> ids;
-  auto report = read_json_lines(data_path, skip_malformed, [&](const std::string& text) {
-    ids.push_back(static_cast<uint32_t>(tokenizer.bos_id()));
-    for (int64_t id : tokenizer.encode(text)) ids.push_back(static_cast<uint32_t>(id));
-    ids.push_back(static_cast<uint32_t>(tokenizer.eos_id()));
+  std::vector<uint8_t> mask;
+  std::vector<TrainingDocument> block;
+  size_t block_bytes = 0, done_bytes = 0;
+  const auto started = std::chrono::steady_clock::now();
+  ProgressLine progress(log, static_cast<int64_t>(fs::file_size(data_path)), 0);
+  auto flush = [&] {
+    std::vector<std::vector<int64_t>> doc_ids(block.size());
+    std::vector<std::vector<uint8_t>> doc_mask(block.size());
+    parallel_for(block.size(), threads,
+                 [&](size_t i, int) { tokenize_document(block[i], tokenizer, doc_ids[i], doc_mask[i]); });
+    for (size_t i = 0; i < block.size(); ++i) {
+      if (!chat) ids.push_back(static_cast<uint32_t>(tokenizer.bos_id()));
+      for (int64_t id : doc_ids[i]) ids.push_back(static_cast<uint32_t>(id));
+      if (!chat) ids.push_back(static_cast<uint32_t>(tokenizer.eos_id()));
+      mask.insert(mask.end(), doc_mask[i].begin(), doc_mask[i].end());
+      done_bytes += block[i].text.size();
+    }
+    block.clear(), block_bytes = 0;
+    progress.count(static_cast<int64_t>(done_bytes), "tokenising: bytes");
+  };
+  std::vector<ChatMessage> messages;
+  auto report = read_json_objects(data_path, skip_malformed, [&](const rapidjson::Value& line) -> std::string {
+    if (chat) {
+      if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
+      block.push_back(render_chatml(messages, false));
+    } else {
+      auto text = line.FindMember("text");
+      if (text == line.MemberEnd() || !text->value.IsString()) return "expected a string field \"text\"";
+      block.push_back({std::string(text->value.GetString(), text->value.GetStringLength()), {}});
+    }
+    block_bytes += block.back().text.size();
+    if (block_bytes >= (4u << 20)) flush();
+    return "";
   });
-  if (report.documents == 0) throw UserError(data_path + ": no documents (expected JSON lines with a \"text\" field)");
+  flush();
+  progress.finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (report.documents == 0)
+    throw UserError(data_path + ": no documents (expected JSON lines with " +
+                    (chat ? "a \"conversations\" array" : "a \"text\" field") + ")");
   for (const auto& p : report.first_problems) log << "skipped " << p << "\n";
   if (report.skipped) log << "skipped " << report.skipped << " malformed line(s) of " << report.lines << " in " << data_path << "\n";
 
@@ -119,9 +167,11 @@ void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, 
   } else {
     payload.assign(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
   }
+  if (chat) payload.append(reinterpret_cast<const char*>(mask.data()), mask.size());
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
-  h.width = width, h.count = ids.size(), h.documents = report.documents, h.skipped = report.skipped;
+  h.width = width, h.flags = chat ? kHasMask : 0;
+  h.count = ids.size(), h.documents = report.documents, h.skipped = report.skipped;
   const std::string checksum = checksum_bytes(payload.data(), payload.size());
   std::memcpy(h.checksum, checksum.data(), sizeof h.checksum);
   const fs::path tmp = cached.string() + ".tmp" + std::to_string(getpid());
@@ -136,17 +186,20 @@ void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, 
     fs::remove(tmp, ignored);
     throw;
   }
-  log << "tokenised " << data_path << ": " << report.documents << " documents, " << ids.size() << " tokens -> "
-      << cached.string() << "\n";
+  log << "tokenised " << data_path << ": " << report.documents << " documents, " << ids.size() << " tokens, "
+      << format_fixed(static_cast<double>(done_bytes) / 1e6 / std::max(seconds, 1e-9), 1) << " MB/s on " << threads
+      << " thread(s) -> " << cached.string() << "\n";
 }
 
 }  // namespace
 
 TokenFile TokenFile::open_or_build(const std::string& data_path, const Tokenizer& tokenizer,
-                                   const std::string& cache_dir, bool skip_malformed, std::ostream& log) {
+                                   const std::string& cache_dir, bool skip_malformed, std::ostream& log,
+                                   DocumentFormat format) {
   require_regular_file(data_path, "data");
   const std::string md5 = md5_file(data_path);
-  const fs::path cached = fs::path(cache_dir) / (md5 + "-" + tokenizer.fingerprint() + ".tok");
+  const fs::path cached = fs::path(cache_dir) / (md5 + "-" + tokenizer.fingerprint() +
+                                                 (format == DocumentFormat::kChat ? "-chat" : "") + ".tok");
   if (fs::exists(cached)) {
     try {
       TokenFile file = open(cached.string());
@@ -157,7 +210,7 @@ TokenFile TokenFile::open_or_build(const std::string& data_path, const Tokenizer
     }
   }
   ensure_directory(cache_dir, "token cache (data.cache_dir)");
-  build_token_file(data_path, tokenizer, cached, skip_malformed, log);
+  build_token_file(data_path, tokenizer, format, cached, skip_malformed, log);
   TokenFile file = open(cached.string());
   file.source_ = data_path;
   return file;

@@ -13,11 +13,12 @@
 
 namespace xlhost::core {
 
-torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t pad_id) {
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
   auto flat = logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32);
   auto y = targets.reshape({-1});
-  auto ce = torch::nn::functional::cross_entropy(flat, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  auto mask = (y != pad_id).to(ce.scalar_type());
+  auto ce = torch::nn::functional::cross_entropy(flat, y.clamp_min(0),
+                                                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  auto mask = (y != kIgnoredTarget).to(ce.scalar_type());
   return (ce * mask).sum() / mask.sum().clamp_min(1.0);
 }
 
@@ -41,7 +42,7 @@ double continuation_loss(sdk::Model& model, const std::vector<int64_t>& prompt,
 }
 
 EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
-                         int64_t max_batches, int64_t pad_id, const torch::Device& device) {
+                         int64_t max_batches, const torch::Device& device) {
   WindowSampler sampler(tokens, seq_len, batch_size, 0, /*shuffle=*/false);
   const bool was_training = model.is_training();
   model.eval();
@@ -50,10 +51,9 @@ EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq
   int64_t counted = 0;
   const int64_t batches = std::min(max_batches, sampler.batches_per_epoch());
   for (int64_t b = 0; b < batches; ++b) {
-    auto window = window_batch(tokens, sampler.window_starts(b), seq_len).to(device);
-    auto x = window.slice(1, 0, seq_len), y = window.slice(1, 1, seq_len + 1);
-    const int64_t n = (y != pad_id).sum().item<int64_t>();
-    weighted += lm_loss(model.forward(x).logits, y, pad_id).item<double>() * n;
+    const auto window = window_batch(tokens, sampler.window_starts(b), seq_len).to(device);
+    const int64_t n = (window.targets != kIgnoredTarget).sum().item<int64_t>();
+    weighted += lm_loss(model.forward(window.inputs).logits, window.targets).item<double>() * n;
     counted += n;
   }
   model.train(was_training);

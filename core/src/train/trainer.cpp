@@ -127,11 +127,11 @@ Trainer::Trainer(const TrainJob& job)
   check_vocabulary(model, *setup_.tokenizer, setup_.device);
 
   train_tokens_.emplace(TokenFile::open_or_build(data_.train_path, *setup_.tokenizer, data_.cache_dir,
-                                                 data_.skip_malformed, log_));
+                                                 data_.skip_malformed, log_, data_.format));
   sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size, static_cast<uint64_t>(train_.seed), true);
   if (!data_.val_path.empty()) {
     val_tokens_.emplace(TokenFile::open_or_build(data_.val_path, *setup_.tokenizer, data_.cache_dir,
-                                                 data_.skip_malformed, log_));
+                                                 data_.skip_malformed, log_, data_.format));
     WindowSampler(*val_tokens_, data_.seq_len, options_.eval_batch_size(), 0, false);  // too small: say so now
   }
   set_up_optimizer();
@@ -228,8 +228,8 @@ std::optional<StepRecord> Trainer::train_step() {
     torch::Tensor loss;
     {
       AutocastScope scope(autocast_);
-      auto out = model.forward(window.slice(1, 0, seq_len));
-      loss = lm_loss(out.logits, window.slice(1, 1, seq_len + 1), setup_.tokenizer->pad_id());
+      auto out = model.forward(window.inputs);
+      loss = lm_loss(out.logits, window.targets);
       if (out.aux_loss.defined()) {
         loss = loss + out.aux_loss;
         aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
@@ -291,8 +291,7 @@ void Trainer::report(const StepRecord& r) {
 EvalResult Trainer::evaluate() {
   if (!val_tokens_) return {};
   const int64_t batch = options_.eval_batch_size();
-  auto r = evaluate_loss(*setup_.model, *val_tokens_, data_.seq_len, batch, eval_.max_batches,
-                         setup_.tokenizer->pad_id(), setup_.device);
+  auto r = evaluate_loss(*setup_.model, *val_tokens_, data_.seq_len, batch, eval_.max_batches, setup_.device);
   if (r.tokens > 0)
     for (auto* observer : observers_) observer->on_eval(state_.step, r);
   return r;

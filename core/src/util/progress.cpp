@@ -60,6 +60,15 @@ void ProgressLine::within_step(int64_t step, int64_t done, int64_t micro_batches
        format_duration(eta));
 }
 
+void ProgressLine::count(int64_t done, const std::string& what) {
+  const auto now = std::chrono::steady_clock::now();
+  if (done < total_ && now - last_line_ < std::chrono::seconds(interactive_ ? 1 : 10)) return;
+  const double elapsed = std::chrono::duration<double>(now - started_).count();
+  const double eta = done > start_ ? elapsed / static_cast<double>(done - start_) * static_cast<double>(total_ - done) : -1;
+  show(what + " " + format_count(static_cast<double>(done)) + "/" + format_count(static_cast<double>(total_)) +
+       " | elapsed " + format_duration(elapsed) + " | ETA " + format_duration(eta));
+}
+
 void ProgressLine::show(const std::string& line) {
   last_line_ = std::chrono::steady_clock::now();
   if (interactive_) {

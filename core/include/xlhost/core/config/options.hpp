@@ -8,6 +8,7 @@
 #include <string>
 
 #include "xlhost/core/config/config.hpp"
+#include "xlhost/core/data/token_data.hpp"
 #include "xlhost/core/experiments/run_directory.hpp"
 
 namespace xlhost::core {
@@ -22,6 +23,7 @@ struct DataOptions {
   std::string train_path, val_path, tokenizer, cache_dir, knowledge_path;
   int64_t seq_len = 0;
   bool skip_malformed = false;
+  DocumentFormat format = DocumentFormat::kText;
   static Schema schema();
   static DataOptions from(const SectionValues& s);
 };

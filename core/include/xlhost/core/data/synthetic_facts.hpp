@@ -12,6 +12,7 @@ struct SynthOptions {
   int64_t train_documents = 4000;
   int64_t val_documents = 200;
   int64_t facts_per_document = 4;
+  int64_t chat_documents = 2000;  // chat_train.jsonl; chat_val.jsonl has a tenth
   double knowledge_only_fraction = 0.2;  // facts that appear in knowledge.txt but never in train.jsonl
   uint64_t seed = 1;
 };
@@ -25,6 +26,8 @@ struct SynthSummary {
 //   knowledge.txt            one fact sentence per line (every fact)
 //   facts.jsonl              {"prompt", "answer", "in_train"} for fact-recall evaluation
 //   prompts.txt              generation prompts
+//   chat_train.jsonl, chat_val.jsonl   {"conversations": [...]}: questions about the
+//                            training facts answered by their sentences (SFT data)
 SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOptions& options);
 
 }  // namespace xlhost::core

@@ -11,14 +11,21 @@
 
 namespace xlhost::core {
 
-// A read-only, memory-mapped array of token ids (uint16 while the vocabulary fits).
+// kText: lines {"text": ...}, each document as bos + text + eos, every token in the loss.
+// kChat: lines {"conversations": [...]} rendered as ChatML (data/chat.hpp), with a mask.
+enum class DocumentFormat { kText, kChat };
+
+// A read-only, memory-mapped array of token ids (uint16 while the vocabulary fits) and,
+// for chat data, which of them are in the loss.
 class TokenFile {
  public:
-  // Tokenises `data_path` (each document as bos + text + eos) into
-  // `<cache_dir>/<md5(data)>-<tokenizer fingerprint>.tok` unless that file exists, then maps it.
+  // Tokenises `data_path` into `<cache_dir>/<md5(data)>-<tokenizer fingerprint>[-chat].tok`
+  // unless that file exists, then maps it.
   static TokenFile open_or_build(const std::string& data_path, const Tokenizer& tokenizer,
-                                 const std::string& cache_dir, bool skip_malformed, std::ostream& log);
+                                 const std::string& cache_dir, bool skip_malformed, std::ostream& log,
+                                 DocumentFormat format = DocumentFormat::kText);
   static TokenFile open(const std::string& token_path);
+  static constexpr size_t kHeaderBytes = 72;
 
   TokenFile(TokenFile&& other) noexcept;
   TokenFile& operator=(TokenFile&&) = delete;
@@ -27,6 +34,10 @@ class TokenFile {
 
   size_t size() const { return count_; }
   int64_t operator[](size_t i) const { return width_ == 2 ? tokens16_()[i] : tokens32_()[i]; }
+  // Whether token i counts as a prediction target (chat data: assistant tokens only).
+  bool in_loss(size_t i) const {
+    return !has_mask_ || static_cast<const uint8_t*>(map_)[kHeaderBytes + count_ * width_ + i] != 0;
+  }
   uint64_t documents() const { return documents_; }
   const std::string& path() const { return path_; }
   const std::string& source() const { return source_; }  // the data file it was built from (path() when unknown)
@@ -40,6 +51,7 @@ class TokenFile {
   size_t map_size_ = 0;
   size_t count_ = 0;
   uint32_t width_ = 2;
+  bool has_mask_ = false;
   uint64_t documents_ = 0;
 };
 

@@ -18,6 +18,10 @@ class Tokenizer {
   virtual int64_t eos_id() const = 0;
   // Changes whenever encode() could give different ids; part of the token-cache key.
   virtual std::string fingerprint() const = 0;
+  // The bytes one token stands for (a special token: its text), for mapping ids to text offsets.
+  virtual std::string token_bytes(int64_t id) const = 0;
+  // The id of a special token such as "<|im_end|>", -1 when the tokenizer has none.
+  virtual int64_t special_id(const std::string& content) const = 0;
 };
 
 // MiniMind's special-token layout (pad 0, bos 1, eos 2) followed by the 256 byte values.
@@ -31,9 +35,12 @@ class ByteTokenizer : public Tokenizer {
   int64_t bos_id() const override { return kBos; }
   int64_t eos_id() const override { return kEos; }
   std::string fingerprint() const override { return "byte-v1"; }
+  std::string token_bytes(int64_t id) const override;
+  int64_t special_id(const std::string&) const override { return -1; }
 };
 
-// `name` as in the config's data.tokenizer.
+// `name` as in the config's data.tokenizer: "byte", or the path of a Hugging Face
+// tokenizer.json (byte-level BPE).
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name);
 
 }  // namespace xlhost::core

@@ -13,8 +13,8 @@
 namespace xlhost::core {
 
 // Mean cross-entropy of logits [B, T, V] against targets [B, T], ignoring targets equal
-// to pad_id. Targets must already be the inputs shifted by one.
-torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t pad_id);
+// to kIgnoredTarget (data/window_batch.hpp). Targets must already be the inputs shifted by one.
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets);
 
 // Rows of `logits` ([T, V], one forward pass over a sequence) that predict the tokens at
 // positions [first, first + count): rows [first − 1, first + count − 1). Position i
@@ -32,7 +32,7 @@ struct EvalResult {
 
 // Held-out loss over the first `max_batches` batches of `tokens` in file order.
 EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
-                         int64_t max_batches, int64_t pad_id, const torch::Device& device);
+                         int64_t max_batches, const torch::Device& device);
 
 struct FactRecall {
   int64_t facts = 0, correct = 0;

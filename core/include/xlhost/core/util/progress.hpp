@@ -21,6 +21,9 @@ class ProgressLine {
   // micro-batch progress once the step has run 10 s, every second on a terminal, every
   // 30 s in a log.
   void within_step(int64_t step, int64_t micro_batches_done, int64_t micro_batches, double step_seconds);
+  // Progress of other long work (merges, bytes tokenised): "<what> done/total | elapsed | ETA",
+  // at most every second on a terminal, every 10 s in a log.
+  void count(int64_t done, const std::string& what);
   void note(const std::string& line);  // a line that stays above the progress line
   void finish();                       // ends an in-place line
 
