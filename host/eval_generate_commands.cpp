@@ -76,6 +76,8 @@ int generate_command(const std::vector<std::string>& args) {
       ("top-p", po::value<double>(), "nucleus mass (generate.top_p)")
       ("repetition-penalty", po::value<double>(), "generate.repetition_penalty")
       ("seed", po::value<int64_t>(), "sampling seed (generate.seed)")
+      ("chat", "each prompt is a user turn: ChatML template, stop at <|im_end|> (default: the run's data.format)")
+      ("no-chat", "plain continuation even when the run trained on chat data")
       ("no-cache", "recompute the whole prefix each step instead of using the model's KV cache");
   po::positional_options_description positional;
   positional.add("checkpoint", 1);
@@ -87,7 +89,9 @@ int generate_command(const std::vector<std::string>& args) {
     return 0;
   auto t = load(vm);
   const auto generate = core::GenerateSectionOptions::from(t.config.section("generate"));
-  auto o = generate_options(generate, *t.tokenizer);
+  const bool chat = vm.count("chat") || (!vm.count("no-chat") && core::DataOptions::from(t.config.section("data")).format ==
+                                                                        core::DocumentFormat::kChat);
+  auto o = generate_options(generate, *t.tokenizer, chat);
   if (vm.count("max-new-tokens")) o.max_new_tokens = vm["max-new-tokens"].as<int64_t>();
   if (vm.count("temperature")) o.temperature = vm["temperature"].as<double>();
   if (vm.count("top-p")) o.top_p = vm["top-p"].as<double>();
@@ -105,7 +109,7 @@ int generate_command(const std::vector<std::string>& args) {
     prompts.insert(prompts.end(), more.begin(), more.end());
   }
   if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
-  print_samples(*t.model, *t.tokenizer, prompts, o, t.device, std::cout);
+  print_samples(*t.model, *t.tokenizer, prompts, chat, o, t.device, std::cout);
   return 0;
 }
 

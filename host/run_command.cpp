@@ -160,8 +160,9 @@ void write_samples(const core::TrainSummary& summary, const core::Options& optio
   if (summary.interrupted || g.prompts_path.empty() || g.samples <= 0) return;
   auto tokenizer = core::make_tokenizer(options.data.tokenizer);
   std::ostringstream samples;
-  print_samples(*summary.model, *tokenizer, read_prompts(g.prompts_path, g.samples), generate_options(g, *tokenizer),
-                summary.device, samples);
+  const bool chat = options.data.format == core::DocumentFormat::kChat;
+  print_samples(*summary.model, *tokenizer, read_prompts(g.prompts_path, g.samples), chat,
+                generate_options(g, *tokenizer, chat), summary.device, samples);
   std::cout << samples.str();
   core::write_file_atomically(core::RunDirectory(summary.run_dir).samples().string(), samples.str());
 }

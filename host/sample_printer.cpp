@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "xlhost/core/data/chat.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/printable_text.hpp"
@@ -22,18 +23,24 @@ std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
   return prompts;
 }
 
-core::GenerateOptions generate_options(const core::GenerateSectionOptions& g, const core::Tokenizer& tokenizer) {
+core::GenerateOptions generate_options(const core::GenerateSectionOptions& g, const core::Tokenizer& tokenizer,
+                                       bool chat) {
+  if (chat) core::require_chatml(tokenizer);
   core::GenerateOptions o;
   o.max_new_tokens = g.max_new_tokens, o.temperature = g.temperature, o.top_p = g.top_p;
   o.repetition_penalty = g.repetition_penalty, o.seed = static_cast<uint64_t>(g.seed);
-  o.eos_id = tokenizer.eos_id();
+  o.eos_id = chat ? tokenizer.special_id("<|im_end|>") : tokenizer.eos_id();
   return o;
 }
 
 void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                   const core::GenerateOptions& options, const torch::Device& device, std::ostream& out) {
+                   bool chat, const core::GenerateOptions& options, const torch::Device& device, std::ostream& out) {
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& p : prompts) {
+    if (chat) {
+      encoded.push_back(tokenizer.encode(core::render_chatml({{"user", p}}, /*add_generation_prompt=*/true).text));
+      continue;
+    }
     std::vector<int64_t> ids{tokenizer.bos_id()};
     for (int64_t id : tokenizer.encode(p)) ids.push_back(id);
     encoded.push_back(std::move(ids));

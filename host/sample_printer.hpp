@@ -13,12 +13,15 @@ namespace xlhost::host {
 // Non-empty lines of `path`, at most `limit` (0 = all).
 std::vector<std::string> read_prompts(const std::string& path, int64_t limit);
 
-// The config's generate section as the generator's options (EOS from the tokenizer).
-core::GenerateOptions generate_options(const core::GenerateSectionOptions& generate, const core::Tokenizer& tokenizer);
+// The config's generate section as the generator's options. EOS: the tokenizer's, or in
+// chat mode <|im_end|>, which closes an assistant turn.
+core::GenerateOptions generate_options(const core::GenerateSectionOptions& generate, const core::Tokenizer& tokenizer,
+                                       bool chat);
 
 // Generates a continuation of every prompt, prints prompt → completion, then the EOS
-// rate and mean number of new tokens.
+// rate and mean number of new tokens. chat: each prompt is a user turn in ChatML followed
+// by the assistant's header; otherwise BOS + prompt.
 void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                   const core::GenerateOptions& options, const torch::Device& device, std::ostream& out);
+                   bool chat, const core::GenerateOptions& options, const torch::Device& device, std::ostream& out);
 
 }  // namespace xlhost::host

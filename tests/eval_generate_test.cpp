@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "test_support.hpp"
+#include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/eval/generator.hpp"
 
@@ -41,12 +42,13 @@ TEST(EvalShift, SuccessorModelIsPerfectOnlyWithTheRightShift) {
   EXPECT_TRUE(torch::equal(rows, logits.slice(0, 3, 6)));
 }
 
-TEST(EvalShift, LmLossIgnoresPadTargets) {
+TEST(EvalShift, LmLossIgnoresUnpredictedTargets) {
   SuccessorModel model(10);
   auto x = torch::tensor(std::vector<int64_t>{1, 2, 3, 4}).unsqueeze(0);
-  auto y = torch::tensor(std::vector<int64_t>{2, 3, 0, 0}).unsqueeze(0);  // pads after two targets
+  const int64_t no = core::kIgnoredTarget;
+  auto y = torch::tensor(std::vector<int64_t>{2, 3, no, no}).unsqueeze(0);  // two targets, then none
   EXPECT_LT(core::lm_loss(model.forward(x).logits, y).item<double>(), 1e-6);
-  auto wrong = torch::tensor(std::vector<int64_t>{2, 7, 0, 0}).unsqueeze(0);
+  auto wrong = torch::tensor(std::vector<int64_t>{2, 7, no, no}).unsqueeze(0);
   EXPECT_NEAR(core::lm_loss(model.forward(x).logits, wrong).item<double>(), 15.0, 0.1);
 }
 
