@@ -166,6 +166,8 @@ TextSplitter::TextSplitter(const std::vector<AddedToken>& added, const std::vect
     : added_(added), steps_(steps) {
   std::stable_sort(added_.begin(), added_.end(),
                    [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
+  for (const auto& token : added_)
+    if (!token.content.empty()) starts_added_[static_cast<unsigned char>(token.content[0])] = true;
   for (const auto& step : steps_) {
     if (step.kind == PreTokenizerStep::kSplit) regexes_.push_back(std::make_unique<Regex>(step.pattern));
     else if (step.use_regex) regexes_.push_back(std::make_unique<Regex>(gpt2_pattern()));
@@ -180,7 +182,7 @@ void TextSplitter::split(std::string_view text, const std::function<void(const A
   size_t segment = 0;
   for (size_t i = 0; i < text.size();) {
     const AddedToken* found = nullptr;
-    if (!added_.empty()) {  // leftmost, then longest (added_ is sorted longest first)
+    if (starts_added_[static_cast<unsigned char>(text[i])]) {  // leftmost, then longest (added_ is longest first)
       for (const auto& token : added_)
         if (!token.content.empty() && text.compare(i, token.content.size(), token.content) == 0) {
           found = &token;

@@ -61,6 +61,7 @@ class TextSplitter {
   struct Regex;
   void pre_tokenize(std::string_view segment, const std::function<void(std::string_view)>& on_word) const;
   std::vector<AddedToken> added_;  // longest first, for leftmost-longest matching
+  bool starts_added_[256] = {};    // bytes that begin an added token: elsewhere none is tried
   std::vector<PreTokenizerStep> steps_;
   std::vector<std::unique_ptr<Regex>> regexes_;  // one per step that splits
 };
