@@ -115,6 +115,7 @@ TEST(TokenizerJson, EveryBadFileIsOneClearError) {
       {"[\"h\", \"e\"]", "[\"h\", \"\xE2\x82\xAC\"]", "is not in model.vocab"},
       {"\"he\": 259", "\"he\": -4", "id -4 out of range"},
       {"\"he\": 259", "\"he\": \"259\"", "expected an id"},
+      {"\"ignore_merges\": false", "\"ignore_merges\": false, \"merge_ranks_v2\": 1", "model.merge_ranks_v2 is a field"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     std::string text = good;

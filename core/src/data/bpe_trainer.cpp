@@ -95,6 +95,22 @@ class PairIndex {
   std::unordered_map<uint64_t, int64_t> counts;
   std::unordered_map<uint64_t, std::unordered_set<int32_t>> where;
 
+  // The index of all words, counted by `threads` threads over slices of the words and merged.
+  static PairIndex of(const std::vector<Word>& words, int threads) {
+    const size_t slices = static_cast<size_t>(threads) * 4;
+    std::vector<PairIndex> partial(slices);
+    parallel_for(slices, threads, [&](size_t s, int) {
+      for (size_t i = s * words.size() / slices; i < (s + 1) * words.size() / slices; ++i)
+        partial[s].add(words[i], static_cast<int32_t>(i), +1, nullptr);
+    });
+    PairIndex index = std::move(partial[0]);
+    for (size_t s = 1; s < slices; ++s) {
+      for (const auto& [key, count] : partial[s].counts) index.counts[key] += count;
+      for (auto& [key, in] : partial[s].where) index.where[key].insert(in.begin(), in.end());
+    }
+    return index;
+  }
+
   void add(const Word& w, int32_t index, int64_t sign, std::unordered_set<uint64_t>* changed) {
     for (size_t i = 0; i + 1 < w.symbols.size(); ++i) {
       const uint64_t key = pair_key(w.symbols[i], w.symbols[i + 1]);
@@ -175,8 +191,7 @@ BpeDefinition train_bpe(const BpeTrainingOptions& o, std::ostream& log, BpeTrain
   sorted.clear();
 
   const auto started = Clock::now();
-  PairIndex index;
-  for (size_t i = 0; i < words.size(); ++i) index.add(words[i], static_cast<int32_t>(i), +1, nullptr);
+  PairIndex index = PairIndex::of(words, worker_threads(o.threads));
   std::priority_queue<Candidate> queue;
   for (const auto& [key, count] : index.counts) queue.push({count, key});
   const int64_t wanted = o.vocab_size - base;

@@ -3,6 +3,7 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "xlhost/core/util/checksum.hpp"
@@ -46,6 +47,16 @@ class Reader {
     refuse(where + "." + key, *v, "null" + (allowed.empty() ? "" : " or " + allowed.front()));
   }
   const std::string& path() const { return path_; }
+  // A field this loader does not know could change ids: refused rather than ignored.
+  void require_known(const rapidjson::Value& object, const std::string& where,
+                     std::initializer_list<const char*> known) const {
+    for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+      const std::string key = str(it->name);
+      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; }))
+        throw UserError(path_ + ": " + where + (where.empty() ? "" : ".") + key +
+                        " is a field xlhost does not know, so it cannot promise the ids of `tokenizers`");
+    }
+  }
 
   std::vector<PreTokenizerStep> pre_tokenizer(const rapidjson::Value& v, const std::string& where) const {
     if (!v.IsObject() || !member(v, "type") || !(*member(v, "type")).IsString())
@@ -66,11 +77,13 @@ class Reader {
     }
     PreTokenizerStep step;
     if (type == "ByteLevel") {
+      require_known(v, where, {"type", "add_prefix_space", "trim_offsets", "use_regex"});
       if (const auto* a = member(v, "add_prefix_space"); a && a->IsBool()) step.add_prefix_space = a->GetBool();
       if (const auto* r = member(v, "use_regex"); r && r->IsBool()) step.use_regex = r->GetBool();
       return {step};
     }
     if (type == "Split") {
+      require_known(v, where, {"type", "pattern", "behavior", "invert"});
       step.kind = PreTokenizerStep::kSplit;
       const auto* pattern = member(v, "pattern");
       if (pattern && pattern->IsObject() && member(*pattern, "Regex") && (*pattern)["Regex"].IsString()) {
@@ -137,6 +150,8 @@ std::unique_ptr<BpeTokenizer> load_tokenizer_json(const std::string& path) {
   const auto doc = parse_json(text, path);
   const Reader r(path);
   if (!doc.IsObject()) throw UserError(path + ": expected a JSON object (a Hugging Face tokenizer.json)");
+  r.require_known(doc, "", {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
+                            "post_processor", "decoder", "model"});
   for (const char* key : {"truncation", "padding", "normalizer"})
     if (const auto* v = r.member(doc, key); v && !v->IsNull()) r.refuse(key, *v, "null");
   if (const auto* v = r.member(doc, "post_processor")) r.post_processor(*v, "post_processor");
@@ -146,6 +161,8 @@ std::unique_ptr<BpeTokenizer> load_tokenizer_json(const std::string& path) {
     r.refuse("decoder", decoder ? *decoder : doc, "ByteLevel");
   const auto* model = r.member(doc, "model");
   if (!model || !model->IsObject()) throw UserError(path + ": no \"model\" object (not a tokenizer.json?)");
+  r.require_known(*model, "model", {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
+                                    "fuse_unk", "byte_fallback", "ignore_merges", "vocab", "merges"});
   const auto* type = r.member(*model, "type");
   if (!type || !type->IsString() || str(*type) != "BPE") r.refuse("model.type", type ? *type : *model, "\"BPE\"");
   for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
@@ -205,6 +222,7 @@ std::unique_ptr<BpeTokenizer> load_tokenizer_json(const std::string& path) {
     for (rapidjson::SizeType i = 0; i < added->Size(); ++i) {
       const std::string where = "added_tokens[" + std::to_string(i) + "]";
       const JsonFields t((*added)[i], path + ": " + where);
+      r.require_known((*added)[i], where, {"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"});
       for (const char* key : {"single_word", "lstrip", "rstrip"}) r.require_default((*added)[i], where, key, {"false"});
       AddedToken token{t.string("content"), t.integer("id", 0, kMaxId), true};
       if (token.content.empty()) throw UserError(path + ": " + where + ".content is empty");

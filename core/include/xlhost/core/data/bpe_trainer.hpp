@@ -19,7 +19,7 @@ struct BpeTrainingOptions {
   std::vector<std::string> special;  // ids 0, 1, ... in this order; never split by merges
   bool add_prefix_space = false;
   bool skip_malformed = false;
-  int threads = 0;  // 0 = every core
+  int threads = 0;  // for counting words and pairs; 0 = every core
 };
 
 struct BpeTrainingReport {
