@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -266,17 +267,19 @@ int list_command(const std::vector<std::string>& args) {
   const auto options = records_options(out_dir);
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost exp list [--out DIR]",
-                  "One line per run: id, start time, plugin, status, final training loss, tokens/s. A run whose\n"
-                  "process died without finishing its record shows as interrupted.",
+                  "One line per run: id, start time, plugin, status, final training and validation loss\n"
+                  "(cross-entropy), tokens/s. A run whose process died without finishing its record shows\n"
+                  "as interrupted.",
                   vm))
     return 0;
   std::vector<std::string> problems;
   const auto records = core::list_records(out_dir, &problems);
   std::cout << std::left << std::setw(12) << "id" << std::setw(22) << "started" << std::setw(16) << "plugin"
-            << std::setw(13) << "status" << std::setw(12) << "final loss" << "tokens/s\n";
+            << std::setw(13) << "status" << std::setw(12) << "final loss" << std::setw(10) << "val loss" << "tokens/s\n";
   for (const auto& r : records)
     std::cout << std::setw(12) << r.id << std::setw(22) << r.start_time << std::setw(16) << r.plugin << std::setw(13)
-              << r.status << std::setw(12) << (r.has_results ? core::format_fixed(r.final_loss, 4) : "-")
+              << r.status << std::setw(12) << (r.has_results ? core::format_fixed(r.final_loss, 4) : "-") << std::setw(10)
+              << (r.has_results && std::isfinite(r.val_loss) ? core::format_fixed(r.val_loss, 4) : "-")
               << (r.has_results ? core::format_count(r.tokens_per_second) : "-") << "\n";
   for (const auto& r : records)
     if (r.status == "interrupted" && !r.last_checkpoint.empty())

@@ -136,7 +136,10 @@ void print_summary(const core::TrainSummary& summary, const std::string& plugin_
   if (!summary.losses.empty())
     row("train loss", core::format_fixed(summary.losses.front(), 4) + " (step " +
                           std::to_string(summary.first_step + 1) + ") -> " + core::format_fixed(summary.losses.back(), 4) +
-                          " (step " + std::to_string(summary.steps) + ")");
+                          " (step " + std::to_string(summary.steps) + "), cross-entropy");
+  if (std::isfinite(summary.final_aux_loss))
+    row("aux loss", core::format_fixed(summary.final_aux_loss, 4) + " (the plugin's, minimised with it; step " +
+                        std::to_string(summary.steps) + ")");
   if (summary.val.tokens > 0)
     row("val loss", core::format_fixed(summary.val.loss, 4) + ", perplexity " +
                         core::format_fixed(summary.val.perplexity, 2));

@@ -11,6 +11,7 @@
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/train/device_info.hpp"
 #include "xlhost/core/train/run_record.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -178,4 +179,39 @@ TEST(RecordComparison, ShowsOnlyDifferencesAndMarksTheBest) {
   EXPECT_NE(table.find("2.2500 *"), std::string::npos) << table;
   EXPECT_NE(core::format_comparison(c, true).find("| val loss | 2.5000 | **2.2500** | 2.7500 |"), std::string::npos);
   EXPECT_THROW(core::compare_records(dir / "out", {"1.0.0", "9.9.9"}), core::UserError);
+}
+
+TEST(ExperimentRecord, ResumedRunKeepsTheFirstLossSumsWallTimeAndReproducesFromScratch) {
+  test::TempDir dir;
+  test::write_text(dir / "exp.json", "{}\n");
+  test::write_text(dir / "m.so", "a plugin's bytes, for its md5\n");
+  auto segment = [&](const std::string& command_line, int64_t first_step, std::vector<double> losses, double wall) {
+    core::RunDescription run;
+    run.run_dir = dir / "out/0.0.1", run.id = "0.0.1", run.config_json = "{}", run.config_path = dir / "exp.json";
+    run.command_line = command_line;
+    core::PluginIdentity plugin;
+    plugin.path = dir / "m.so", plugin.name = "m";
+    core::ExperimentRecord record(run, plugin, core::runtime_info());
+    core::RunResults r;
+    r.first_step = first_step, r.steps = first_step + static_cast<int64_t>(losses.size()), r.losses = losses;
+    r.wall_seconds = wall;
+    record.finish(&r, first_step + static_cast<int64_t>(losses.size()) < 6 ? "interrupted" : "completed");
+    return read_json(dir / "out/0.0.1/record.json");
+  };
+  segment("xlhost run -p m.so -c exp.json --set train.max_steps=6", 0, {5.0, 4.0}, 10);
+  segment("xlhost run -p m.so -c exp.json --set train.max_steps=6 --resume", 2, {3.5, 3.0}, 7);
+  const auto last = segment("xlhost run -p m.so -c exp.json --resume auto --set train.max_steps=6 --rewind-to 4", 4,
+                            {2.5, 2.0}, 5);
+  EXPECT_DOUBLE_EQ(last["results"]["first_loss"].GetDouble(), 5.0) << "the first segment's step 1";
+  EXPECT_DOUBLE_EQ(last["results"]["final_loss"].GetDouble(), 2.0);
+  EXPECT_DOUBLE_EQ(last["results"]["wall_seconds"].GetDouble(), 22.0) << "10 + 7 + 5 s";
+  EXPECT_EQ(last["results"]["segments"].GetInt64(), 3);
+  EXPECT_EQ(std::string(last["reproduce"]["command"].GetString()), "xlhost run -p m.so -c exp.json --set train.max_steps=6");
+  EXPECT_NE(std::string(last["experiment"]["command_line"].GetString()).find("--resume auto"), std::string::npos)
+      << "the command as run stays in the record";
+
+  const auto fresh = segment("xlhost run -p m.so -c exp.json", 0, {6.0, 5.5, 5.0, 4.0, 3.0, 2.0}, 30);
+  EXPECT_DOUBLE_EQ(fresh["results"]["first_loss"].GetDouble(), 6.0) << "a run from scratch starts its own record";
+  EXPECT_DOUBLE_EQ(fresh["results"]["wall_seconds"].GetDouble(), 30.0);
+  EXPECT_EQ(fresh["results"]["segments"].GetInt64(), 1);
 }

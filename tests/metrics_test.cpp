@@ -5,6 +5,7 @@
 #include "http_get.hpp"
 #include "xlhost/core/metrics/metrics_registry.hpp"
 #include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/metrics/training_metrics.hpp"
 #include "xlhost/core/util/error.hpp"
 
 using namespace xlhost::core;
@@ -27,6 +28,26 @@ TEST(MetricsText, HelpTypeAndValues) {
                       "xl_events_total{rank=\"0\"} 3\n"),
             std::string::npos)
       << text;
+}
+
+TEST(MetricsText, GaugeHasNoSampleUntilSet) {
+  Registry r;
+  auto& g = r.gauge("xl_test_loss", "A loss not measured yet.");
+  EXPECT_EQ(r.serialize(), "# HELP xl_test_loss A loss not measured yet.\n# TYPE xl_test_loss gauge\n");
+  g.set(0);
+  EXPECT_NE(r.serialize().find("\nxl_test_loss 0\n"), std::string::npos) << "a measured 0 is a sample";
+}
+
+TEST(MetricsText, EvaluationGaugesAreAbsentBeforeTheFirstEvaluation) {
+  Registry r;
+  TrainingMetrics m(r, {{"rank", "0"}}, 0, 0, 10);
+  for (const char* name : {"xl_eval_loss{", "xl_eval_perplexity{", "xl_eval_fact_recall_ratio{", "xl_train_loss{"})
+    EXPECT_EQ(r.serialize().find(name), std::string::npos) << name << " before it was measured";
+  EvalResult eval;
+  eval.loss = 2.5, eval.perplexity = 12.18, eval.tokens = 100;
+  m.on_eval(5, eval);
+  EXPECT_NE(r.serialize().find("xl_eval_loss{rank=\"0\"} 2.5\n"), std::string::npos) << r.serialize();
+  EXPECT_EQ(r.serialize().find("xl_eval_fact_recall_ratio{"), std::string::npos);
 }
 
 TEST(MetricsText, HistogramBucketsAreCumulative) {

@@ -46,10 +46,21 @@ TEST(TrainLog, PluginDiagnosticsCannotShadowTheTrainersKeys) {
   const auto back = core::read_train_log(path);
   ASSERT_EQ(back.steps.size(), 1u);
   EXPECT_DOUBLE_EQ(back.steps[0].loss, 2.5);
-  EXPECT_DOUBLE_EQ(back.steps[0].cross_entropy(), 2.25);
+  EXPECT_DOUBLE_EQ(back.steps[0].aux_loss, 0.25);
+  EXPECT_DOUBLE_EQ(back.steps[0].objective(), 2.75);
+  EXPECT_DOUBLE_EQ(d["objective"].GetDouble(), 2.75);
   ASSERT_EQ(back.steps[0].diagnostics.size(), 3u);
   EXPECT_EQ(back.steps[0].diagnostics[0].first, "loss");
   EXPECT_DOUBLE_EQ(back.steps[0].diagnostics[2].second, 0.75);
+}
+
+TEST(TrainLog, OlderLogsWhoseLossIncludedTheAuxiliaryLossReadAsCrossEntropy) {
+  test::TempDir dir;
+  test::write_text(dir / "train.log", "{\"step\":1,\"total_steps\":2,\"loss\":2.5,\"aux_loss\":0.5,\"lr\":0.001}\n");
+  const auto back = core::read_train_log(dir / "train.log");
+  ASSERT_EQ(back.steps.size(), 1u);
+  EXPECT_DOUBLE_EQ(back.steps[0].loss, 2.0);
+  EXPECT_DOUBLE_EQ(back.steps[0].objective(), 2.5);
 }
 
 TEST(TrainLog, ReadsEveryKindKeepsDivergenceAsNaNAndAResumeDropsReplayedSteps) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <algorithm>
 #include <cmath>
@@ -132,6 +133,24 @@ void write_environment(Writer& w, const RuntimeInfo& runtime) {
 }
 
 // How to run it again: the checkout, the data to check, the command.
+// The command line without the options that continue an earlier run (--resume [X],
+// --rewind-to N): reproducing a run starts from scratch.
+std::string command_from_scratch(const std::string& command_line) {
+  std::istringstream in(command_line);
+  std::vector<std::string> words{std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+  std::string out;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w.rfind("--resume=", 0) == 0 || w.rfind("--rewind-to=", 0) == 0) continue;
+    if (w == "--resume" || w == "-r" || w == "--rewind-to") {
+      if (i + 1 < words.size() && words[i + 1].rfind("-", 0) != 0) ++i;  // its value
+      continue;
+    }
+    out += (out.empty() ? "" : " ") + w;
+  }
+  return out;
+}
+
 void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& plugin, const DataFiles& data_files,
                         const RunDirectory& run_dir, const std::string& command_line) {
   w.StartObject();
@@ -142,7 +161,7 @@ void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& pl
   for (const auto& [p, md5] : data_files) w.String((md5 + "  " + p).c_str());
   w.EndArray();
   string_field(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
-  string_field(w, "command", command_line);
+  string_field(w, "command", command_from_scratch(command_line));
   string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path).string() + " --config " +
                                        fs::absolute(run_dir.config()).string());
   w.EndObject();
@@ -194,7 +213,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     part.Parse(text.c_str());
     return rapidjson::Value(part, a);
   };
-  doc.AddMember("schema", 1, a);
+  doc.AddMember("schema", 2, a);  // 2: the *_loss results are cross-entropy, the aux loss apart
   rapidjson::Value experiment(rapidjson::kObjectType);
   experiment.AddMember("id", str(run_.id), a);
   experiment.AddMember("description", str(run_.description), a);
@@ -217,9 +236,23 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     auto number = [&](const char* key, double v) {
       results.AddMember(rapidjson::StringRef(key), std::isfinite(v) ? rapidjson::Value(v) : rapidjson::Value(), a);
     };
+    // A resumed run continues the record of the segments before it: their first loss,
+    // their wall time added to this segment's.
+    double first_loss = s->losses.empty() ? std::nan("") : s->losses.front(), wall_seconds = s->wall_seconds;
+    int64_t segments = 1;
+    rapidjson::Document previous;
+    if (s->first_step > 0 && !previous_record_.empty() && !parse_json_into(previous, previous_record_) &&
+        previous.IsObject() && previous.HasMember("results") && previous["results"].IsObject()) {
+      const auto& p = previous["results"];
+      if (p.HasMember("first_loss") && p["first_loss"].IsNumber()) first_loss = p["first_loss"].GetDouble();
+      if (p.HasMember("wall_seconds") && p["wall_seconds"].IsNumber()) wall_seconds += p["wall_seconds"].GetDouble();
+      segments = (p.HasMember("segments") && p["segments"].IsInt64() ? p["segments"].GetInt64() : 1) + 1;
+    }
     results.AddMember("steps", s->steps, a);
+    results.AddMember("first_step", s->first_step, a);
+    results.AddMember("segments", segments, a);
     results.AddMember("parameters", s->parameters, a);
-    number("first_loss", s->losses.empty() ? std::nan("") : s->losses.front());
+    number("first_loss", first_loss);
     number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
     number("final_aux_loss", s->final_aux_loss);
     double best = std::nan("");
@@ -231,7 +264,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     number("fact_recall_seen", s->fact_recall_seen);
     number("fact_recall_unseen", s->fact_recall_unseen);
     number("tokens_per_second", s->tokens_per_second);
-    number("wall_seconds", s->wall_seconds);
+    number("wall_seconds", wall_seconds);  // all segments
     const double run_steps = static_cast<double>(s->steps - s->first_step);
     auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
     rapidjson::Value step_time(rapidjson::kObjectType);
@@ -315,6 +348,7 @@ RecordSummary read_record_summary(const std::string& run_dir) {
   if (doc.HasMember("results") && doc["results"].IsObject()) {
     r.has_results = true;
     r.final_loss = member_number(doc["results"], "final_loss");
+    r.val_loss = member_number(doc["results"], "val_loss");
     r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
   }
   return r;

@@ -27,13 +27,13 @@ std::string single_quoted(const std::string& text) {
 }
 
 // train.log → <id>.train.dat (step cross-entropy lr tokens/s) and <id>.val.dat (step val_loss).
-// The plugin's auxiliary loss is taken out: curves of different plugins compare cross-entropy.
+// Curves of different plugins compare cross-entropy (train.log's loss, the auxiliary loss apart).
 // Returns {training rows, validation rows}.
 std::pair<size_t, size_t> write_curves(const fs::path& train_log, const fs::path& train_dat, const fs::path& val_dat) {
   const auto log = read_train_log(train_log);
   std::ofstream train(train_dat), val(val_dat);
   train << "# step cross_entropy lr tokens_per_s\n";
-  for (const auto& s : log.steps) train << s.step << " " << s.cross_entropy() << " " << s.lr << " " << s.tokens_per_s << "\n";
+  for (const auto& s : log.steps) train << s.step << " " << s.loss << " " << s.lr << " " << s.tokens_per_s << "\n";
   val << "# step val_loss\n";
   for (const auto& e : log.evals) val << e.step << " " << e.val_loss << "\n";
   return {log.steps.size(), log.evals.size()};

@@ -46,7 +46,7 @@ const Metric kMetrics[] = {
     {"steps", "steps", 0, 0},
     {"parameters", "parameters", 0, 0},
     {"final_loss", "final train loss", 4, -1},
-    {"final_aux_loss", "  of which plugin aux loss", 4, 0},
+    {"final_aux_loss", "plugin aux loss (apart)", 4, 0},
     {"best_loss", "best train loss", 4, -1},
     {"val_loss", "val loss", 4, -1},
     {"val_perplexity", "val perplexity", 3, -1},

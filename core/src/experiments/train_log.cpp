@@ -53,6 +53,8 @@ TrainLogStep read_step(const rapidjson::Value& v) {
   TrainLogStep s;
   s.step = read_integer(v, "step"), s.total_steps = read_integer(v, "total_steps");
   s.loss = read_number(v, "loss"), s.aux_loss = read_number(v, "aux_loss", std::nan(""));
+  // Logs written before "objective" existed had the objective (cross-entropy + aux) as "loss".
+  if (!std::isnan(s.aux_loss) && !v.HasMember("objective")) s.loss -= s.aux_loss;
   s.lr = read_number(v, "lr"), s.grad_norm = read_number(v, "grad_norm");
   s.tokens = read_integer(v, "tokens"), s.tokens_per_s = read_number(v, "tokens_per_s");
   s.step_s = read_number(v, "step_s"), s.forward_s = read_number(v, "forward_s");
@@ -107,7 +109,7 @@ void TrainLogWriter::write(const TrainLogStep& s) {
     integer(w, "tokens", s.tokens), number(w, "tokens_per_s", s.tokens_per_s);
     number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
     number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
-    if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss);
+    if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss), number(w, "objective", s.objective());
     if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
     if (!s.diagnostics.empty()) {
       w.Key("diagnostics");

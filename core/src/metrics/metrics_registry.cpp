@@ -66,7 +66,10 @@ void Counter::increment(double by) {
   atomic_add(value_, by);
 }
 
-void Gauge::add(double by) { atomic_add(value_, by); }
+void Gauge::add(double by) {
+  atomic_add(value_, by);
+  has_value_.store(true, std::memory_order_release);
+}
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
   for (size_t i = 1; i < bounds_.size(); ++i)
@@ -147,7 +150,8 @@ std::string Registry::serialize() const {
     out << "# HELP " << name << " " << escape_help(f.help) << "\n# TYPE " << name << " "
         << type_names[static_cast<int>(f.type)] << "\n";
     for (const auto& [labels, c] : f.counters) out << name << label_text(labels) << " " << format_value(c->value()) << "\n";
-    for (const auto& [labels, g] : f.gauges) out << name << label_text(labels) << " " << format_value(g->value()) << "\n";
+    for (const auto& [labels, g] : f.gauges)
+      if (g->has_value()) out << name << label_text(labels) << " " << format_value(g->value()) << "\n";
     for (const auto& [labels, h] : f.histograms) {
       auto counts = h->cumulative_counts();
       for (size_t i = 0; i < h->upper_bounds().size(); ++i)

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <chrono>
 #include <fstream>
 
@@ -33,7 +34,8 @@ TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double
       checkpoints_(r.counter("xl_checkpoint_writes_total", "Checkpoints written.", l)),
       step_(r.gauge("xl_train_step", "Current optimizer step.", l)),
       total_steps_(r.gauge("xl_train_total_steps", "Optimizer steps this run will take.", l)),
-      loss_(r.gauge("xl_train_loss", "Training loss of the last step (cross-entropy plus auxiliary loss).", l)),
+      loss_(r.gauge("xl_train_loss", "Training cross-entropy of the last step (the plugin's auxiliary loss is xl_train_aux_loss).", l)),
+      aux_loss_(r.gauge("xl_train_aux_loss", "The plugin's auxiliary loss of the last step, minimised with the cross-entropy; absent when it has none.", l)),
       lr_(r.gauge("xl_train_learning_rate", "Learning rate of the last step.", l)),
       grad_norm_(r.gauge("xl_train_grad_norm", "Global gradient L2 norm before clipping.", l)),
       tokens_per_second_(r.gauge("xl_train_tokens_per_second", "Training throughput since the last log line.", l)),
@@ -74,6 +76,7 @@ void TrainingMetrics::on_step(const StepRecord& s) {
   if (s.skipped) skipped_.increment();
   step_.set(static_cast<double>(s.step));
   loss_.set(s.loss);
+  if (!std::isnan(s.aux_loss)) aux_loss_.set(s.aux_loss);
   lr_.set(s.lr);
   grad_norm_.set(s.grad_norm);
   step_seconds_.observe(s.step_seconds);

@@ -225,13 +225,13 @@ std::optional<StepRecord> Trainer::train_step() {
       state_.micro_batches = job_.skip_batches_end;
     auto window = window_batch(*train_tokens_, sampler_->window_starts(state_.micro_batches++), seq_len).to(setup_.device);
     auto t0 = Clock::now();
-    torch::Tensor loss;
+    torch::Tensor cross_entropy, objective;
     {
       AutocastScope scope(autocast_);
       auto out = model.forward(window.inputs);
-      loss = lm_loss(out.logits, window.targets);
+      objective = cross_entropy = lm_loss(out.logits, window.targets);
       if (out.aux_loss.defined()) {
-        loss = loss + out.aux_loss;
+        objective = cross_entropy + out.aux_loss;
         aux_loss += out.aux_loss.item<double>() / static_cast<double>(accumulation);
         has_aux_loss = true;
       }
@@ -239,20 +239,21 @@ std::optional<StepRecord> Trainer::train_step() {
     }
     synchronize(setup_.device);
     auto t1 = Clock::now();
-    (loss / static_cast<double>(accumulation)).backward();
+    (objective / static_cast<double>(accumulation)).backward();
     synchronize(setup_.device);
     r.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
     r.backward_seconds += seconds_since(t1);
-    r.loss += loss.item<double>() / static_cast<double>(accumulation);
+    r.loss += cross_entropy.item<double>() / static_cast<double>(accumulation);
     progress_line_->within_step(r.step, micro + 1, accumulation, seconds_since(step_start));
   }
 
   auto t_update = Clock::now();
   communicator_.average_gradients(trainable_);
   r.loss = communicator_.average(r.loss);
+  if (has_aux_loss) aux_loss = communicator_.average(aux_loss);
   const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
   r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);  // the norm before clipping
-  r.skip_reason = guard_.judge(r.loss, r.grad_norm);
+  r.skip_reason = guard_.judge(has_aux_loss ? r.loss + aux_loss : r.loss, r.grad_norm);  // the minimised objective
   r.skipped = !r.skip_reason.empty();
   if (!r.skipped) {
     optimizer_->step();

@@ -32,7 +32,7 @@ struct PluginIdentity {
 // A run's outcome, in plain numbers.
 struct RunResults {
   int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
-  std::vector<double> losses;                           // per optimizer step: cross-entropy + aux loss
+  std::vector<double> losses;                           // per optimizer step: cross-entropy (the aux loss apart)
   double final_aux_loss = std::nan("");
   double val_loss = std::nan(""), val_perplexity = std::nan("");
   double fact_recall = std::nan(""), fact_recall_seen = std::nan(""), fact_recall_unseen = std::nan("");
@@ -64,7 +64,7 @@ struct RecordSummary {
   std::string id, run_dir, start_time, plugin, status, metrics_url;
   int64_t pid = 0;
   std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
-  double final_loss = 0, tokens_per_second = 0;
+  double final_loss = 0, val_loss = std::nan(""), tokens_per_second = 0;
   bool has_results = false;
 };
 

@@ -16,15 +16,15 @@ namespace xlhost::core {
 
 struct TrainLogStep {
   int64_t step = 0, total_steps = 0;
-  double loss = 0;                 // what was minimised: cross-entropy + aux_loss
-  double aux_loss = std::nan("");  // the plugin's auxiliary loss; NaN when it has none
+  double loss = 0;                 // cross-entropy of the step's targets
+  double aux_loss = std::nan("");  // the plugin's auxiliary loss, minimised with it; NaN when it has none
   double lr = 0, grad_norm = 0;
   int64_t tokens = 0;              // training tokens seen since the run began
   double tokens_per_s = 0, step_s = 0, forward_s = 0, backward_s = 0, optimizer_s = 0;
   std::string skipped;  // why the update was not applied; empty when it was
   // The plugin's named scalars, under their own key so that no name can shadow the trainer's.
   std::vector<std::pair<std::string, double>> diagnostics;
-  double cross_entropy() const { return std::isnan(aux_loss) ? loss : loss - aux_loss; }
+  double objective() const { return std::isnan(aux_loss) ? loss : loss + aux_loss; }  // what was minimised
 };
 
 struct TrainLogEval {

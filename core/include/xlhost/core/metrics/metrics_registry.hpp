@@ -24,14 +24,21 @@ class Counter {
   std::atomic<double> value_{0.0};
 };
 
+// A gauge has no sample until it is first set: a loss that was never measured is absent
+// from the exposition (no line in a dashboard), not a 0 that reads like a perfect score.
 class Gauge {
  public:
-  void set(double v) { value_.store(v, std::memory_order_relaxed); }
+  void set(double v) {
+    value_.store(v, std::memory_order_relaxed);
+    has_value_.store(true, std::memory_order_release);
+  }
   void add(double by);
   double value() const { return value_.load(std::memory_order_relaxed); }
+  bool has_value() const { return has_value_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<double> value_{0.0};
+  std::atomic<bool> has_value_{false};
 };
 
 class Histogram {

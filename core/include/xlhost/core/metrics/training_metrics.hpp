@@ -31,7 +31,7 @@ class TrainingMetrics final : public TrainingObserver {
   std::map<std::string, metrics::Gauge*> diagnostics_;  // registered on first sight
   double flops_per_token_, peak_flops_;
   metrics::Counter &steps_, &tokens_, &samples_, &skipped_, &checkpoints_;
-  metrics::Gauge &step_, &total_steps_, &loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
+  metrics::Gauge &step_, &total_steps_, &loss_, &aux_loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
       &eval_perplexity_, &fact_recall_;
   metrics::Histogram &step_seconds_, &forward_seconds_, &backward_seconds_, &optimizer_seconds_, &checkpoint_seconds_;
   int cuda_device_;

@@ -47,7 +47,7 @@ struct TrainSummary {
   int64_t parameters = 0;
   int64_t first_step = 0, steps = 0;  // steps run by this call: (first_step, steps]
   int64_t skipped_steps = 0;          // update skipped: non-finite or spiking loss or gradient norm
-  std::vector<double> losses;         // per optimizer step run by this call: cross-entropy + aux loss
+  std::vector<double> losses;         // per optimizer step run by this call: cross-entropy (final_aux_loss apart)
   double final_aux_loss = std::nan("");  // the plugin's aux loss in the last step; NaN when it has none
   EvalResult val;                     // at the end; tokens == 0 when there is no val data
   FactRecall facts;                   // at the end; facts == 0 without eval.facts_path

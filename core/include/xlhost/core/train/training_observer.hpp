@@ -17,8 +17,8 @@ struct StepRecord {
   int64_t step = 0, total_steps = 0;  // the optimizer step just completed (1-based) of total_steps
   int64_t tokens = 0, samples = 0;    // this step's training tokens and sequences
   int64_t tokens_seen = 0;            // training tokens consumed since the run began (resumes included)
-  double loss = 0;                    // what was minimised: cross-entropy + aux_loss
-  double aux_loss = std::nan("");     // the plugin's auxiliary loss; NaN when it has none
+  double loss = 0;                    // cross-entropy of the step's targets (the number users compare)
+  double aux_loss = std::nan("");     // the plugin's auxiliary loss, minimised with it; NaN when it has none
   double lr = 0, grad_norm = 0;
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
   bool skipped = false;               // the update was not applied (skip_reason says why)
