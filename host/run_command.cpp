@@ -17,6 +17,8 @@
 #include "sample_printer.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
+#include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/experiments/seed_group.hpp"
 #include "xlhost/core/metrics/metrics_server.hpp"
 #include "xlhost/core/train/run_record.hpp"
 #include "xlhost/core/train/trainer.hpp"
@@ -130,7 +132,11 @@ void print_summary(const core::TrainSummary& summary, const std::string& plugin_
   };
   std::cout << "\n" << (summary.interrupted ? "interrupted" : "finished") << ": " << plugin_name << ", experiment " << id << "\n";
   row("parameters", core::format_count(static_cast<double>(summary.parameters)) + " (" +
-                        std::to_string(summary.parameters) + ")");
+                        std::to_string(summary.parameters) + ")" +
+                        (summary.dead_parameters.empty()
+                             ? ""
+                             : ", of which " + std::to_string(summary.dead_parameters.size()) +
+                                   " tensors receive no gradient (see the warning above)"));
   row("steps", std::to_string(summary.steps) +
                    (summary.skipped_steps ? " (" + std::to_string(summary.skipped_steps) + " skipped)" : ""));
   if (!summary.losses.empty())
@@ -235,6 +241,42 @@ void linger(const core::metrics::MetricsServer& server, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
+std::string command_line_of(const std::vector<std::string>& args) {
+  std::string command_line = "xlhost run";
+  for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
+  return command_line;
+}
+
+// `--seeds N`: the same command N times as sub-runs with their own seed, id and folder,
+// then the group's record (mean ± standard deviation) and the sub-runs side by side.
+int run_seeds(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id,
+              int64_t first_seed, int seeds) {
+  std::vector<std::string> base;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--seeds") ++i;
+    else if (args[i].rfind("--seeds=", 0) != 0) base.push_back(args[i]);
+  }
+  std::vector<std::string> dirs, ids;
+  std::vector<long long> used;
+  for (int k = 0; k < seeds && !stop_requested; ++k) {
+    const long long seed = first_seed + k;
+    auto sub = base;
+    for (const std::string& s : {"train.seed=" + std::to_string(seed), "experiment.id=" + core::seed_run_id(id, seed),
+                                 "run.out_dir=" + run_dir.seeds().string()})
+      sub.insert(sub.end(), {"--set", s});
+    std::cout << "\n== experiment " << id << ", seed " << seed << " (" << k + 1 << " of " << seeds << ")\n" << std::flush;
+    run_command(sub);
+    ids.push_back(core::seed_run_id(id, seed));
+    dirs.push_back((run_dir.seeds() / ids.back()).string());
+    used.push_back(seed);
+  }
+  core::write_seed_group_record(run_dir.root().string(), id, dirs, used, command_line_of(args));
+  std::cout << "\nexperiment " << id << ": " << used.size() << " seeds, record " << run_dir.record().string()
+            << " (mean ± standard deviation)\n"
+            << core::format_comparison(core::compare_records(run_dir.seeds().string(), ids), false);
+  return 0;
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args) {
@@ -256,7 +298,10 @@ int run_command(const std::vector<std::string>& args) {
       ("metrics-linger", po::value<double>(), "keep serving metrics this many seconds after the run (metrics.linger_seconds)")
       ("no-metrics", "do not serve metrics (metrics.enabled=false)")
       ("require-clean", "refuse to run when the git tree around the config has uncommitted changes")
-      ("detach", "run in the background: returns once the run has started, output goes to <run dir>/run.log");
+      ("detach", "run in the background: returns once the run has started, output goes to <run dir>/run.log")
+      ("seeds", po::value<int>()->default_value(1),
+       "train N times, with train.seed, train.seed+1, ...: sub-runs in <run dir>/seeds/, and a record of the mean "
+       "and standard deviation of every result that exp list/compare/report show");
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
@@ -288,14 +333,19 @@ int run_command(const std::vector<std::string>& args) {
   if (previous && previous->status == "running")
     throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
                           "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
+  const int seeds = vm["seeds"].as<int>();
+  if (seeds < 1) throw core::UserError("--seeds must be at least 1");
+  if (seeds > 1) {
+    if (vm.count("detach")) throw core::UserError("--seeds with --detach is not supported: detach a script that runs it");
+    return run_seeds(args, run_dir, id, config.train.seed, seeds);
+  }
   if (vm.count("detach")) return run_detached(args, run_dir, id);
   set_start_point(vm, run_dir, id, job);
   job.should_stop = [](int64_t) { return stop_requested.load(); };
   const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);
   job.metrics = metrics.registry.get();
 
-  std::string command_line = "xlhost run";
-  for (const auto& a : args) command_line += " " + (a.find_first_of(" \t'\"") == std::string::npos ? a : "'" + a + "'");
+  const std::string command_line = command_line_of(args);
   core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : ""),
                                 core::plugin_identity(plugin), core::runtime_info());
   const auto summary = train_recorded(job, record, id);

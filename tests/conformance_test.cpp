@@ -66,6 +66,13 @@ TEST(PluginCheck, MemoryVariantsFaithfulLeakyCorrectedCausal) {
   EXPECT_EQ(causal["causality"].status, Status::Pass) << causal["causality"].detail;
   // MODELS.md: the gate's top-k is not differentiable and 1.4.8 does not use its scores.
   EXPECT_NE(causal["gradient reach"].detail.find("gate.keys"), std::string::npos) << causal["gradient reach"].detail;
+  EXPECT_NE(causal["gradient reach"].detail.find("gate_proj"), std::string::npos) << causal["gradient reach"].detail;
+  // The quickstart's setting: memories weighted by their gate scores, every parameter learns.
+  auto weighted = check(test::plugin_path("model_memory"),
+                        tiny_memory({{"num_selected", int64_t{4}}, {"fusion_heads", int64_t{4}},
+                                     {"fusion_mask", std::string("causal")}, {"selection", std::string("score_weighted")}}));
+  EXPECT_EQ(weighted["gradient reach"].status, Status::Pass) << weighted["gradient reach"].detail;
+  EXPECT_EQ(weighted["causality"].status, Status::Pass) << weighted["causality"].detail;
 
   auto model = check(test::plugin_path("model"), tiny_memory({{"cross_attn_heads", int64_t{4}}}));
   EXPECT_EQ(model["causality"].status, Status::KnownLeak);

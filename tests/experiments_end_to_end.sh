@@ -85,6 +85,22 @@ out=$("$xlhost" exp report 6.6.6 2>&1); code=$?
 check "report of a corrupted record fails" test $code -eq 2
 check "corrupted record named" contains "$out" "out/6.6.6/record.json: corrupted record"
 
+# Repeated seeds: sub-runs with their own seed, a record of mean ± standard deviation, and a
+# best marked in exp compare only when the difference exceeds the spread.
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.3.0 --seeds 2 2>&1); code=$?
+check "--seeds 2 exits 0" test $code -eq 0
+check "sub-run of the first seed" test -s out/0.3.0/seeds/0.3.0-seed1337/train.log
+check "sub-run of the second seed" grep -q '"seed": 1338' out/0.3.0/seeds/0.3.0-seed1338/config.json
+check "group record lists the seeds" grep -qE '"seeds": \[' out/0.3.0/record.json
+check "group record has the spread" grep -q '"results_std"' out/0.3.0/record.json
+mean=$(python3 -c 'import json,sys; r=[json.load(open(f"out/0.3.0/seeds/0.3.0-seed{s}/record.json"))["results"]["val_loss"] for s in (1337,1338)]; print(f"{sum(r)/2:.4f}")')
+out=$("$xlhost" exp compare 0.1.0 0.3.0 2>&1); code=$?
+check "compare with a seed group exits 0" test $code -eq 0
+check "compare shows mean ± std" grep -qE "^val loss +[0-9.]+ +$mean ± [0-9.]+\$" <<<"$out"
+check "compare counts the seeds" grep -qE '^seeds +1 +2$' <<<"$out"
+out=$("$xlhost" exp list 2>&1)
+check "exp list shows the group with its spread" grep -qE "^0\.3\.0 .* ± " <<<"$out"
+
 # In the background: returns at once, shows in exp status, stops with a checkpoint.
 out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.2.0 \
   --set train.max_steps=1000000 --detach 2>&1); code=$?

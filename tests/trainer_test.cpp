@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "test_support.hpp"
 #include "xlhost/core/train/trainer.hpp"
@@ -48,4 +49,35 @@ TEST(Trainer, TrainsAModelFromAnInProcessFactory) {
   EXPECT_TRUE(observer.saw_diagnostic);
   EXPECT_TRUE(std::filesystem::exists(s.checkpoint + "/model.safetensors"));
   EXPECT_TRUE(std::filesystem::exists(s.run_dir + "/train.log"));
+}
+
+// A bigram table and a parameter the forward never reads.
+class BigramWithUnusedParameter : public test::BigramModel {
+ public:
+  explicit BigramWithUnusedParameter(const sdk::ModelConfig& c) : BigramModel(c) {
+    unused = register_parameter("unused_scale", torch::ones({7}));
+  }
+  torch::Tensor unused;
+};
+
+TEST(Trainer, ParametersThatReceiveNoGradientAreNamedOnceAndRecorded) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto job = test::bigram_job(dir, {"train.max_steps=6"});
+  job.model.create = [](const sdk::ModelConfig& c) { return std::make_shared<BigramWithUnusedParameter>(c); };
+  std::ostringstream log;
+  job.log = &log;
+  const auto s = core::Trainer(job).run();
+  EXPECT_EQ(s.dead_parameters, std::vector<std::string>{"unused_scale"});
+  EXPECT_EQ(s.parameters_receiving_gradient, 259 * 259) << "the table's values, not the unused 7";
+  const auto text = log.str();
+  const auto warning = text.find("warning: bigram: 1 of 2 trainable parameter tensors (7 values) received no gradient");
+  EXPECT_NE(warning, std::string::npos) << text;
+  EXPECT_EQ(text.find("received no gradient", text.find("received no gradient") + 1), std::string::npos) << "said once:\n" << text;
+  EXPECT_NE(text.find("unused_scale", warning), std::string::npos);
+
+  auto healthy = test::bigram_job(dir, {"train.max_steps=2", "run.out_dir=" + dir / "out2"});
+  const auto h = core::Trainer(healthy).run();
+  EXPECT_TRUE(h.dead_parameters.empty());
+  EXPECT_EQ(h.parameters_receiving_gradient, 259 * 259) << "measured over the 2 steps there were";
 }

@@ -22,6 +22,7 @@ class MemoryBlockImpl : public torch::nn::Module {
   explicit MemoryBlockImpl(const ModelConfig& c)
       : gated_(c.get_string("fusion") == "gated_mlp"),
         causal_mask_(c.get_string("fusion_mask") == "causal"),
+        score_weighted_(c.get_string("selection") == "score_weighted"),
         selected_(gated_ ? c.get_int("num_candidates") : c.get_int("num_selected")),
         tau_(c.get_float("gumbel_temperature")) {
     const int64_t dim = c.get_int("dim");
@@ -46,6 +47,9 @@ class MemoryBlockImpl : public torch::nn::Module {
     auto [indices, scores] = gate(q, selected_);
     if (is_training()) r.stats = selection_stats(indices, bank.size(0));  // O(N): not per generated token
     auto memories = embed_memory_rows(bank, indices, embedding);  // [B, T, S, D]
+    // The top-k indices carry no gradient; weighting the picked memories by their gate
+    // scores (as product-key memory layers do) is the one path by which the gate learns.
+    if (score_weighted_) memories = memories * scores.unsqueeze(-1).to(memories.scalar_type());
     r.query = q.detach();
     if (!gated_) {
       r.out = h + cross_fusion(q, memories, causal_mask_);
@@ -79,7 +83,7 @@ class MemoryBlockImpl : public torch::nn::Module {
   GatedFusion gated_fusion{nullptr};
 
  private:
-  bool gated_, causal_mask_;
+  bool gated_, causal_mask_, score_weighted_;
   int64_t selected_;
   double tau_;
 };
@@ -217,6 +221,10 @@ PluginDescriptor describe() {
                  {"cross_attention", "gated_mlp"}),
       string_key("fusion_mask", "none", "cross_attention only: none (faithful, sees later positions) or causal",
                  {"none", "causal"}),
+      string_key("selection", "faithful",
+                 "faithful (1.4.8/1.4.10: the gate's scores are unused, so gate.keys and gate_proj get no gradient) or "
+                 "score_weighted (memories scaled by their gate scores: every gate parameter learns)",
+                 {"faithful", "score_weighted"}),
       int_key("fusion_heads", 8, "cross-attention fusion heads", 1, 1024),
       int_key("num_selected", 16, "memories per token for cross_attention (1.4.8 preset 16)", 1, 1024),
       int_key("num_candidates", 16, "gated_mlp: candidates per token before the Gumbel choice", 1, 1024),

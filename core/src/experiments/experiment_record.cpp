@@ -252,6 +252,13 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     results.AddMember("first_step", s->first_step, a);
     results.AddMember("segments", segments, a);
     results.AddMember("parameters", s->parameters, a);
+    results.AddMember("parameters_receiving_gradient",
+                      s->parameters_receiving_gradient >= 0 ? rapidjson::Value(s->parameters_receiving_gradient)
+                                                            : rapidjson::Value(),
+                      a);
+    rapidjson::Value dead(rapidjson::kArrayType);
+    for (const auto& name : s->dead_parameters) dead.PushBack(str(name), a);
+    results.AddMember("dead_parameters", dead, a);
     number("first_loss", first_loss);
     number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
     number("final_aux_loss", s->final_aux_loss);
@@ -349,6 +356,10 @@ RecordSummary read_record_summary(const std::string& run_dir) {
     r.has_results = true;
     r.final_loss = member_number(doc["results"], "final_loss");
     r.val_loss = member_number(doc["results"], "val_loss");
+    if (doc.HasMember("results_std") && doc["results_std"].IsObject()) {
+      r.final_loss_std = member_number(doc["results_std"], "final_loss");
+      r.val_loss_std = member_number(doc["results_std"], "val_loss");
+    }
     r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
   }
   return r;

@@ -45,6 +45,7 @@ struct Metric {
 const Metric kMetrics[] = {
     {"steps", "steps", 0, 0},
     {"parameters", "parameters", 0, 0},
+    {"parameters_receiving_gradient", "  receiving gradient", 0, 0},
     {"final_loss", "final train loss", 4, -1},
     {"final_aux_loss", "plugin aux loss (apart)", 4, 0},
     {"best_loss", "best train loss", 4, -1},
@@ -98,19 +99,35 @@ RecordComparison compare_records(const std::string& out_dir, const std::vector<s
   ComparisonRow status{"status", {}, -1};
   for (const auto& r : records) status.values.push_back(r["status"].GetString());
   c.results.push_back(status);
+  ComparisonRow seeds{"seeds", {}, -1};
+  for (const auto& r : records)
+    seeds.values.push_back(r.HasMember("seeds") && r["seeds"].IsArray() ? std::to_string(r["seeds"].Size()) : "1");
+  c.results.push_back(seeds);
   for (const auto& m : kMetrics) {
     ComparisonRow row{m.label, {}, -1};
-    double best = 0;
+    std::vector<double> values(records.size(), std::nan("")), spreads(records.size(), 0.0);
     for (size_t i = 0; i < records.size(); ++i) {
-      const rapidjson::Value* v = rapidjson::Pointer((std::string("/results/") + m.key).c_str()).Get(records[i]);
-      const bool has = v && v->IsNumber();
-      const double value = has ? v->GetDouble() * m.scale : std::nan("");
-      row.values.push_back(has ? format_fixed(value, m.digits) : "-");
-      if (has && m.better != 0 && (row.best < 0 || (m.better < 0 ? value < best : value > best)))
-        best = value, row.best = static_cast<int>(i);
+      auto number_at = [&](const char* part) -> const rapidjson::Value* {
+        const auto* v = rapidjson::Pointer((std::string("/") + part + "/" + m.key).c_str()).Get(records[i]);
+        return v && v->IsNumber() ? v : nullptr;
+      };
+      const auto* v = number_at("results");
+      const auto* sd = number_at("results_std");  // runs with --seeds: mean ± standard deviation
+      if (v) values[i] = v->GetDouble() * m.scale;
+      if (sd) spreads[i] = sd->GetDouble() * m.scale;
+      const bool spread_shown = sd && spreads[i] > 0;  // steps and parameter counts do not vary
+      row.values.push_back(!v ? "-" : format_fixed(values[i], m.digits) + (spread_shown ? " ± " + format_fixed(spreads[i], m.digits) : ""));
+      if (v && m.better != 0 && (row.best < 0 || (m.better < 0 ? values[i] < values[row.best] : values[i] > values[row.best])))
+        row.best = static_cast<int>(i);
     }
     if (std::all_of(row.values.begin(), row.values.end(), [&](auto& v) { return v == row.values[0]; }))
       row.best = -1;  // a tie (or a single run) has no best
+    // A best is marked only when it beats every other run by more than their spreads together.
+    for (size_t i = 0; row.best >= 0 && i < records.size(); ++i)
+      if (static_cast<int>(i) != row.best && !std::isnan(values[i]) &&
+          std::abs(values[i] - values[row.best]) <= spreads[i] + spreads[row.best] &&
+          spreads[i] + spreads[row.best] > 0)
+        row.best = -1;
     c.results.push_back(row);
   }
   return c;

@@ -135,6 +135,7 @@ Trainer::Trainer(const TrainJob& job)
     WindowSampler(*val_tokens_, data_.seq_len, options_.eval_batch_size(), 0, false);  // too small: say so now
   }
   set_up_optimizer();
+  gradient_watch_.emplace(model.named_parameters());
   total_steps_ = train_.max_steps > 0 ? train_.max_steps
                                       : std::max<int64_t>(1, train_.epochs * sampler_->batches_per_epoch() /
                                                                  train_.accumulation_steps);
@@ -249,6 +250,10 @@ std::optional<StepRecord> Trainer::train_step() {
 
   auto t_update = Clock::now();
   communicator_.average_gradients(trainable_);
+  if (!gradient_watch_->done()) {
+    gradient_watch_->observe();
+    if (gradient_watch_->done()) conclude_gradient_watch();
+  }
   r.loss = communicator_.average(r.loss);
   if (has_aux_loss) aux_loss = communicator_.average(aux_loss);
   const double clip = train_.grad_clip > 0 ? train_.grad_clip : std::numeric_limits<double>::infinity();
@@ -298,6 +303,15 @@ EvalResult Trainer::evaluate() {
   return r;
 }
 
+void Trainer::conclude_gradient_watch() {
+  summary_.parameters_receiving_gradient = gradient_watch_->values_receiving_gradient();
+  summary_.dead_parameters = gradient_watch_->dead();
+  if (const auto warning = gradient_watch_->warning(); !warning.empty()) {
+    if (progress_line_) progress_line_->note("warning: " + job_.model.descriptor.name + ": " + warning);
+    else log_ << "warning: " << job_.model.descriptor.name << ": " << warning << "\n";
+  }
+}
+
 void Trainer::checkpoint() {
   const auto start = Clock::now();
   summary_.checkpoint = checkpoints_->write(*setup_.model, *optimizer_, state_, config_json_);
@@ -344,6 +358,7 @@ TrainSummary Trainer::run() {
     }
     if (due(train_.checkpoint_interval)) checkpoint();
   }
+  if (gradient_watch_->observed_any() && !gradient_watch_->done()) conclude_gradient_watch();  // a run of 1-2 steps
   summary_.wall_seconds = seconds_since(run_start);
   summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);
   summary_.steps = state_.step;

@@ -32,6 +32,8 @@ struct PluginIdentity {
 // A run's outcome, in plain numbers.
 struct RunResults {
   int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
+  int64_t parameters_receiving_gradient = -1;          // -1: not measured
+  std::vector<std::string> dead_parameters;            // trainable but reached by no gradient
   std::vector<double> losses;                           // per optimizer step: cross-entropy (the aux loss apart)
   double final_aux_loss = std::nan("");
   double val_loss = std::nan(""), val_perplexity = std::nan("");
@@ -65,6 +67,7 @@ struct RecordSummary {
   int64_t pid = 0;
   std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
   double final_loss = 0, val_loss = std::nan(""), tokens_per_second = 0;
+  double final_loss_std = std::nan(""), val_loss_std = std::nan("");  // runs with --seeds
   bool has_results = false;
 };
 

@@ -22,6 +22,7 @@
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/metrics/metrics_registry.hpp"
 #include "xlhost/core/plugin/model_source.hpp"
+#include "xlhost/core/train/gradient_watch.hpp"
 #include "xlhost/core/train/step_guard.hpp"
 #include "xlhost/core/train/training_observer.hpp"
 #include "xlhost/core/util/progress.hpp"
@@ -45,6 +46,8 @@ struct TrainJob {
 struct TrainSummary {
   std::string run_dir, checkpoint;
   int64_t parameters = 0;
+  int64_t parameters_receiving_gradient = -1;  // over the first GradientWatch::kSteps steps; -1 before a step
+  std::vector<std::string> dead_parameters;    // trainable, but no gradient reached them
   int64_t first_step = 0, steps = 0;  // steps run by this call: (first_step, steps]
   int64_t skipped_steps = 0;          // update skipped: non-finite or spiking loss or gradient norm
   std::vector<double> losses;         // per optimizer step run by this call: cross-entropy (final_aux_loss apart)
@@ -84,6 +87,7 @@ class Trainer {
   void report(const StepRecord& record);
   EvalResult evaluate();
   void checkpoint();
+  void conclude_gradient_watch();  // summary figures and the warning, once
 
   TrainJob job_;
   std::ostream& log_;
@@ -102,6 +106,7 @@ class Trainer {
   CheckpointState state_;
   std::optional<CheckpointWriter> checkpoints_;
   StepGuard guard_;
+  std::optional<GradientWatch> gradient_watch_;
   std::string config_json_;
   int64_t total_steps_ = 0;
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line
