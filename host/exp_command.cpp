@@ -70,11 +70,46 @@ dirty state, data md5, resolved config, environment, results, how to reproduce.
 
 )";
 
+// The config that `exp new --from` copies (see its --help for the order of the places).
+fs::path base_config(const std::string& from, const fs::path& experiments, const fs::path& out_dir) {
+  std::vector<fs::path> looked;
+  auto found = [&](const fs::path& p) {
+    looked.push_back(p);
+    return fs::is_regular_file(p);
+  };
+  if (fs::is_directory(from)) {
+    for (const char* name : {"exp.json", "config.json"})
+      if (found(fs::path(from) / name)) return fs::path(from) / name;
+  } else if (fs::is_regular_file(from)) {
+    return from;
+  } else {
+    if (found(experiments / from / "exp.json")) return experiments / from / "exp.json";
+    if (found(core::RunDirectory(out_dir.string(), from).config())) return core::RunDirectory(out_dir.string(), from).config();
+    looked.push_back("configs/*.json with experiment.id " + from);
+    if (fs::is_directory("configs"))
+      for (const auto& entry : fs::directory_iterator("configs")) {
+        if (entry.path().extension() != ".json") continue;
+        rapidjson::Document d;
+        const std::string text = core::read_text_file(entry.path().string(), "config");
+        d.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str());
+        if (!d.HasParseError() && d.IsObject() && d.HasMember("experiment") && d["experiment"].IsObject() &&
+            d["experiment"].HasMember("id") && d["experiment"]["id"].IsString() && d["experiment"]["id"].GetString() == from)
+          return entry.path();
+      }
+  }
+  std::string places;
+  for (const auto& p : looked) places += "\n  " + p.string();
+  throw core::UserError("--from " + from + ": no config to start from; looked for" + places);
+}
+
 int new_command(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()
       ("id", po::value<std::string>()->required(), "version X.Y.Z of the new experiment")
-      ("from", po::value<std::string>()->default_value(""), "copy the config of experiment A.B.C")
+      ("from", po::value<std::string>()->default_value(""),
+       "start from: an experiment id A.B.C (experiments/A.B.C/exp.json, else the run out/A.B.C, else the configs/ "
+       "file with that experiment.id), or the path of an experiment folder, a run folder or a config file")
+      ("out", po::value<std::string>()->default_value("out"), "where runs live (for --from a run id)")
       ("desc", po::value<std::string>()->default_value(""), "one-line description")
       ("dir", po::value<std::string>()->default_value("experiments"), "where experiment folders live")
       ("force", "overwrite an existing experiment folder");
@@ -96,9 +131,7 @@ int new_command(const std::vector<std::string>& args) {
 
   rapidjson::Document config;
   if (!from.empty()) {
-    check_version(from, "--from");
-    const fs::path base = root / from / "exp.json";
-    if (!fs::exists(base)) throw core::UserError("no experiment " + from + " to start from (" + base.string() + " is missing)");
+    const fs::path base = base_config(from, root, vm["out"].as<std::string>());
     const std::string text = core::read_text_file(base.string(), "base config");
     config.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str());
     if (config.HasParseError() || !config.IsObject())

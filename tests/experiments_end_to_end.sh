@@ -98,6 +98,18 @@ out=$("$xlhost" exp compare 0.1.0 0.3.0 2>&1); code=$?
 check "compare with a seed group exits 0" test $code -eq 0
 check "compare shows mean ± std" grep -qE "^val loss +[0-9.]+ +$mean ± [0-9.]+\$" <<<"$out"
 check "compare counts the seeds" grep -qE '^seeds +1 +2$' <<<"$out"
+out=$("$xlhost" exp report 0.3.0 0.1.0 2>&1); code=$?
+check "report of a seed group exits 0" test $code -eq 0
+check "report explains seeds and spread" grep -q "2 seeds (mean ± standard deviation)" out/0.3.0/report/report.md
+check "report warns about single-seed runs" grep -q "A run with one seed has no measured spread" out/0.3.0/report/report.md
+check "report draws every seed" test "$(grep -o "0.3.0 seed 133[78] train" out/0.3.0/report/plots.gp | sort -u | wc -l)" -eq 2
+check "report has samples of every run" test "$(grep -c '^### ' out/0.3.0/report/report.md)" -ge 2
+# A run kept elsewhere (an out-of-tree plugin's folder) compares by its path.
+"$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.9.0 --set run.out_dir=elsewhere/out \
+  >/dev/null 2>&1
+out=$("$xlhost" exp compare 0.1.0 elsewhere/out/0.9.0 2>&1); code=$?
+check "compare takes a run folder by path" test $code -eq 0
+check "the path is the column" grep -qE '^ +0\.1\.0 +elsewhere/out/0\.9\.0$' <<<"$out"
 out=$("$xlhost" exp list 2>&1)
 check "exp list shows the group with its spread" grep -qE "^0\.3\.0 .* ± " <<<"$out"
 

@@ -259,6 +259,10 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     rapidjson::Value dead(rapidjson::kArrayType);
     for (const auto& name : s->dead_parameters) dead.PushBack(str(name), a);
     results.AddMember("dead_parameters", dead, a);
+    rapidjson::Value warnings(rapidjson::kArrayType);
+    for (const auto& w : s->warnings) warnings.PushBack(str(w), a);
+    results.AddMember("warnings", warnings, a);
+    results.AddMember("skipped_steps", s->skipped_steps, a);
     number("first_loss", first_loss);
     number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
     number("final_aux_loss", s->final_aux_loss);

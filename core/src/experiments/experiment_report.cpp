@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
 
@@ -39,22 +41,46 @@ std::pair<size_t, size_t> write_curves(const fs::path& train_log, const fs::path
   return {log.steps.size(), log.evals.size()};
 }
 
-// The report's pictures: loss (train and val), learning rate and throughput of every run,
-// drawn by gnuplot into `dest`. Returns the SVG files written.
-std::vector<std::string> draw_curves(const std::string& out_dir, const std::vector<std::string>& ids, const fs::path& dest) {
+// The run folders behind a record: the run itself, or for a seed group (run --seeds) its
+// sub-runs, each with a label.
+std::vector<std::pair<std::string, fs::path>> run_folders(const std::string& out_dir, const std::string& id,
+                                                          const rapidjson::Document& record) {
+  const RunDirectory dir(out_dir, id);
+  if (!record.HasMember("runs") || !record["runs"].IsArray() || record["runs"].Empty()) return {{id, dir.root()}};
+  std::vector<std::pair<std::string, fs::path>> folders;
+  const auto& runs = record["runs"];
+  for (rapidjson::SizeType i = 0; i < runs.Size(); ++i)
+    if (runs[i].IsString()) {
+      const bool seeded = record.HasMember("seeds") && record["seeds"].IsArray() && i < record["seeds"].Size();
+      folders.emplace_back(id + (seeded ? " seed " + std::to_string(record["seeds"][i].GetInt64()) : ""),
+                           dir.root() / runs[i].GetString());
+    }
+  return folders;
+}
+
+// The report's pictures: loss (train and val), learning rate and throughput of every run
+// (every seed of a seed group, in the run's colour), drawn by gnuplot into `dest`.
+// Returns the SVG files written.
+std::vector<std::string> draw_curves(const std::string& out_dir, const std::vector<std::string>& ids,
+                                     const std::vector<rapidjson::Document>& records, const fs::path& dest) {
   std::string loss_plot, lr_plot, speed_plot;
   auto add = [](std::string& plot, const std::string& spec) { plot += (plot.empty() ? "plot " : ", ") + spec; };
   for (size_t run = 0; run < ids.size(); ++run) {
-    const std::string& id = ids[run];
     const std::string colour = " lc " + std::to_string(run + 1);  // a run's train and val curves share a colour
-    const auto rows = write_curves(RunDirectory(out_dir, id).train_log(), dest / (id + ".train.dat"), dest / (id + ".val.dat"));
-    const std::string train = single_quoted(id + ".train.dat"), val = single_quoted(id + ".val.dat");
-    if (rows.first > 0) {
-      add(loss_plot, train + " using 1:2 with lines lw 2" + colour + " title " + single_quoted(id + " train"));
-      add(lr_plot, train + " using 1:3 with lines lw 2" + colour + " title " + single_quoted(id));
-      add(speed_plot, train + " using 1:4 with lines lw 2" + colour + " title " + single_quoted(id));
+    const auto folders = run_folders(out_dir, ids[run], records[run]);
+    for (size_t k = 0; k < folders.size(); ++k) {
+      const auto& [label, folder] = folders[k];
+      const std::string name = std::to_string(run) + "-" + std::to_string(k);  // ids may be paths
+      const auto rows = write_curves(RunDirectory(folder).train_log(), dest / (name + ".train.dat"), dest / (name + ".val.dat"));
+      const std::string train = single_quoted(name + ".train.dat"), val = single_quoted(name + ".val.dat");
+      if (rows.first > 0) {
+        add(loss_plot, train + " using 1:2 with lines lw 2" + colour + " title " + single_quoted(label + " train"));
+        add(lr_plot, train + " using 1:3 with lines lw 2" + colour + " title " + single_quoted(label));
+        add(speed_plot, train + " using 1:4 with lines lw 2" + colour + " title " + single_quoted(label));
+      }
+      if (rows.second > 0)
+        add(loss_plot, val + " using 1:2 with linespoints pt 7" + colour + " title " + single_quoted(label + " val"));
     }
-    if (rows.second > 0) add(loss_plot, val + " using 1:2 with linespoints pt 7" + colour + " title " + single_quoted(id + " val"));
   }
   std::string script = "set terminal svg size 800,450 enhanced font 'sans,12' background '#ffffff'\n"
                        "set grid\nset key top right\nset xlabel 'step'\n";
@@ -119,16 +145,64 @@ void write_overview(std::ostream& md, const std::string& id, const rapidjson::Do
   }
 }
 
+double result(const rapidjson::Document& record, const char* key) {
+  return record.HasMember("results") ? member_number(record["results"], key) : std::nan("");
+}
+
+// What the numbers can and cannot say: sizes and their difference, warnings raised during
+// the runs, skipped steps, seeds and spread, run length.
+void write_reading_guide(std::ostream& md, const std::vector<std::string>& ids, const std::vector<rapidjson::Document>& records) {
+  md << "\n## Reading these results\n\n";
+  const double base_parameters = result(records[0], "parameters");
+  bool single_seed = false;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto& r = records[i];
+    const double parameters = result(r, "parameters"), receiving = result(r, "parameters_receiving_gradient");
+    const size_t seeds = r.HasMember("seeds") && r["seeds"].IsArray() ? r["seeds"].Size() : 1;
+    single_seed |= seeds == 1;
+    md << "- **" << ids[i] << "**: " << member_string(r["versions"]["plugin"], "name") << ", ";
+    if (!std::isnan(parameters)) {
+      md << format_count(parameters) << " parameters";
+      if (i > 0 && base_parameters > 0 && parameters != base_parameters)
+        md << " (" << format_fixed(std::abs(parameters / base_parameters - 1) * 100, 0) << "% "
+           << (parameters < base_parameters ? "fewer" : "more") << " than " << ids[0] << ")";
+      if (!std::isnan(receiving) && receiving < parameters)
+        md << ", of which " << format_count(receiving) << " receive a gradient";
+      md << ", ";
+    }
+    md << format_fixed(result(r, "steps"), 0) << " steps, " << seeds << (seeds == 1 ? " seed" : " seeds (mean ± standard deviation)")
+       << ".\n";
+    if (r.HasMember("results") && r["results"].IsObject()) {
+      const auto& results = r["results"];
+      if (results.HasMember("warnings") && results["warnings"].IsArray())
+        for (const auto& w : results["warnings"].GetArray())
+          if (w.IsString()) md << "  - warning: " << w.GetString() << "\n";
+      const double skipped = result(r, "skipped_steps");
+      if (skipped > 0) md << "  - " << format_fixed(skipped, 0) << " steps were skipped (non-finite or spiking loss or gradient).\n";
+    }
+  }
+  md << "\n";
+  if (single_seed)
+    md << "A run with one seed has no measured spread: a difference smaller than the seed-to-seed variation, unknown "
+          "here, may be noise. `xlhost run --seeds N` measures it; the comparison marks a best only beyond the spread.\n";
+  else
+    md << "Every run has several seeds: the comparison marks a best only where the difference exceeds the spreads.\n";
+  md << "The loss is the cross-entropy of the training targets; a plugin's auxiliary loss, minimised with it, is "
+        "shown apart.\n";
+}
+
 }  // namespace
 
 ReportFiles write_report(const std::string& out_dir, const std::vector<std::string>& ids, const std::string& dest) {
   if (ids.empty()) throw UserError("exp report needs an experiment id");
   const auto comparison = compare_records(out_dir, ids);  // also checks every record
-  const auto record = read_record(out_dir, ids[0]);
+  std::vector<rapidjson::Document> records;
+  for (const auto& id : ids) records.push_back(read_record(out_dir, id));
+  const auto& record = records[0];
   fs::create_directories(dest);
   ReportFiles files;
   files.markdown = (fs::path(dest) / "report.md").string();
-  files.pictures = draw_curves(out_dir, ids, dest);
+  files.pictures = draw_curves(out_dir, ids, records, dest);
 
   std::ostringstream md;
   write_overview(md, ids[0], record);
@@ -141,15 +215,20 @@ ReportFiles write_report(const std::string& out_dir, const std::vector<std::stri
     md << "No record.md beside the config (`xlhost exp new " << ids[0] << "` writes one).\n";
 
   md << "\n## " << (ids.size() > 1 ? "Comparison" : "Results") << "\n\n" << format_comparison(comparison, true);
+  write_reading_guide(md, ids, records);
   md << "\n## Curves\n\n";
   if (files.pictures.empty()) md << "No training steps were logged.\n";
   for (const auto& p : files.pictures) md << "![" << fs::path(p).stem().string() << "](" << fs::path(p).filename().string() << ")\n\n";
   md << "\n## Samples\n\n";
-  const fs::path samples = RunDirectory(out_dir, ids[0]).samples();
-  if (fs::exists(samples))
-    md << "```text\n" << read_text_file(samples.string(), "samples") << "```\n";
-  else
-    md << "The run wrote no samples (set generate.prompts_path and generate.samples).\n";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto [label, folder] = run_folders(out_dir, ids[i], records[i]).front();  // a seed group: its first seed
+    const fs::path samples = RunDirectory(folder).samples();
+    md << "### " << label << "\n\n";
+    if (fs::exists(samples))
+      md << "```text\n" << read_text_file(samples.string(), "samples") << "```\n\n";
+    else
+      md << "The run wrote no samples (set generate.prompts_path and generate.samples).\n\n";
+  }
   write_file_atomically(files.markdown, md.str());
   return files;
 }

@@ -46,6 +46,7 @@ const Metric kMetrics[] = {
     {"steps", "steps", 0, 0},
     {"parameters", "parameters", 0, 0},
     {"parameters_receiving_gradient", "  receiving gradient", 0, 0},
+    {"skipped_steps", "skipped steps", 0, 0},
     {"final_loss", "final train loss", 4, -1},
     {"final_aux_loss", "plugin aux loss (apart)", 4, 0},
     {"best_loss", "best train loss", 4, -1},

@@ -24,6 +24,7 @@ RunResults run_results(const TrainSummary& s) {
   RunResults r;
   r.first_step = s.first_step, r.steps = s.steps, r.parameters = s.parameters;
   r.parameters_receiving_gradient = s.parameters_receiving_gradient, r.dead_parameters = s.dead_parameters;
+  r.warnings = s.warnings, r.skipped_steps = s.skipped_steps;
   r.losses = s.losses;
   r.final_aux_loss = s.final_aux_loss;
   if (s.val.tokens > 0) r.val_loss = s.val.loss, r.val_perplexity = s.val.perplexity;

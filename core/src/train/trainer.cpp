@@ -119,8 +119,10 @@ Trainer::Trainer(const TrainJob& job)
     throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
   auto& model = *setup_.model;
   model.init_from_data(data_context(*setup_.tokenizer, data_, log_));
-  if (auto warning = model.causality_warning(); !warning.empty())
-    log_ << "warning: " << descriptor.name << " is not causal as configured: " << warning << "\n";
+  if (auto warning = model.causality_warning(); !warning.empty()) {
+    summary_.warnings.push_back(descriptor.name + " is not causal as configured: " + warning);
+    log_ << "warning: " << summary_.warnings.back() << "\n";
+  }
   model.to(setup_.device);
   summary_.model = setup_.model, summary_.device = setup_.device;
   summary_.parameters = model.parameter_count();
@@ -276,7 +278,8 @@ std::optional<StepRecord> Trainer::train_step() {
   r.tokens_seen = state_.tokens;
   r.aux_loss = has_aux_loss ? aux_loss : std::nan("");
   window_tokens_ += static_cast<double>(r.tokens), window_seconds_ += r.step_seconds;
-  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_ || r.skipped;
+  // Step 1 is always logged, so that curves start where training does.
+  r.log_line = state_.step % train_.log_interval == 0 || state_.step == total_steps_ || r.skipped || state_.step == 1;
   if (r.log_line) {
     r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
     window_tokens_ = window_seconds_ = 0;
@@ -307,8 +310,9 @@ void Trainer::conclude_gradient_watch() {
   summary_.parameters_receiving_gradient = gradient_watch_->values_receiving_gradient();
   summary_.dead_parameters = gradient_watch_->dead();
   if (const auto warning = gradient_watch_->warning(); !warning.empty()) {
-    if (progress_line_) progress_line_->note("warning: " + job_.model.descriptor.name + ": " + warning);
-    else log_ << "warning: " << job_.model.descriptor.name << ": " << warning << "\n";
+    summary_.warnings.push_back(job_.model.descriptor.name + ": " + warning);
+    if (progress_line_) progress_line_->note("warning: " + summary_.warnings.back());
+    else log_ << "warning: " << summary_.warnings.back() << "\n";
   }
 }
 

@@ -34,6 +34,8 @@ struct RunResults {
   int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
   int64_t parameters_receiving_gradient = -1;          // -1: not measured
   std::vector<std::string> dead_parameters;            // trainable but reached by no gradient
+  std::vector<std::string> warnings;                   // what the run warned about
+  int64_t skipped_steps = 0;                           // updates not applied (non-finite or spiking)
   std::vector<double> losses;                           // per optimizer step: cross-entropy (the aux loss apart)
   double final_aux_loss = std::nan("");
   double val_loss = std::nan(""), val_perplexity = std::nan("");

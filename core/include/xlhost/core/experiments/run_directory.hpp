@@ -11,7 +11,10 @@ namespace xlhost::core {
 class RunDirectory {
  public:
   explicit RunDirectory(std::filesystem::path root) : root_(std::move(root)) {}
-  RunDirectory(const std::string& out_dir, const std::string& id) : root_(std::filesystem::path(out_dir) / id) {}
+  // `id` is an experiment id under out_dir, or, when it has a '/' (which no id has), the
+  // path of a run folder anywhere: `exp compare 0.0.1 ../plugin/out/0.1.0`.
+  RunDirectory(const std::string& out_dir, const std::string& id)
+      : root_(id.find('/') != std::string::npos ? std::filesystem::path(id) : std::filesystem::path(out_dir) / id) {}
 
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path config() const { return root_ / "config.json"; }     // the validated config, every default filled in

@@ -48,6 +48,7 @@ struct TrainSummary {
   int64_t parameters = 0;
   int64_t parameters_receiving_gradient = -1;  // over the first GradientWatch::kSteps steps; -1 before a step
   std::vector<std::string> dead_parameters;    // trainable, but no gradient reached them
+  std::vector<std::string> warnings;           // what the run warned about (causality, dead parameters)
   int64_t first_step = 0, steps = 0;  // steps run by this call: (first_step, steps]
   int64_t skipped_steps = 0;          // update skipped: non-finite or spiking loss or gradient norm
   std::vector<double> losses;         // per optimizer step run by this call: cross-entropy (final_aux_loss apart)
