@@ -12,6 +12,7 @@
 namespace xlhost::host {
 
 extern const char* const kModelOriginalSource;
+extern const char* const kQuickstartConfig;
 
 namespace {
 
@@ -61,16 +62,17 @@ int plugin_new_command(const std::vector<std::string>& args) {
         "add_test(NAME " + name + "_conformance\n"
         "  COMMAND ${XLHOST_EXECUTABLE} plugin check $<TARGET_FILE:" + name + ">\n"
         "          --config ${CMAKE_CURRENT_SOURCE_DIR}/config.json)\n");
+  // The quickstart baseline's config with the new plugin's id: same data, steps and
+  // evaluation, so `xlhost exp compare` against the baseline's run is a fair comparison.
+  const std::string config = replace_all(
+      replace_all(kQuickstartConfig, "\"id\": \"0.0.1\"", "\"id\": \"0.9.0\""),
+      "\"description\": \"tiny model_original on the synthetic facts corpus\"",
+      "\"description\": \"" + name + ", first try\"");
+  if (config.find("\"0.9.0\"") == std::string::npos || config.find(name + ", first try") == std::string::npos)
+    throw std::logic_error("configs/quickstart.json no longer has the id and description plugin new replaces");
   write(dir / "config.json",
-        "// A tiny model on the synthetic corpus (xlhost data synth --out data/synth).\n"
-        "{\n"
-        "  \"experiment\": {\"id\": \"0.9.0\", \"description\": \"" + name + ", first try\"},\n"
-        "  \"model\": {\"dim\": 128, \"n_layers\": 4, \"n_heads\": 4, \"n_kv_heads\": 2, \"vocab_size\": 259},\n"
-        "  \"data\": {\"train_path\": \"data/synth/train.jsonl\", \"val_path\": \"data/synth/val.jsonl\", \"seq_len\": 128},\n"
-        "  \"train\": {\"batch_size\": 16, \"max_steps\": 300, \"lr\": 2e-3, \"warmup_steps\": 20, \"log_interval\": 25},\n"
-        "  \"eval\": {\"facts_path\": \"data/synth/facts.jsonl\"},\n"
-        "  \"generate\": {\"prompts_path\": \"data/synth/prompts.txt\", \"max_new_tokens\": 48, \"temperature\": 0.0}\n"
-        "}\n");
+        "// The quickstart baseline's settings (configs/quickstart.json) on the synthetic corpus\n"
+        "// (xlhost data synth --out data/synth), for a fair comparison with its run.\n" + config);
   std::cout << "wrote " << dir.string() << "/: " << name << ".cpp, CMakeLists.txt, config.json\n"
             << "next:\n"
             << "  cmake -S " << dir.string() << " -B " << (dir / "build").string()

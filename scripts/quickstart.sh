@@ -4,19 +4,29 @@
 # model_memory, causal cross-attention fusion, bank initialised from the corpus' facts) on
 # the same data and step budget, print them side by side (`xlhost exp compare`) and write a
 # report with their curves (`xlhost exp report`: out/0.1.1/report/report.md).
-#   scripts/quickstart.sh               both runs (about 1 + 5 minutes on 2 cores)
+#   scripts/quickstart.sh               both runs, one seed each (about 1.5 + 5 minutes on 2 cores)
+#   scripts/quickstart.sh --seeds N     N seeds each: mean ± standard deviation (N times as long)
 #   scripts/quickstart.sh --baseline    the baseline alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
+baseline_only=false seeds=1
+while (($#)); do
+  case $1 in
+    --baseline) baseline_only=true ;;
+    --seeds) seeds=$2; shift ;;
+    *) echo "usage: scripts/quickstart.sh [--baseline] [--seeds N]" >&2; exit 2 ;;
+  esac
+  shift
+done
 scripts/setup.sh
 scripts/build.sh xlhost model_original model_memory
 [[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth
 
-build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json
-[[ ${1:-} == --baseline ]] && exit 0
-build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/quickstart_memory.json
+build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json --seeds "$seeds"
+$baseline_only && exit 0
+build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/quickstart_memory.json --seeds "$seeds"
 
 echo
-echo "quickstart comparison (same data, 300 steps of 16x128 tokens):"
+echo "quickstart comparison (same data, 300 steps of 16x128 tokens, $seeds seed(s) each):"
 build/bin/xlhost exp compare 0.0.1 0.1.1
 build/bin/xlhost exp report 0.1.1 0.0.1

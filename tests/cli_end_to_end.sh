@@ -132,7 +132,7 @@ check "existing id mentions --force" contains "$out" "--force overwrites it"
 check "existing id with --force" "$xlhost" exp new 2.0.0 --force --desc again
 out=$("$xlhost" exp new 2.0.1 --from 1.9.9 2>&1); code=$?
 check "missing base refused" test $code -eq 2
-check "missing base named" contains "$out" "no experiment 1.9.9 to start from"
+check "missing base named" contains "$out" "--from 1.9.9: no config to start from; looked for"
 check "exp new --from" "$xlhost" exp new 2.0.1 --from 2.0.0
 check "--from sets the new id" grep -q '"id": "2.0.1"' experiments/2.0.1/exp.json
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c experiments/2.0.1/exp.json 2>&1); code=$?

@@ -81,4 +81,9 @@ TEST(PluginCheck, MemoryVariantsFaithfulLeakyCorrectedCausal) {
   EXPECT_EQ(model_causal["causality"].status, Status::Pass) << model_causal["causality"].detail;
   EXPECT_NE(model_causal["gradient reach"].detail.find("knowledge_dataset.keys"), std::string::npos)
       << model_causal["gradient reach"].detail;
+  auto model_weighted = check(test::plugin_path("model"),
+                              tiny_memory({{"cross_attn_heads", int64_t{4}}, {"retrieval_pooling", std::string("causal_prefix_mean")},
+                                           {"selection", std::string("score_weighted")}}));
+  EXPECT_EQ(model_weighted["gradient reach"].status, Status::Pass) << model_weighted["gradient reach"].detail;
+  EXPECT_EQ(model_weighted["causality"].status, Status::Pass) << model_weighted["causality"].detail;
 }

@@ -27,7 +27,7 @@ constexpr const char* kName = "model";
 class KnowledgeDatasetImpl : public torch::nn::Module {
  public:
   KnowledgeDatasetImpl(const ModelConfig& c, int64_t pad_id)
-      : topk_(c.get_int("product_key_topk")) {
+      : topk_(c.get_int("product_key_topk")), score_weighted_(c.get_string("selection") == "score_weighted") {
     const auto num_keys = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.get_int("knowledge_num")))));
     if (num_keys * num_keys != c.get_int("knowledge_num"))
       throw std::invalid_argument("knowledge_num must be a perfect square (product keys)");
@@ -38,20 +38,25 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
                             torch::full({c.get_int("knowledge_num"), c.get_int("knowledge_length")}, pad_id, torch::kInt64));
   }
 
-  // pooled [..., D] → token rows of the best entry [..., Lk]. Product-key top-k, then the
-  // candidate whose mean token embedding is most cosine-similar to the pooled query.
-  // Neither step is differentiable: to_queries and keys get no gradient (as in the
-  // group's code).
+  // pooled [..., D] → the best entry's token embeddings [..., Lk, D]. Product-key top-k,
+  // then the candidate whose mean token embedding is most cosine-similar to the pooled
+  // query. Neither step is differentiable: with selection=faithful, to_queries and keys get
+  // no gradient (as in the group's code); score_weighted scales the memory by the chosen
+  // candidate's softmax weight among the k, the path by which they learn.
   torch::Tensor search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
     // keys is [√N, 2, Kd/2], the layout of the group's checkpoints
-    auto candidates = product_key_top_k(to_queries(pooled), keys.select(1, 0), keys.select(1, 1), topk_).second;  // [..., k]
+    auto [scores, candidates] = product_key_top_k(to_queries(pooled), keys.select(1, 0), keys.select(1, 1), topk_);  // [..., k]
     auto candidate_emb = embed_memory_rows(table, candidates, embedding);          // [..., k, D]
     auto similarity = F::cosine_similarity(pooled.unsqueeze(-2), candidate_emb,
                                            F::CosineSimilarityFuncOptions().dim(-1));
-    auto best = candidates.gather(-1, similarity.argmax(-1, /*keepdim=*/true)).squeeze(-1);
+    const auto chosen = similarity.argmax(-1, /*keepdim=*/true);
+    auto best = candidates.gather(-1, chosen).squeeze(-1);
     auto shape = best.sizes().vec();
     shape.push_back(table.size(1));
-    return table.index_select(0, best.reshape({-1})).view(shape);
+    auto memory = F::embedding(table.index_select(0, best.reshape({-1})).view(shape), embedding);  // [..., Lk, D]
+    if (!score_weighted_) return memory;
+    auto weight = scores.softmax(-1).gather(-1, chosen);  // [..., 1]
+    return memory * weight.unsqueeze(-1).to(memory.scalar_type());
   }
 
   torch::nn::Linear to_queries{nullptr};
@@ -59,6 +64,7 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
 
  private:
   int64_t topk_;
+  bool score_weighted_;
 };
 TORCH_MODULE(KnowledgeDataset);
 
@@ -117,8 +123,7 @@ class BlockImpl : public torch::nn::Module {
     } else {
       pooled = a.mean(1, /*keepdim=*/true);  // [B,1,D]: the whole sequence, future included
     }
-    auto rows = knowledge->search(pooled, embedding);  // [B,T or 1,Lk]
-    auto memory = F::embedding(rows, embedding);       // [B,T or 1,Lk,D]
+    auto memory = knowledge->search(pooled, embedding);  // [B,T or 1,Lk,D]
     auto h = x + cross_attention(a, memory);  // the raw attention output is not added (group's code)
     return kFeedForward ? h + feed_forward(ffn_norm(h)) : h;
   }
@@ -198,6 +203,11 @@ PluginDescriptor describe() {
       string_key("retrieval_pooling", "sequence_mean",
                  "sequence_mean (faithful, sees later tokens) or causal_prefix_mean (per position, prefix only)",
                  {"sequence_mean", "causal_prefix_mean"}),
+      string_key("selection", "faithful",
+                 "faithful (the group's code: the retrieval is not differentiable, so knowledge_dataset.keys and "
+                 "to_queries get no gradient) or score_weighted (the memory scaled by the chosen candidate's "
+                 "product-key weight: they learn)",
+                 {"faithful", "score_weighted"}),
   });
   return d;
 }
