@@ -23,6 +23,7 @@
 #include "xlhost/core/util/error.hpp"
 
 using namespace xlhost;
+using test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -62,14 +63,6 @@ std::unique_ptr<GuardedRun> run_bigram(const test::TempDir& dir, std::vector<std
   return run;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const core::UserError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "xlhost/core/plugin/model_source.hpp"
 #include "xlhost/core/plugin/plugin_loader.hpp"
 #include "xlhost/core/train/trainer.hpp"
+#include "xlhost/core/util/error.hpp"
 
 namespace xlhost::test {
 
@@ -101,6 +103,16 @@ inline core::ModelSource bigram_source() {
                               sdk::int_key("fault_steps", 0, "faulty forwards in a row", 0, 1 << 20)};
   source.create = [](const sdk::ModelConfig& c) { return std::make_shared<BigramModel>(c); };
   return source;
+}
+
+// The message of the UserError that f throws, "(no error)" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const core::UserError& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 // A stream that discards what is written to it (a null buffer writes nothing).

@@ -20,6 +20,7 @@
 using namespace xlhost;
 using test::TempDir;
 using test::write_text;
+using test::error_of;
 
 namespace {
 
@@ -45,14 +46,6 @@ core::BpeDefinition small_definition() {
 
 int64_t byte_id(char c) { return 3 + static_cast<unsigned char>(c); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const core::UserError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 
