@@ -14,6 +14,7 @@
 #include "xlhost/core/train/device_info.hpp"
 #include "xlhost/core/train/run_record.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
 
 using namespace xlhost;
 
@@ -214,4 +215,43 @@ TEST(ExperimentRecord, ResumedRunKeepsTheFirstLossSumsWallTimeAndReproducesFromS
   EXPECT_DOUBLE_EQ(fresh["results"]["first_loss"].GetDouble(), 6.0) << "a run from scratch starts its own record";
   EXPECT_DOUBLE_EQ(fresh["results"]["wall_seconds"].GetDouble(), 30.0);
   EXPECT_EQ(fresh["results"]["segments"].GetInt64(), 1);
+}
+
+TEST(RecordComparison, LossIsCrossEntropyWithTheAuxiliaryLossApart) {
+  test::TempDir dir;
+  test::write_text(dir / "exp.json", "{}\n");
+  test::write_text(dir / "m.so", "plugin bytes\n");
+  core::RunDescription run;
+  run.run_dir = dir / "out/1.0.0", run.id = "1.0.0", run.config_json = "{}", run.config_path = dir / "exp.json";
+  core::PluginIdentity plugin;
+  plugin.path = dir / "m.so", plugin.name = "m";
+  core::ExperimentRecord record(run, plugin, core::runtime_info());
+  core::RunResults r;
+  r.steps = 2, r.losses = {3.0, 2.0}, r.final_aux_loss = 0.5;
+  record.finish(&r, "completed");
+  const auto c = core::compare_records(dir / "out", {"1.0.0"});
+  ASSERT_NE(find_row(c.results, "final train loss"), nullptr);
+  EXPECT_EQ(find_row(c.results, "final train loss")->values[0], "2.0000") << "the cross-entropy, not 2.5";
+  EXPECT_EQ(find_row(c.results, "plugin aux loss (apart)")->values[0], "0.5000");
+}
+
+TEST(RecordComparison, ABestIsMarkedOnlyBeyondTheSpreadOfSeeds) {
+  test::TempDir dir;
+  write_record(dir / "out", "1.0.0", "0.001", "2.50", "900");
+  write_record(dir / "out", "1.0.1", "0.003", "2.40", "1000");
+  write_record(dir / "out", "1.0.2", "0.003", "2.00", "1000");
+  // Seed groups: 1.0.0 and 1.0.1 overlap (0.10 apart, spreads 0.08 + 0.05); 1.0.2 is 0.5 lower.
+  for (const auto& [id, sd] : {std::pair{"1.0.0", "0.08"}, {"1.0.1", "0.05"}}) {
+    auto text = core::read_text_file(dir / ("out/" + std::string(id) + "/record.json"));
+    text.insert(text.rfind('}'), R"(, "seeds": [1, 2, 3], "results_std": {"val_loss": )" + std::string(sd) + "}");
+    test::write_text(dir / ("out/" + std::string(id) + "/record.json"), text);
+  }
+  const auto close = core::compare_records(dir / "out", {"1.0.0", "1.0.1"});
+  const auto* val = find_row(close.results, "val loss");
+  ASSERT_NE(val, nullptr);
+  EXPECT_EQ(val->values[0], "2.5000 ± 0.0800");
+  EXPECT_EQ(val->best, -1) << "within the spread: no best";
+  EXPECT_EQ(find_row(close.results, "seeds")->values, (std::vector<std::string>{"3", "3"}));
+  const auto apart = core::compare_records(dir / "out", {"1.0.1", "1.0.2"});
+  EXPECT_EQ(find_row(apart.results, "val loss")->best, 1) << "0.4 lower, beyond 0.05 + 0";
 }

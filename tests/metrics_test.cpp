@@ -150,3 +150,14 @@ TEST(MetricsServer, BusyPortIsAClearError) {
         << e.what();
   }
 }
+
+TEST(MetricsText, TrainLossIsCrossEntropyAndTheAuxiliaryLossItsOwnGauge) {
+  Registry r;
+  TrainingMetrics m(r, {{"rank", "0"}}, 0, 0, 10);
+  StepRecord s;
+  s.step = 1, s.loss = 2.0, s.aux_loss = 0.5, s.lr = 1e-3;
+  m.on_step(s);
+  const auto text = r.serialize();
+  EXPECT_NE(text.find("xl_train_loss{rank=\"0\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("xl_train_aux_loss{rank=\"0\"} 0.5\n"), std::string::npos) << text;
+}
