@@ -23,7 +23,6 @@ namespace xlhost::host {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> parts;
@@ -109,7 +108,7 @@ int encode(const std::vector<std::string>& args) {
       bytes += texts[i].size();
     }
   });
-  const double seconds = seconds_since(started);
+  const double seconds = core::seconds_since(started);
   std::cerr << "encoded " << report.documents << " texts, " << core::format_count(static_cast<double>(bytes)) << "B in "
             << core::format_fixed(seconds, 3) << " s: "
             << core::format_fixed(static_cast<double>(bytes) / 1e6 / seconds, 2) << " MB/s on " << workers

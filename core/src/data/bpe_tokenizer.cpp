@@ -79,7 +79,6 @@ std::string gpt2_pattern() {
          "]+";
 }
 
-uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
 
 }  // namespace
 
@@ -238,7 +237,7 @@ BpeTokenizer::BpeTokenizer(BpeDefinition definition, std::string fingerprint)
     if (merged == ids.end())
       throw UserError("merge " + std::to_string(rank) + " (\"" + vocab[a] + "\" \"" + vocab[b] +
                       "\") makes a token that is not in the vocabulary");
-    merges_.emplace(pair_key(a, b), std::make_pair(static_cast<int32_t>(rank), merged->second));
+    merges_.emplace(bpe_pair_key(a, b), std::make_pair(static_cast<int32_t>(rank), merged->second));
   }
   if (definition_.ignore_merges) word_ids_ = std::move(ids);
   bytes_.resize(vocab.size());
@@ -295,7 +294,7 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int64_t>& out)
   std::priority_queue<Candidate> queue;
   auto consider = [&](int32_t pos) {
     if (pos < 0 || symbols[pos].next < 0) return;
-    auto it = merges_.find(pair_key(symbols[pos].id, symbols[symbols[pos].next].id));
+    auto it = merges_.find(bpe_pair_key(symbols[pos].id, symbols[symbols[pos].next].id));
     if (it != merges_.end()) queue.push({it->second.first, pos, it->second.second});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) consider(i);
@@ -304,7 +303,7 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int64_t>& out)
     queue.pop();
     Symbol& left = symbols[top.pos];
     if (left.id < 0 || left.next < 0) continue;
-    auto it = merges_.find(pair_key(left.id, symbols[left.next].id));
+    auto it = merges_.find(bpe_pair_key(left.id, symbols[left.next].id));
     if (it == merges_.end() || it->second.second != top.merged) continue;
     Symbol& right = symbols[left.next];
     left.id = top.merged;

@@ -22,9 +22,7 @@ namespace xlhost::core {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
 int32_t left_of(uint64_t key) { return static_cast<int32_t>(key >> 32); }
 int32_t right_of(uint64_t key) { return static_cast<int32_t>(key & 0xFFFFFFFFu); }
 
@@ -80,7 +78,7 @@ WordCounts count_words(const BpeTrainingOptions& o, const TextSplitter& splitter
   for (size_t t = 1; t < per_thread.size(); ++t)
     for (auto& [w, c] : per_thread[t]) words[w] += c;
   report.distinct_words = words.size();
-  report.count_seconds = since(started);
+  report.count_seconds = seconds_since(started);
   return words;
 }
 
@@ -113,7 +111,7 @@ class PairIndex {
 
   void add(const Word& w, int32_t index, int64_t sign, std::unordered_set<uint64_t>* changed) {
     for (size_t i = 0; i + 1 < w.symbols.size(); ++i) {
-      const uint64_t key = pair_key(w.symbols[i], w.symbols[i + 1]);
+      const uint64_t key = bpe_pair_key(w.symbols[i], w.symbols[i + 1]);
       counts[key] += sign * w.count;
       if (sign > 0) where[key].insert(index);
       if (changed) changed->insert(key);
@@ -225,7 +223,7 @@ BpeDefinition train_bpe(const BpeTrainingOptions& o, std::ostream& log, BpeTrain
   }
   progress.finish();
   report.merges = d.merges.size();
-  report.merge_seconds = since(started);
+  report.merge_seconds = seconds_since(started);
   if (report_out) *report_out = report;
   return d;
 }

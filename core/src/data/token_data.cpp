@@ -153,7 +153,7 @@ void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, 
   });
   flush();
   progress.finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double seconds = seconds_since(started);
   if (report.documents == 0)
     throw UserError(data_path + ": no documents (expected JSON lines with " +
                     (chat ? "a \"conversations\" array" : "a \"text\" field") + ")");

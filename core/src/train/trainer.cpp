@@ -29,7 +29,6 @@ double learning_rate(int64_t step, int64_t total, double peak, int64_t warmup, d
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();

@@ -32,6 +32,10 @@ std::string format_duration(double seconds) {
   return text;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 ProgressLine::ProgressLine(std::ostream& out, int64_t total, int64_t start)
     : out_(out),
       total_(total),
@@ -40,7 +44,7 @@ ProgressLine::ProgressLine(std::ostream& out, int64_t total, int64_t start)
       started_(std::chrono::steady_clock::now()) {}
 
 void ProgressLine::update(int64_t step, double loss, double lr, double tokens_per_second) {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  const double elapsed = seconds_since(started_);
   const double done = static_cast<double>(step - start_);
   const double eta = done > 0 ? elapsed / done * static_cast<double>(total_ - step) : -1;
   char lr_text[32];

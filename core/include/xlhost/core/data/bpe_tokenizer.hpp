@@ -16,6 +16,11 @@
 
 namespace xlhost::core {
 
+// A pair of token ids (left, right) as one hash key, for merge tables and pair counts.
+inline uint64_t bpe_pair_key(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+
 // GPT-2's reversible byte → printable character map, as UTF-8: byte 0x20 → "Ġ".
 const std::string& byte_level_char(uint8_t byte);
 

@@ -10,6 +10,7 @@ namespace xlhost::core {
 std::string format_count(double n);          // 25829888 → "25.83M"
 std::string format_fixed(double x, int digits);
 std::string format_duration(double seconds);  // 65 → "1m05s"
+double seconds_since(std::chrono::steady_clock::time_point start);
 
 // One status line for long work: step/total, loss, lr, tokens/s and ETA. Redrawn in place
 // on a terminal, one line per update otherwise (logs, CI).
