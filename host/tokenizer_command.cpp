@@ -100,14 +100,21 @@ int encode(const std::vector<std::string>& args) {
   const int workers = core::worker_threads(threads);
   const auto started = Clock::now();
   size_t bytes = 0;
-  const auto report = core::read_json_line_blocks(jsonl, false, 4 << 20, [&](std::vector<std::string>& texts) {
+  auto read_text = [](const rapidjson::Value& line, std::vector<std::string>& texts) {
+    texts.emplace_back();
+    auto problem = core::read_text_field(line, texts.back());
+    if (!problem.empty()) texts.pop_back();
+    return problem;
+  };
+  auto encode_block = [&](std::vector<std::string>& texts) {
     std::vector<std::vector<int64_t>> ids(texts.size());
     core::parallel_for(texts.size(), workers, [&](size_t i, int) { ids[i] = tokenizer->encode(texts[i]); });
     for (size_t i = 0; i < texts.size(); ++i) {
       print_ids(ids[i], std::cout);
       bytes += texts[i].size();
     }
-  });
+  };
+  const auto report = core::read_json_object_blocks<std::string>(jsonl, false, 4u << 20, read_text, encode_block);
   const double seconds = core::seconds_since(started);
   std::cerr << "encoded " << report.documents << " texts, " << core::format_count(static_cast<double>(bytes)) << "B in "
             << core::format_fixed(seconds, 3) << " s: "

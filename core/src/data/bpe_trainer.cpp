@@ -41,34 +41,29 @@ WordCounts count_words(const BpeTrainingOptions& o, const TextSplitter& splitter
   }
   const auto started = Clock::now();
   ProgressLine progress(log, static_cast<int64_t>(total_bytes), 0);
-  std::vector<std::string> texts;
-  size_t block_bytes = 0;
-  auto count_block = [&] {
+  auto count_block = [&](std::vector<std::string>& texts) {
     parallel_for(texts.size(), threads, [&](size_t i, int worker) {
       splitter.split(texts[i], [](const AddedToken&) {}, [&](std::string_view w) { ++per_thread[worker][std::string(w)]; });
     });
-    done_bytes += block_bytes;
-    texts.clear(), block_bytes = 0;
+    for (const auto& t : texts) done_bytes += t.size();
     progress.count(static_cast<int64_t>(done_bytes), "counting words: bytes");
   };
+  // Text lines and chat lines (each message's content) alike.
   std::vector<ChatMessage> messages;
+  auto read_texts = [&](const rapidjson::Value& line, std::vector<std::string>& texts) -> std::string {
+    std::string text;
+    if (read_text_field(line, text).empty()) {
+      texts.push_back(std::move(text));
+    } else if (line.HasMember("conversations")) {
+      if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
+      for (auto& m : messages) texts.push_back(std::move(m.content));
+    } else {
+      return "expected a string field \"text\" or a \"conversations\" array";
+    }
+    return "";
+  };
   for (const auto& path : o.corpus) {
-    // Text lines and chat lines (each message's content) alike.
-    auto lines = read_json_objects(path, o.skip_malformed, [&](const rapidjson::Value& line) -> std::string {
-      const size_t before = texts.size();
-      if (auto text = line.FindMember("text"); text != line.MemberEnd() && text->value.IsString()) {
-        texts.emplace_back(text->value.GetString(), text->value.GetStringLength());
-      } else if (line.HasMember("conversations")) {
-        if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
-        for (auto& m : messages) texts.push_back(std::move(m.content));
-      } else {
-        return "expected a string field \"text\" or a \"conversations\" array";
-      }
-      for (size_t i = before; i < texts.size(); ++i) block_bytes += texts[i].size();
-      if (block_bytes >= (8u << 20)) count_block();
-      return "";
-    });
-    count_block();
+    auto lines = read_json_object_blocks<std::string>(path, o.skip_malformed, 8u << 20, read_texts, count_block);
     report.documents += lines.documents;
     for (const auto& p : lines.first_problems) log << "skipped " << p << "\n";
   }

@@ -42,30 +42,21 @@ JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
   return report;
 }
 
-JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
-                                const std::function<void(const std::string&)>& on_text) {
-  return read_json_objects(path, skip_malformed, [&](const rapidjson::Value& doc) -> std::string {
-    auto text = doc.FindMember("text");
-    if (text == doc.MemberEnd() || !text->value.IsString()) return "expected a string field \"text\"";
-    on_text(std::string(text->value.GetString(), text->value.GetStringLength()));
-    return "";
-  });
+std::string read_text_field(const rapidjson::Value& line, std::string& text) {
+  auto field = line.FindMember("text");
+  if (field == line.MemberEnd() || !field->value.IsString()) return "expected a string field \"text\"";
+  text.assign(field->value.GetString(), field->value.GetStringLength());
+  return "";
 }
 
-JsonLinesReport read_json_line_blocks(const std::string& path, bool skip_malformed, size_t block_bytes,
-                                      const std::function<void(std::vector<std::string>& texts)>& on_block) {
-  std::vector<std::string> block;
-  size_t bytes = 0;
-  auto report = read_json_lines(path, skip_malformed, [&](const std::string& text) {
-    bytes += text.size();
-    block.push_back(text);
-    if (bytes >= block_bytes) {
-      on_block(block);
-      block.clear(), bytes = 0;
-    }
+JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
+                                const std::function<void(const std::string&)>& on_text) {
+  std::string text;
+  return read_json_objects(path, skip_malformed, [&](const rapidjson::Value& line) {
+    auto problem = read_text_field(line, text);
+    if (problem.empty()) on_text(text);
+    return problem;
   });
-  if (!block.empty()) on_block(block);
-  return report;
 }
 
 }  // namespace xlhost::core

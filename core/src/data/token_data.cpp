@@ -118,11 +118,22 @@ void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, 
   const int threads = worker_threads(0);
   std::vector<uint32_t> ids;
   std::vector<uint8_t> mask;
-  std::vector<TrainingDocument> block;
-  size_t block_bytes = 0, done_bytes = 0;
+  size_t done_bytes = 0;
   const auto started = std::chrono::steady_clock::now();
   ProgressLine progress(log, static_cast<int64_t>(fs::file_size(data_path)), 0);
-  auto flush = [&] {
+  std::vector<ChatMessage> messages;
+  auto read_document = [&](const rapidjson::Value& line, std::vector<TrainingDocument>& block) -> std::string {
+    TrainingDocument doc;
+    if (chat) {
+      if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
+      doc = render_chatml(messages, false);
+    } else if (auto problem = read_text_field(line, doc.text); !problem.empty()) {
+      return problem;
+    }
+    block.push_back(std::move(doc));
+    return "";
+  };
+  auto tokenize_block = [&](std::vector<TrainingDocument>& block) {
     std::vector<std::vector<int64_t>> doc_ids(block.size());
     std::vector<std::vector<uint8_t>> doc_mask(block.size());
     parallel_for(block.size(), threads,
@@ -134,24 +145,10 @@ void build_token_file(const std::string& data_path, const Tokenizer& tokenizer, 
       mask.insert(mask.end(), doc_mask[i].begin(), doc_mask[i].end());
       done_bytes += block[i].text.size();
     }
-    block.clear(), block_bytes = 0;
     progress.count(static_cast<int64_t>(done_bytes), "tokenising: bytes");
   };
-  std::vector<ChatMessage> messages;
-  auto report = read_json_objects(data_path, skip_malformed, [&](const rapidjson::Value& line) -> std::string {
-    if (chat) {
-      if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
-      block.push_back(render_chatml(messages, false));
-    } else {
-      auto text = line.FindMember("text");
-      if (text == line.MemberEnd() || !text->value.IsString()) return "expected a string field \"text\"";
-      block.push_back({std::string(text->value.GetString(), text->value.GetStringLength()), {}});
-    }
-    block_bytes += block.back().text.size();
-    if (block_bytes >= (4u << 20)) flush();
-    return "";
-  });
-  flush();
+  auto report = read_json_object_blocks<TrainingDocument>(data_path, skip_malformed, 4u << 20, read_document,
+                                                          tokenize_block);
   progress.finish();
   const double seconds = seconds_since(started);
   if (report.documents == 0)

@@ -20,6 +20,7 @@ struct TrainingDocument {
   std::string text;
   std::vector<std::pair<size_t, size_t>> loss_spans;
 };
+inline size_t text_bytes(const TrainingDocument& doc) { return doc.text.size(); }  // for read_json_object_blocks
 
 struct ChatMessage {
   std::string role, content;

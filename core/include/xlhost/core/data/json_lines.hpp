@@ -29,9 +29,32 @@ JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
 JsonLinesReport read_json_lines(const std::string& path, bool skip_malformed,
                                 const std::function<void(const std::string&)>& on_text);
 
-// The same, delivering the texts in blocks of about `block_bytes` so that each block can be
-// worked on by several threads. The callback may move the strings out of the block.
-JsonLinesReport read_json_line_blocks(const std::string& path, bool skip_malformed, size_t block_bytes,
-                                      const std::function<void(std::vector<std::string>& texts)>& on_block);
+// A line's string field "text" into `text`; "" or what is wrong (for read_json_objects).
+std::string read_text_field(const rapidjson::Value& line, std::string& text);
+
+// How much text an item of a block holds (see read_json_object_blocks).
+inline size_t text_bytes(const std::string& text) { return text.size(); }
+
+// read_json_objects, with the items on_object(line, block) appends to `block` handed to
+// on_block(block) whenever they hold about `block_bytes` of text, and at the end, so that
+// each block can be worked on by several threads. on_block may move the items out.
+template <typename Item, typename OnObject, typename OnBlock>
+JsonLinesReport read_json_object_blocks(const std::string& path, bool skip_malformed, size_t block_bytes,
+                                        OnObject&& on_object, OnBlock&& on_block) {
+  std::vector<Item> block;
+  size_t bytes = 0;
+  auto report = read_json_objects(path, skip_malformed, [&](const rapidjson::Value& line) -> std::string {
+    const size_t before = block.size();
+    std::string problem = on_object(line, block);
+    for (size_t i = before; i < block.size(); ++i) bytes += text_bytes(block[i]);
+    if (bytes >= block_bytes) {
+      on_block(block);
+      block.clear(), bytes = 0;
+    }
+    return problem;
+  });
+  if (!block.empty()) on_block(block);
+  return report;
+}
 
 }  // namespace xlhost::core
