@@ -26,6 +26,7 @@ extern std::atomic<bool> stop_requested;
 int run_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int generate_command(const std::vector<std::string>& args);
+int export_command(const std::vector<std::string>& args);
 int plugin_command(const std::vector<std::string>& args);
 int plugin_new_command(const std::vector<std::string>& args);
 int data_command(const std::vector<std::string>& args);

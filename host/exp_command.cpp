@@ -173,10 +173,17 @@ int show_command(const std::vector<std::string>& args) {
   positional.add("id", 1);
   po::variables_map vm;
   if (!parse_args(args, options, positional, "xlhost exp show ID [--out DIR]",
-                  "Prints a run's record.json: status, code version, data, results, how to reproduce it.", vm))
+                  "Prints a run's record.json: status, code version, data, results, how to reproduce it; for a run\n"
+                  "started with --init-from, first the chain of runs its weights come from (pretrain -> SFT).", vm))
     return 0;
   const std::string id = vm["id"].as<std::string>();
-  core::read_record(out_dir, id);  // refuses a missing or corrupted record
+  const auto record = core::read_record(out_dir, id);  // refuses a missing or corrupted record
+  const auto lineage = core::record_lineage(record);
+  if (lineage.size() > 2) {  // a run that started from other weights: where they came from
+    std::cout << "lineage (newest first):\n";
+    for (size_t i = 0; i < lineage.size(); ++i) std::cout << (i ? "  <- " : "     ") << lineage[i] << "\n";
+    std::cout << "\n";
+  }
   std::cout << core::read_text_file(core::RunDirectory(out_dir, id).record().string(), "record");
   return 0;
 }

@@ -59,8 +59,10 @@ plugin (.so) built against the xlhost SDK.
 
 commands:
   run          train a model:   xlhost run --plugin P.so --config exp.json [--set k=v]...
+               (--init-from RUN|HF_DIR|FILE.pth: start from other weights, e.g. SFT after pretraining)
   eval         held-out loss and perplexity of a checkpoint
   generate     sample from a checkpoint
+  export       a checkpoint as a Hugging Face folder (transformers, vLLM, llama.cpp converters)
   plugin info  print a plugin's descriptor and config schema
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
   plugin new   scaffold a plugin that builds out of tree against the installed SDK
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
     if (command == "run") return run_command(args);
     if (command == "eval") return eval_command(args);
     if (command == "generate") return generate_command(args);
+    if (command == "export") return export_command(args);
     if (command == "plugin") return plugin_command(args);
     if (command == "data") return data_command(args);
     if (command == "tokenizer") return tokenizer_command(args);

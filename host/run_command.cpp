@@ -290,6 +290,10 @@ int run_command(const std::vector<std::string>& args) {
       ("resume,r", po::value<std::string>()->implicit_value(""),
        "continue from a checkpoint directory; without a value from this experiment's newest valid checkpoint "
        "(corrupt ones are skipped with a warning); 'auto' the same, or a fresh start when there is none")
+      ("init-from", po::value<std::string>(),
+       "initial weights, fresh optimizer and schedule (train.init_from): an xlhost run or checkpoint, a Hugging Face "
+       "folder (xlhost export), a PyTorch state dict (.pth, MiniMind's) or a .safetensors file; the record keeps "
+       "the parent (exp show prints the lineage)")
       ("rewind-to", po::value<int64_t>(), "continue from this experiment's checkpoint of step N (checkpoints/step_N)")
       ("skip-batches", po::value<std::string>(),
        "A:B: pass over data micro-batches A to B-1 (after a divergence, with --rewind-to; the error names them)")
@@ -320,6 +324,7 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("metrics-listen")) overrides.push_back("metrics.listen=" + vm["metrics-listen"].as<std::string>());
   if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
   if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
+  if (vm.count("init-from")) overrides.push_back("train.init_from=" + vm["init-from"].as<std::string>());
   job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
   const auto config = core::Options::from(job.config);
   const std::string& id = config.experiment.id;

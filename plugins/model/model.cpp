@@ -172,6 +172,8 @@ class KnowledgeModel : public Model {
                                   "model.retrieval_pooling=causal_prefix_mean for a causal model";
   }
 
+  WeightInterop weight_interop() const override { return memory_model_interop(kName); }
+
   TiedEmbedding tok_embeddings{nullptr};
   KnowledgeDataset knowledge_dataset{nullptr};
   torch::nn::ModuleList layers{nullptr};

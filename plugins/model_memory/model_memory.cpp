@@ -191,6 +191,8 @@ class ModelMemory : public Model {
     return 6.0 * parameter_count() + 12.0 * config_.get_int("n_layers") * config_.get_int("dim") * seq_len;
   }
 
+  WeightInterop weight_interop() const override { return memory_model_interop("model_memory"); }
+
   TiedEmbedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};

@@ -38,7 +38,8 @@ TORCH_MODULE(Block);
 class ModelOriginal : public Model {
  public:
   explicit ModelOriginal(const ModelConfig& c)
-      : dim_(c.get_int("dim")),
+      : config_(c),
+        dim_(c.get_int("dim")),
         n_layers_(c.get_int("n_layers")),
         dropout_(c.get_float("dropout")),
         rope_(c.get_int("dim") / c.get_int("n_heads"), c.get_float("rope_theta")) {
@@ -64,11 +65,21 @@ class ModelOriginal : public Model {
     return 6.0 * parameter_count() + 12.0 * n_layers_ * dim_ * seq_len;
   }
 
+  // MiniMind's own names, so its state dicts load as they are; the Llama form for transformers.
+  WeightInterop weight_interop() const override {
+    WeightInterop interop;
+    const int64_t hidden = swiglu_hidden_dim(dim_, config_.get_int("hidden_dim"), config_.get_int("multiple_of"));
+    interop.hugging_face = llama_layout(config_, hidden, rope_.max_positions());
+    interop.tied_copies = {{"output.weight", "tok_embeddings.weight"}};
+    return interop;
+  }
+
   TiedEmbedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
 
  private:
+  ModelConfig config_;
   int64_t dim_, n_layers_;
   double dropout_;
   RotaryEmbedding rope_;

@@ -186,4 +186,13 @@ void init_memory_variant_weights(torch::nn::Module& model, torch::Tensor& tied_e
   torch::nn::init::xavier_uniform_(tied_embedding);
 }
 
+WeightInterop memory_model_interop(const std::string& plugin_name) {
+  WeightInterop interop;
+  interop.native_export_note = plugin_name + " has no Hugging Face form: its knowledge memory is no Llama layer. "
+                               "model.safetensors holds xlhost's tensor names (those of the research code's "
+                               "state dict) and config.json the xlhost config; load them with xlhost or that code";
+  interop.tied_copies = {{"output.weight", "tok_embeddings.weight"}};
+  return interop;
+}
+
 }  // namespace xlhost::sdk

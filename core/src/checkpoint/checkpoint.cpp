@@ -148,28 +148,42 @@ void CheckpointWriter::retain(int64_t newest) {
   for (size_t i = 0; i + keep_others < order.size(); ++i) fs::remove_all(order[i]);
 }
 
-void load_model_weights(sdk::Model& model, const std::string& path) {
-  auto tensors = load_safetensors(path);
+void assign_weights(sdk::Model& model, std::map<std::string, torch::Tensor> tensors, const std::string& source,
+                    const std::vector<std::pair<std::string, std::string>>& tied_copies) {
   std::vector<std::string> problems;
+  for (const auto& [copy, original] : tied_copies) {
+    auto c = tensors.find(copy), o = tensors.find(original);
+    if (c == tensors.end() || o == tensors.end()) continue;
+    if (c->second.sizes() != o->second.sizes() || !torch::equal(c->second, o->second.to(c->second.dtype())))
+      problems.push_back(copy + " differs from " + original + ", which the model ties to it");
+    tensors.erase(c);
+  }
   torch::NoGradGuard no_grad;
   auto copy_into = [&](const std::string& name, torch::Tensor& target) {
     auto it = tensors.find(name);
-    if (it == tensors.end()) return problems.push_back("missing " + name);
+    if (it == tensors.end()) return problems.push_back("missing " + name + " " + c10::str(target.sizes()));
     if (it->second.sizes() != target.sizes())
-      return problems.push_back(name + " has shape " + c10::str(it->second.sizes()) + ", model expects " +
-                                c10::str(target.sizes()));
-    target.copy_(it->second);
+      problems.push_back(name + " has shape " + c10::str(it->second.sizes()) + ", the model's is " +
+                         c10::str(target.sizes()));
+    else if (!it->second.is_floating_point() && target.is_floating_point())
+      problems.push_back(name + " holds " + std::string(c10::toString(it->second.scalar_type())) + ", not floating point");
+    else
+      target.copy_(it->second);
     tensors.erase(it);
   };
   for (auto& p : model.named_parameters()) copy_into(p.key(), p.value());
   for (auto& b : model.named_buffers()) copy_into(b.key(), b.value());
-  for (const auto& extra : tensors) problems.push_back("unexpected " + extra.first);
+  for (const auto& extra : tensors) problems.push_back("unexpected " + extra.first + " " + c10::str(extra.second.sizes()));
   if (!problems.empty()) {
-    std::string message = path + ": weights do not fit the model:";
-    for (size_t i = 0; i < problems.size() && i < 10; ++i) message += "\n  " + problems[i];
-    if (problems.size() > 10) message += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
+    std::string message = source + ": weights do not fit the model (" + std::to_string(problems.size()) + " problems):";
+    for (size_t i = 0; i < problems.size() && i < 20; ++i) message += "\n  " + problems[i];
+    if (problems.size() > 20) message += "\n  ... and " + std::to_string(problems.size() - 20) + " more";
     throw UserError(message);
   }
+}
+
+void load_model_weights(sdk::Model& model, const std::string& path) {
+  assign_weights(model, load_safetensors(path), path);
 }
 
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& dir) {

@@ -64,6 +64,14 @@ Schema TrainOptions::schema() {
           int_key("seed", 1337, "seed for initialisation, data order and dropout", 0, 9.2e18),
           int_key("log_interval", 10, "steps between train.log lines and progress updates", 1, 1e9),
           int_key("checkpoint_interval", 0, "steps between checkpoints; 0 = only at the end", 0, 1e15),
+          int_key("export_interval", 0,
+                  "write a Hugging Face export (exports/step_N) at every checkpoint whose step is a multiple of this, "
+                  "and at the end; 0 = off",
+                  0, 1e15),
+          string_key("init_from", "",
+                     "initial weights (a fresh optimizer and schedule): an xlhost run or checkpoint, a Hugging Face "
+                     "folder, a PyTorch state dict (.pth) or a .safetensors file; \"\" = the plugin's initialisation. "
+                     "Ignored when the run resumes from its own checkpoint"),
           int_key("threads", 0, "CPU threads for LibTorch; 0 = all cores", 0, 4096),
           float_key("spike_sigma", 6.0,
                     "skip a step whose loss or gradient norm exceeds the rolling mean by this many standard "
@@ -85,6 +93,7 @@ TrainOptions TrainOptions::from(const SectionValues& s) {
   o.weight_decay = s.get_float("weight_decay"), o.beta1 = s.get_float("beta1"), o.beta2 = s.get_float("beta2");
   o.grad_clip = s.get_float("grad_clip"), o.seed = s.get_int("seed"), o.log_interval = s.get_int("log_interval");
   o.checkpoint_interval = s.get_int("checkpoint_interval"), o.threads = s.get_int("threads");
+  o.export_interval = s.get_int("export_interval"), o.init_from = s.get_string("init_from");
   o.spike_sigma = s.get_float("spike_sigma"), o.spike_window = s.get_int("spike_window");
   o.max_bad_steps = s.get_int("max_bad_steps");
   o.device = s.get_string("device"), o.dtype = s.get_string("dtype");

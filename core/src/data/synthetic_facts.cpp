@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <random>
 #include <set>
 #include <vector>
 
+#include "xlhost/core/data/bpe_trainer.hpp"
+#include "xlhost/core/data/tokenizer_json.hpp"
 #include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core {
@@ -152,13 +155,23 @@ SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOption
   std::ofstream knowledge(dir + "knowledge.txt"), recall(dir + "facts.jsonl"), prompts(dir + "prompts.txt");
   for (const auto& f : facts) {
     knowledge << f.sentence() << "\n";
-    recall << json_object({{"prompt", f.prompt}, {"answer", f.answer}}, "in_train", f.in_train) << "\n";
+    recall << json_object({{"prompt", f.prompt}, {"answer", f.answer}, {"question", f.question}}, "in_train", f.in_train)
+           << "\n";
   }
   for (size_t i = 0; i < facts.size() && i < 8 * 4; i += 4) prompts << facts[i].prompt << "\n";
   if (!knowledge || !recall || !prompts) throw UserError(out_dir + ": cannot write synthetic data");
   // Drawn last, so that the files above stay what they were before chat data existed.
   write_conversations(dir + "chat_train.jsonl", train_pool, o.chat_documents, rng);
   write_conversations(dir + "chat_val.jsonl", train_pool, std::max<int64_t>(1, o.chat_documents / 10), rng);
+
+  // A byte-level BPE tokenizer of the corpus with MiniMind's special tokens: what chat
+  // data (and so pretraining that SFT continues) needs.
+  BpeTrainingOptions tokenizer;
+  tokenizer.corpus = {dir + "train.jsonl", dir + "chat_train.jsonl"};
+  tokenizer.vocab_size = o.tokenizer_vocab_size;
+  tokenizer.special = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  std::ostringstream quiet;
+  write_tokenizer_files(train_bpe(tokenizer, quiet), dir + "tokenizer");
 
   summary.facts = static_cast<int64_t>(facts.size());
   summary.train_documents = o.train_documents;

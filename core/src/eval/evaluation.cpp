@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "xlhost/core/data/chat.hpp"
 #include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/eval/generator.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -65,29 +66,41 @@ EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq
 }
 
 FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
-                       int64_t max_facts, const torch::Device& device) {
+                       int64_t max_facts, const torch::Device& device, bool chat) {
   require_regular_file(facts_path, "facts");
   std::ifstream in(facts_path);
   if (!in) throw UserError(facts_path + ": cannot open facts file (eval.facts_path)");
+  if (chat) require_chatml(tokenizer);
   FactRecall r;
   GenerateOptions greedy;
   greedy.temperature = 0;
-  greedy.eos_id = tokenizer.eos_id();
+  greedy.eos_id = chat ? tokenizer.special_id("<|im_end|>") : tokenizer.eos_id();
+  const char* expected_fields = chat ? "{\"prompt\": string, \"answer\": string, \"question\": string, \"in_train\": bool}"
+                                     : "{\"prompt\": string, \"answer\": string, \"in_train\": bool}";
   std::string line;
   for (int64_t line_no = 1; std::getline(in, line) && (max_facts <= 0 || r.facts < max_facts); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    if (parse_json_into(doc, line) || !doc.IsObject() || !doc.HasMember("prompt") || !doc["prompt"].IsString() ||
-        !doc.HasMember("answer") || !doc["answer"].IsString())
-      throw UserError(facts_path + ":" + std::to_string(line_no) +
-                      ": expected {\"prompt\": string, \"answer\": string, \"in_train\": bool}");
+    auto is_string = [&](const char* key) { return doc.HasMember(key) && doc[key].IsString(); };
+    if (parse_json_into(doc, line) || !doc.IsObject() || !is_string("prompt") || !is_string("answer") ||
+        (chat && !is_string("question")))
+      throw UserError(facts_path + ":" + std::to_string(line_no) + ": expected " + expected_fields +
+                      (chat ? " (a chat model is asked the question; `xlhost data synth` writes it)" : ""));
     const bool seen = !doc.HasMember("in_train") || !doc["in_train"].IsBool() || doc["in_train"].GetBool();
-    std::vector<int64_t> prompt{tokenizer.bos_id()};
-    for (auto id : tokenizer.encode(doc["prompt"].GetString())) prompt.push_back(id);
-    const auto answer = tokenizer.encode(doc["answer"].GetString());
-    greedy.max_new_tokens = static_cast<int64_t>(answer.size());
-    const auto out = generate(model, prompt, greedy, device).tokens;
-    const bool correct = out.size() >= answer.size() && std::equal(answer.begin(), answer.end(), out.begin());
+    bool correct = false;
+    if (chat) {  // asked as a question: the reply must state the fact, "The capital of X is Y"
+      const std::string expected = std::string(doc["prompt"].GetString()) + doc["answer"].GetString();
+      const auto prompt = tokenizer.encode(render_chatml({{"user", doc["question"].GetString()}}, true).text);
+      greedy.max_new_tokens = static_cast<int64_t>(tokenizer.encode(expected).size()) + 2;
+      correct = tokenizer.decode(generate(model, prompt, greedy, device).tokens).rfind(expected, 0) == 0;
+    } else {
+      std::vector<int64_t> prompt{tokenizer.bos_id()};
+      for (auto id : tokenizer.encode(doc["prompt"].GetString())) prompt.push_back(id);
+      const auto answer = tokenizer.encode(doc["answer"].GetString());
+      greedy.max_new_tokens = static_cast<int64_t>(answer.size());
+      const auto out = generate(model, prompt, greedy, device).tokens;
+      correct = out.size() >= answer.size() && std::equal(answer.begin(), answer.end(), out.begin());
+    }
     ++r.facts, r.correct += correct;
     if (seen) ++r.seen_facts, r.seen_correct += correct;
   }

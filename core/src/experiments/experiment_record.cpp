@@ -229,6 +229,18 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   doc.AddMember("failure", str(failure), a);
   doc.AddMember("versions", parsed(versions_json_), a);
   doc.AddMember("hyperparameters", parsed(run_.config_json), a);
+  rapidjson::Value parent;
+  if (const auto& o = run_.parent) {
+    parent.SetObject();
+    parent.AddMember("path", str(o->path), a);
+    parent.AddMember("format", str(format_name(o->format)), a);
+    parent.AddMember("weights_file", str(o->weights_file), a);
+    parent.AddMember("xxh3", str(o->checksum), a);
+    parent.AddMember("run_id", str(o->run_id), a);
+    parent.AddMember("run_dir", str(o->run_dir), a);
+    parent.AddMember("step", o->step >= 0 ? rapidjson::Value(o->step) : rapidjson::Value(), a);
+  }
+  doc.AddMember("parent", parent, a);  // null: the plugin's own initialisation
   doc.AddMember("environment", parsed(environment_json_), a);
   rapidjson::Value results;
   if (s) {
@@ -382,6 +394,35 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.start_time < b.start_time; });
   return out;
+}
+
+std::vector<std::string> record_lineage(const rapidjson::Value& record) {
+  std::vector<std::string> lines;
+  const rapidjson::Value* current = &record;
+  rapidjson::Document ancestor;
+  std::string id = current->HasMember("experiment") ? member_string((*current)["experiment"], "id") : "";
+  lines.push_back(id + " (this run)");
+  for (int depth = 0; depth < 64; ++depth) {
+    if (!current->HasMember("parent") || !(*current)["parent"].IsObject()) {
+      lines.push_back("the plugin's initialisation");
+      break;
+    }
+    const auto& p = (*current)["parent"];
+    const double step = member_number(p, "step");
+    const std::string run_id = member_string(p, "run_id"), run_dir = member_string(p, "run_dir");
+    lines.push_back((run_id.empty() ? "" : run_id + (std::isfinite(step) ? " step " + std::to_string(int64_t(step)) : "") +
+                                                ": ") +
+                    member_string(p, "format") + " " + member_string(p, "path") + ", xxh3 " +
+                    member_string(p, "xxh3").substr(0, 12));
+    if (run_dir.empty()) break;
+    const fs::path file = RunDirectory(fs::path(run_dir)).record();
+    if (!fs::exists(file) || parse_json_into(ancestor, read_text_file(file.string(), "record")) || !ancestor.IsObject()) {
+      lines.push_back("(" + file.string() + " is gone: the chain ends here)");
+      break;
+    }
+    current = &ancestor;
+  }
+  return lines;
 }
 
 std::string fill_record_markdown(const rapidjson::Document& record) {

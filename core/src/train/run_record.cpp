@@ -12,6 +12,7 @@ RunDescription describe_run(const Config& config, const std::string& config_path
   run.config_json = config.to_json();
   run.config_path = config_path, run.command_line = command_line, run.metrics_url = metrics_url;
   run.data_files = {data.train_path, data.val_path, data.knowledge_path};
+  if (!options.train.init_from.empty()) run.parent = locate_weights(options.train.init_from);
   return run;
 }
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <iomanip>
 
+#include "xlhost/core/checkpoint/hugging_face.hpp"
+#include "xlhost/core/checkpoint/initial_weights.hpp"
 #include "xlhost/core/data/knowledge_file.hpp"
 #include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/experiments/run_directory.hpp"
@@ -118,6 +120,12 @@ Trainer::Trainer(const TrainJob& job)
     throw UserError("train.dtype=bfloat16 needs a CUDA device; use float32 on the CPU");
   auto& model = *setup_.model;
   model.init_from_data(data_context(*setup_.tokenizer, data_, log_));
+  if (!train_.init_from.empty() && job_.resume_from.empty()) {  // a resumed run has its own weights
+    const auto origin = locate_weights(train_.init_from);
+    load_initial_weights(model, origin, descriptor.name);
+    log_ << "initial weights: " << describe_origin(origin) << "\n";
+  }
+  if (train_.export_interval > 0) require_exportable(model, descriptor.name);
   if (auto warning = model.causality_warning(); !warning.empty()) {
     summary_.warnings.push_back(descriptor.name + " is not causal as configured: " + warning);
     log_ << "warning: " << summary_.warnings.back() << "\n";
@@ -319,6 +327,18 @@ void Trainer::checkpoint() {
   const auto start = Clock::now();
   summary_.checkpoint = checkpoints_->write(*setup_.model, *optimizer_, state_, config_json_);
   for (auto* observer : observers_) observer->on_checkpoint(summary_.checkpoint, seconds_since(start));
+  const int64_t every = train_.export_interval;
+  if (every > 0 && (state_.step % every == 0 || state_.step == total_steps_)) export_weights();
+}
+
+// exports/step_N beside the checkpoint just written, for evaluation harnesses during training.
+void Trainer::export_weights() {
+  auto spec = export_spec(job_.config, *setup_.tokenizer, job_.model.descriptor);
+  spec.checkpoint = summary_.checkpoint, spec.step = state_.step;
+  const auto dir = options_.run_directory().exports() / checkpoint_name(state_.step);
+  const auto result = export_model(*setup_.model, spec, dir.string(), /*replace=*/true);
+  progress_line_->finish();
+  log_ << "export " << dir.string() << (result.hugging_face ? " (Hugging Face)" : " (xlhost tensor names)") << "\n";
 }
 
 TrainSummary Trainer::run() {
@@ -369,7 +389,8 @@ TrainSummary Trainer::run() {
   if (!summary_.interrupted) {
     summary_.val = evaluate();
     if (!eval_.facts_path.empty()) {
-      summary_.facts = fact_recall(*setup_.model, *setup_.tokenizer, eval_.facts_path, eval_.max_facts, setup_.device);
+      summary_.facts = fact_recall(*setup_.model, *setup_.tokenizer, eval_.facts_path, eval_.max_facts, setup_.device,
+                                   data_.format == DocumentFormat::kChat);
       for (auto* observer : observers_) observer->on_fact_recall(state_.step, summary_.facts);
     }
   }

@@ -105,4 +105,8 @@ TORCH_MODULE(GatedFusion);
 // is the output Linear there), norms left at 1.
 void init_memory_variant_weights(torch::nn::Module& model, torch::Tensor& tied_embedding);
 
+// The memory models have no Hugging Face form (no Llama layer holds a knowledge memory):
+// `xlhost export` writes their own tensor names, and MiniMind's tied output.weight is accepted.
+WeightInterop memory_model_interop(const std::string& plugin_name);
+
 }  // namespace xlhost::sdk

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "xlhost/sdk/weight_interop.hpp"
+
 namespace xlhost::sdk {
 
 struct ForwardResult {
@@ -73,6 +75,10 @@ class Model : public torch::nn::Module {
   // host prints it before training (the loss is then optimistic and generation, which
   // sees only the prefix, behaves differently).
   virtual std::string causality_warning() const { return {}; }
+
+  // How `xlhost export` writes this model and which other names `--init-from` accepts
+  // (weight_interop.hpp). Default: neither a Hugging Face form nor a native export.
+  virtual WeightInterop weight_interop() const { return {}; }
 
   int64_t parameter_count(bool trainable_only = true) const;
 };

@@ -13,8 +13,9 @@
 #include "xlhost/sdk/model.hpp"
 
 // Bump on any change to a type that crosses the plugin boundary (Model, ForwardResult,
-// DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues).
-#define XLHOST_SDK_ABI_VERSION 1
+// DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues,
+// WeightInterop). 2: Model::weight_interop().
+#define XLHOST_SDK_ABI_VERSION 2
 
 namespace xlhost::sdk {
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 
@@ -38,8 +39,12 @@ class CheckpointWriter {
 // Every parameter and buffer by registered name: what model.safetensors holds.
 std::vector<std::pair<std::string, torch::Tensor>> state_tensors(sdk::Model& model);
 
-// Copies every parameter and buffer from the file; a missing, extra or mis-shaped tensor
-// is an error that lists them.
+// Copies every parameter and buffer from `tensors` (converting the dtype). A tied copy
+// ({copy, original}, Model::weight_interop) must equal its original and is dropped. Every
+// missing, unexpected or mis-shaped tensor is listed in one UserError that names `source`.
+void assign_weights(sdk::Model& model, std::map<std::string, torch::Tensor> tensors, const std::string& source,
+                    const std::vector<std::pair<std::string, std::string>>& tied_copies = {});
+// assign_weights from a safetensors file of the model's own names.
 void load_model_weights(sdk::Model& model, const std::string& safetensors_path);
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& checkpoint_dir);
 void restore_rng_state(const std::string& checkpoint_dir);

@@ -13,6 +13,7 @@ struct SynthOptions {
   int64_t val_documents = 200;
   int64_t facts_per_document = 4;
   int64_t chat_documents = 2000;  // chat_train.jsonl; chat_val.jsonl has a tenth
+  int64_t tokenizer_vocab_size = 512;  // tokenizer/
   double knowledge_only_fraction = 0.2;  // facts that appear in knowledge.txt but never in train.jsonl
   uint64_t seed = 1;
 };
@@ -24,10 +25,12 @@ struct SynthSummary {
 // Writes into out_dir:
 //   train.jsonl, val.jsonl   {"text": ...} documents of fact sentences
 //   knowledge.txt            one fact sentence per line (every fact)
-//   facts.jsonl              {"prompt", "answer", "in_train"} for fact-recall evaluation
+//   facts.jsonl              {"prompt", "answer", "question", "in_train"} for fact recall
 //   prompts.txt              generation prompts
 //   chat_train.jsonl, chat_val.jsonl   {"conversations": [...]}: questions about the
 //                            training facts answered by their sentences (SFT data)
+//   tokenizer/               tokenizer.json and tokenizer_config.json: byte-level BPE of
+//                            train.jsonl and chat_train.jsonl, MiniMind's special tokens
 SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOptions& options);
 
 }  // namespace xlhost::core

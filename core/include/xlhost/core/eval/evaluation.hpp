@@ -45,10 +45,11 @@ struct FactRecall {
   }
 };
 
-// Share of facts whose greedy completion of "prompt" begins with exactly "answer".
-// facts_path: JSON lines {"prompt", "answer", "in_train"} (xlhost data synth writes
-// facts.jsonl). max_facts 0 = all. Malformed lines are errors naming file and line.
+// Share of facts whose greedy completion of "prompt" begins with exactly "answer"; with
+// `chat`, whose reply to "question" (a ChatML user turn) begins with prompt + answer.
+// facts_path: JSON lines {"prompt", "answer", "question", "in_train"} (xlhost data synth
+// writes facts.jsonl). max_facts 0 = all. Malformed lines are errors naming file and line.
 FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std::string& facts_path,
-                       int64_t max_facts, const torch::Device& device);
+                       int64_t max_facts, const torch::Device& device, bool chat = false);
 
 }  // namespace xlhost::core

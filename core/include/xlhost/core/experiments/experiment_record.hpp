@@ -8,9 +8,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "xlhost/core/checkpoint/weights_origin.hpp"
 #include "xlhost/core/train/device_info.hpp"
 
 namespace xlhost::core {
@@ -22,6 +24,7 @@ struct RunDescription {
   std::string config_json;  // the fully resolved config
   std::string config_path, command_line, metrics_url;
   std::vector<std::string> data_files;  // their md5 goes into the record (as DVC would)
+  std::optional<WeightsOrigin> parent;  // train.init_from: where the initial weights came from
 };
 
 struct PluginIdentity {
@@ -92,6 +95,11 @@ double member_number(const rapidjson::Value& object, const char* key);
 // The code a run used, from its versions.git: "<commit> on <branch>" (or the short commit),
 // then the uncommitted files when the tree was dirty.
 std::string describe_code_version(const rapidjson::Value& git, bool full_commit);
+
+// The chain of runs whose weights a run started from, newest first: one line per run,
+// "0.0.3 (this run)", "0.0.2 step 300: xlhost checkpoint out/0.0.2/…", ending with where the
+// first one's weights came from. Follows parent.run_dir records; a missing one ends the chain.
+std::vector<std::string> record_lineage(const rapidjson::Value& record);
 
 // The experiment folder's record.md (beside the run's config file) gets the run's outcome
 // between these marker lines, replacing an earlier run's. Returns "" when there is no

@@ -88,6 +88,7 @@ class Trainer {
   void report(const StepRecord& record);
   EvalResult evaluate();
   void checkpoint();
+  void export_weights();
   void conclude_gradient_watch();  // summary figures and the warning, once
 
   TrainJob job_;

@@ -1,7 +1,11 @@
+// The commands that load a trained checkpoint: eval, generate, export.
+#include <filesystem>
 #include <iostream>
 
 #include "cli.hpp"
 #include "sample_printer.hpp"
+#include "xlhost/core/checkpoint/checkpoint_directory.hpp"
+#include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/config/options.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/eval/trained_model.hpp"
@@ -57,7 +61,8 @@ int eval_command(const std::vector<std::string>& args) {
   std::string facts = vm["facts"].as<std::string>();
   if (facts.empty()) facts = config.eval.facts_path;
   if (!facts.empty()) {
-    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, config.eval.max_facts, t.device);
+    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, config.eval.max_facts, t.device,
+                                    config.data.format == core::DocumentFormat::kChat);
     std::cout << "fact recall " << core::format_fixed(100 * recall.rate(), 1) << "% of " << recall.facts
               << " facts (in training text " << core::format_fixed(100 * recall.seen_rate(), 1) << "%, knowledge-only "
               << core::format_fixed(100 * recall.unseen_rate(), 1) << "%)\n";
@@ -110,6 +115,40 @@ int generate_command(const std::vector<std::string>& args) {
   }
   if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
   print_samples(*t.model, *t.tokenizer, prompts, chat, o, t.device, std::cout);
+  return 0;
+}
+
+int export_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  add_checkpoint_options(options);
+  options.add_options()
+      ("out,o", po::value<std::string>()->required(), "folder to write (must not exist, unless --force)")
+      ("force", "replace an existing folder");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost export RUN_OR_CHECKPOINT --out DIR [options]",
+                  "Writes a checkpoint as a folder Python tools load. For a plugin with a Hugging Face layout\n"
+                  "(model_original: Llama) a Hugging Face folder: config.json, model.safetensors,\n"
+                  "generation_config.json and the run's tokenizer files; transformers loads it with\n"
+                  "AutoModelForCausalLM.from_pretrained(DIR). The memory plugins have no Hugging Face form:\n"
+                  "their own tensor names and xlhost config are written, and the command says so.\n"
+                  "xlhost_source.json names the run and step, so `xlhost run --init-from DIR` keeps the lineage.",
+                  vm))
+    return 0;
+  auto t = load(vm);
+  const auto& descriptor = t.plugin.descriptor();
+  auto spec = core::export_spec(t.config, *t.tokenizer, descriptor);
+  spec.checkpoint = std::filesystem::absolute(t.checkpoint).string();
+  spec.step = core::read_checkpoint_state(t.checkpoint).step;
+  spec.run_dir = std::filesystem::path(spec.checkpoint).parent_path().parent_path().string();
+  const std::string out = vm["out"].as<std::string>();
+  const auto result = core::export_model(*t.model, spec, out, vm.count("force") > 0);
+  std::cout << "exported " << t.checkpoint << " (" << descriptor.name << ", step " << spec.step << ") to " << out
+            << (result.hugging_face ? " as a Hugging Face " + t.model->weight_interop().hugging_face.architecture + " folder"
+                                    : " with xlhost's tensor names")
+            << "\n";
+  if (!result.note.empty()) std::cout << "note: " << result.note << "\n";
   return 0;
 }
 

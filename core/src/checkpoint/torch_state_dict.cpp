@@ -1,0 +1,207 @@
+#include "xlhost/core/checkpoint/torch_state_dict.hpp"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
+
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+
+namespace xlhost::core {
+
+namespace {
+
+// LibTorch's unpickler reads what TorchScript pickles. A Python state dict differs in two
+// ways: it is a collections.OrderedDict (LibTorch turns that into None, so filling it
+// fails) and it ends with BUILD setting its `_metadata` attribute (LibTorch's BUILD knows
+// only TorchScript's classes). This rewrites the opcode stream before LibTorch reads it:
+// every `OrderedDict()` becomes an empty dict, and a BUILD is dropped with its argument.
+// Pickle streams hold no offsets, so opcodes can be removed freely.
+class StateDictPickle {
+ public:
+  explicit StateDictPickle(const std::string& path, std::string bytes) : path_(path), in_(std::move(bytes)) {}
+
+  std::string rewrite() {
+    while (pos_ < in_.size()) {
+      const size_t start = pos_;
+      const char op = in_[pos_];
+      const std::string token = in_.substr(start, token_length());
+      pos_ += token.size();
+      // The class goes into the memo only and is never emitted; each OrderedDict() call,
+      // with the class itself or from the memo, becomes {}.
+      const bool ordered_dict = token == "ccollections\nOrderedDict\n";
+      if (ordered_dict) ordered_dict_memo_ = read_memo_put();
+      if (ordered_dict || ((op == 'h' || op == 'j') && memo_index(token) == ordered_dict_memo_)) {
+        if (in_.compare(pos_, 2, ")R") != 0) fail("OrderedDict used other than as OrderedDict()");
+        pos_ += 2;
+        push("}");
+        continue;
+      }
+      if (op == 'b') {  // BUILD: drop the state and the opcode
+        pop();
+        continue;
+      }
+      apply(op, token);
+    }
+    return out_;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw UserError(path_ + ": not a PyTorch state dict (" + what + " at byte " + std::to_string(pos_) + " of data.pkl)");
+  }
+
+  uint32_t u32(size_t at) const {
+    if (at + 4 > in_.size()) fail("truncated pickle");
+    uint32_t v;
+    std::memcpy(&v, in_.data() + at, 4);
+    return v;
+  }
+
+  // Bytes of the opcode at pos_ with its argument; what torch.save writes with protocol 2.
+  size_t token_length() const {
+    const char op = in_[pos_];
+    switch (op) {
+      case '\x80': case 'q': case 'h': case 'K': return 2;  // PROTO, BINPUT, BINGET, BININT1
+      case 'r': case 'j': case 'J': return 5;               // LONG_BINPUT, LONG_BINGET, BININT
+      case 'M': return 3;                                   // BININT2
+      case 'G': return 9;                                   // BINFLOAT
+      case 'X': return 5 + static_cast<size_t>(u32(pos_ + 1));  // BINUNICODE
+      case '\x8a':                                          // LONG1
+        if (pos_ + 1 >= in_.size()) fail("truncated pickle");
+        return 2 + static_cast<unsigned char>(in_[pos_ + 1]);
+      case 'c': {  // GLOBAL "module\nname\n"
+        const size_t a = in_.find('\n', pos_ + 1), b = a == std::string::npos ? a : in_.find('\n', a + 1);
+        if (b == std::string::npos) fail("truncated GLOBAL");
+        return b + 1 - pos_;
+      }
+      case '(': case '.': case ')': case 'R': case 't': case '\x85': case '\x86': case '\x87': case 'Q': case '}':
+      case 's': case 'u': case ']': case 'a': case 'e': case 'N': case '\x88': case '\x89': case 'b':
+        return 1;
+      default:
+        fail(std::string("unexpected pickle opcode 0x") + "0123456789abcdef"[(op >> 4) & 15] + "0123456789abcdef"[op & 15]);
+    }
+  }
+
+  int64_t memo_index(const std::string& token) const {
+    return token[0] == 'h' || token[0] == 'q' ? static_cast<unsigned char>(token[1]) : static_cast<int64_t>(u32(pos_ - 4));
+  }
+
+  int64_t read_memo_put() {
+    if (pos_ < in_.size() && (in_[pos_] == 'q' || in_[pos_] == 'r')) {
+      const std::string token = in_.substr(pos_, token_length());
+      pos_ += token.size();
+      return memo_index(token);
+    }
+    fail("OrderedDict not memoised");
+  }
+
+  // Where each stack item's opcodes begin in out_, so that BUILD can cut its argument.
+  void push(const char* token) {
+    starts_.push_back(out_.size());
+    out_ += token;
+  }
+  void pop() {
+    if (starts_.empty()) fail("stack underflow");
+    out_.resize(starts_.back());
+    starts_.pop_back();
+  }
+  void pop_to_mark() {
+    if (marks_.empty()) fail("no MARK");
+    starts_.resize(marks_.back());
+    marks_.pop_back();
+  }
+
+  void apply(char op, const std::string& token) {
+    const size_t at = out_.size();
+    out_ += token;
+    auto replace_top = [&](size_t popped) {  // pops `popped` items and pushes one that starts at the first
+      if (starts_.size() < popped) fail("stack underflow");
+      const size_t first = popped ? starts_[starts_.size() - popped] : at;
+      starts_.resize(starts_.size() - popped);
+      starts_.push_back(first);
+    };
+    switch (op) {
+      case '(': marks_.push_back(starts_.size()), starts_.push_back(at); break;
+      case 't': {  // TUPLE: the items since the mark become one, starting at the mark
+        if (marks_.empty()) fail("no MARK");
+        const size_t first = starts_[marks_.back()];
+        starts_.resize(marks_.back());
+        marks_.pop_back();
+        starts_.push_back(first);
+        break;
+      }
+      case '\x85': replace_top(1); break;  // TUPLE1
+      case '\x86': replace_top(2); break;  // TUPLE2
+      case '\x87': replace_top(3); break;  // TUPLE3
+      case 'R': replace_top(2); break;     // REDUCE: callable, args → result
+      case 'Q': replace_top(1); break;     // BINPERSID
+      case 's': starts_.resize(starts_.size() < 2 ? 0 : starts_.size() - 2); break;  // SETITEM
+      case 'a': if (!starts_.empty()) starts_.pop_back(); break;                     // APPEND
+      case 'u': case 'e': pop_to_mark(); break;                                     // SETITEMS, APPENDS
+      case 'c': case 'h': case 'j': case ')': case '}': case ']': case 'N': case '\x88': case '\x89':
+      case 'K': case 'M': case 'J': case '\x8a': case 'X': case 'G':
+        starts_.push_back(at);
+        break;
+      default: break;  // PROTO, BINPUT, STOP: the stack is unchanged
+    }
+  }
+
+  const std::string& path_;
+  const std::string in_;
+  size_t pos_ = 0;
+  std::string out_;
+  std::vector<size_t> starts_, marks_;
+  int64_t ordered_dict_memo_ = -1;
+};
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> load_torch_state_dict(const std::string& path) {
+  require_regular_file(path, "PyTorch state dict");
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
+  std::string pickle_name;
+  try {
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+    for (const auto& record : archive->getAllRecords())
+      if (record.size() >= 8 && record.compare(record.size() - 8, 8, "data.pkl") == 0) pickle_name = record;
+  } catch (const c10::Error& e) {
+    throw UserError(path + ": not a torch.save archive (the zip format of PyTorch 1.6 and later), or truncated: " +
+                    e.what_without_backtrace());
+  }
+  if (pickle_name.empty()) throw UserError(path + ": a zip file without data.pkl, not a torch.save archive");
+  const std::string prefix = pickle_name.substr(0, pickle_name.size() - 8);
+  c10::IValue value;
+  try {
+    auto [data, size] = archive->getRecord(pickle_name);
+    const std::string bytes = StateDictPickle(path, std::string(static_cast<const char*>(data.get()), size)).rewrite();
+    size_t pos = 0;
+    torch::jit::Unpickler unpickler(
+        [&](char* buffer, size_t n) {
+          n = std::min(n, bytes.size() - pos);
+          std::memcpy(buffer, bytes.data() + pos, n);
+          pos += n;
+          return n;
+        },
+        nullptr, nullptr, [&](const std::string& name) { return std::get<0>(archive->getRecord(prefix + "data/" + name)); },
+        c10::Device(c10::kCPU));
+    value = unpickler.parse_ivalue();
+  } catch (const c10::Error& e) {
+    throw UserError(path + ": cannot read the state dict (truncated or not a dict of tensors): " +
+                    e.what_without_backtrace());
+  }
+  if (!value.isGenericDict()) throw UserError(path + ": holds a " + value.tagKind() + ", not a state dict (a dict of tensors)");
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& entry : value.toGenericDict()) {
+    if (!entry.key().isString() || !entry.value().isTensor())
+      throw UserError(path + ": the state dict holds an entry that is not name → tensor (" + entry.key().tagKind() + " → " +
+                      entry.value().tagKind() + "); a training checkpoint with a nested \"model\" dict? save its state dict");
+    tensors[entry.key().toStringRef()] = entry.value().toTensor();
+  }
+  return tensors;
+}
+
+}  // namespace xlhost::core
