@@ -7,20 +7,44 @@
 #   scripts/quickstart.sh               both runs, one seed each (about 1.5 + 5 minutes on 2 cores)
 #   scripts/quickstart.sh --seeds N     N seeds each: mean ± standard deviation (N times as long)
 #   scripts/quickstart.sh --baseline    the baseline alone
+#   scripts/quickstart.sh --sft         staged instead: pretraining with the corpus' BPE tokenizer,
+#                                       then supervised fine-tuning on its conversations, for
+#                                       both models (about 1.5 + 1 + 4 + 3 minutes), compared
 set -euo pipefail
 cd "$(dirname "$0")/.."
-baseline_only=false seeds=1
+baseline_only=false seeds=1 sft=false
 while (($#)); do
   case $1 in
     --baseline) baseline_only=true ;;
     --seeds) seeds=$2; shift ;;
-    *) echo "usage: scripts/quickstart.sh [--baseline] [--seeds N]" >&2; exit 2 ;;
+    --sft) sft=true ;;
+    *) echo "usage: scripts/quickstart.sh [--baseline] [--seeds N] [--sft]" >&2; exit 2 ;;
   esac
   shift
 done
 scripts/setup.sh
 scripts/build.sh xlhost model_original model_memory
-[[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth
+# The tokenizer is the newest part of the corpus: an older data/synth is written again (the same files).
+[[ -f data/synth/tokenizer/tokenizer.json ]] || build/bin/xlhost data synth --out data/synth
+
+if $sft; then
+  # Each SFT run starts from its pretraining run's folder (train.init_from): one seed.
+  ((seeds == 1)) || { echo "scripts/quickstart.sh: --sft runs one seed" >&2; exit 2; }
+  for stage in quickstart_bpe quickstart_sft; do
+    build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/$stage.json
+  done
+  if ! $baseline_only; then
+    for stage in quickstart_memory_bpe quickstart_memory_sft; do
+      build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/$stage.json
+    done
+  fi
+  echo
+  build/bin/xlhost exp show 0.0.3 | sed '/^{/,$d'  # the lineage: pretraining -> SFT
+  $baseline_only && exit 0
+  echo "SFT comparison (pretrained 300 steps, fine-tuned 200 steps on the synthetic conversations):"
+  build/bin/xlhost exp compare 0.0.3 0.1.3
+  exit 0
+fi
 
 build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json --seeds "$seeds"
 $baseline_only && exit 0

@@ -55,7 +55,8 @@ def config(name, **train):
     c = {
         "experiment": {"id": name},
         "model": MODEL,
-        "data": {"train_path": str(work / "syn/train.jsonl"), "tokenizer": str(work / "syn/tokenizer/tokenizer.json"),
+        "data": {"train_path": str(work / "syn/train.jsonl"), "val_path": str(work / "syn/val.jsonl"),
+                 "tokenizer": str(work / "syn/tokenizer/tokenizer.json"),
                  "seq_len": 64, "cache_dir": str(work / "cache")},
         "train": {"batch_size": 8, "max_steps": 30, "lr": 3e-3, "log_interval": 10, "threads": 2, **train},
         "metrics": {"enabled": False},

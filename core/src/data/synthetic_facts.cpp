@@ -108,7 +108,10 @@ void write_documents(const std::string& path, const std::vector<const Fact*>& po
   std::ofstream out(path);
   for (int64_t d = 0; d < count; ++d) {
     std::string text;
-    for (int64_t i = 0; i < per_doc; ++i) text += (i ? " " : "") + pool[rng.below(pool.size())]->sentence();
+    for (int64_t i = 0; i < per_doc; ++i) {
+      if (i) text += ' ';
+      text += pool[rng.below(pool.size())]->sentence();
+    }
     out << json_object({{"text", text}}) << "\n";
   }
   if (!out) throw UserError(path + ": cannot write");
@@ -152,14 +155,16 @@ SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOption
   write_documents(dir + "train.jsonl", train_pool, o.train_documents, o.facts_per_document, rng);
   write_documents(dir + "val.jsonl", train_pool, o.val_documents, o.facts_per_document, rng);
 
-  std::ofstream knowledge(dir + "knowledge.txt"), recall(dir + "facts.jsonl"), prompts(dir + "prompts.txt");
+  std::ofstream knowledge(dir + "knowledge.txt"), recall(dir + "facts.jsonl"), prompts(dir + "prompts.txt"),
+      questions(dir + "chat_prompts.txt");
   for (const auto& f : facts) {
     knowledge << f.sentence() << "\n";
     recall << json_object({{"prompt", f.prompt}, {"answer", f.answer}, {"question", f.question}}, "in_train", f.in_train)
            << "\n";
   }
   for (size_t i = 0; i < facts.size() && i < 8 * 4; i += 4) prompts << facts[i].prompt << "\n";
-  if (!knowledge || !recall || !prompts) throw UserError(out_dir + ": cannot write synthetic data");
+  for (size_t i = 1; i < facts.size() && i < 8 * 4; i += 4) questions << facts[i].question << "\n";
+  if (!knowledge || !recall || !prompts || !questions) throw UserError(out_dir + ": cannot write synthetic data");
   // Drawn last, so that the files above stay what they were before chat data existed.
   write_conversations(dir + "chat_train.jsonl", train_pool, o.chat_documents, rng);
   write_conversations(dir + "chat_val.jsonl", train_pool, std::max<int64_t>(1, o.chat_documents / 10), rng);

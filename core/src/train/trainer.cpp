@@ -124,6 +124,10 @@ Trainer::Trainer(const TrainJob& job)
     const auto origin = locate_weights(train_.init_from);
     load_initial_weights(model, origin, descriptor.name);
     log_ << "initial weights: " << describe_origin(origin) << "\n";
+    if (auto warning = tokenizer_mismatch(origin, data_.tokenizer); !warning.empty()) {
+      summary_.warnings.push_back(warning);
+      log_ << "warning: " << warning << "\n";
+    }
   }
   if (train_.export_interval > 0) require_exportable(model, descriptor.name);
   if (auto warning = model.causality_warning(); !warning.empty()) {

@@ -14,4 +14,8 @@ namespace xlhost::core {
 // that cannot be read.
 void load_initial_weights(sdk::Model& model, const WeightsOrigin& origin, const std::string& plugin_name);
 
+// "" when the weights were trained with `tokenizer` (data.tokenizer) or nothing says which
+// they were trained with (a .pth); else a warning naming both: ids would mean other text.
+std::string tokenizer_mismatch(const WeightsOrigin& origin, const std::string& tokenizer);
+
 }  // namespace xlhost::core

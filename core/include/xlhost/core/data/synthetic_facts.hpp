@@ -27,6 +27,7 @@ struct SynthSummary {
 //   knowledge.txt            one fact sentence per line (every fact)
 //   facts.jsonl              {"prompt", "answer", "question", "in_train"} for fact recall
 //   prompts.txt              generation prompts
+//   chat_prompts.txt         questions, the prompts of a chat model
 //   chat_train.jsonl, chat_val.jsonl   {"conversations": [...]}: questions about the
 //                            training facts answered by their sentences (SFT data)
 //   tokenizer/               tokenizer.json and tokenizer_config.json: byte-level BPE of
