@@ -3,11 +3,14 @@
 #include <iomanip>
 #include <iostream>
 
+#include <c10/cuda/CUDAFunctions.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -15,6 +18,8 @@
 #include "build_info.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
+#include "xlhost/core/distributed/c10d_communicator.hpp"
+#include "xlhost/core/distributed/launch.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
@@ -154,6 +159,12 @@ void print_summary(const core::TrainSummary& summary, const std::string& plugin_
                            " facts (in training text " + core::format_fixed(100 * summary.facts.seen_rate(), 1) +
                            "%, knowledge-only " + core::format_fixed(100 * summary.facts.unseen_rate(), 1) + "%)");
   row("throughput", core::format_count(summary.tokens_per_second) + " tokens/s");
+  const int64_t steps_run = summary.steps - summary.first_step;
+  if (summary.communication_seconds > 0 && steps_run > 0)
+    row("all-reduce", core::format_fixed(1000 * summary.communication_seconds / static_cast<double>(steps_run), 1) +
+                          " ms per step (" +
+                          core::format_fixed(100 * summary.communication_seconds / std::max(summary.wall_seconds, 1e-9), 1) +
+                          "% of the wall time)");
   row("wall time", core::format_duration(summary.wall_seconds));
   auto mib = [](int64_t bytes) { return core::format_fixed(static_cast<double>(bytes) / (1 << 20), 0) + " MiB"; };
   row("peak memory", mib(summary.peak_rss_bytes) + " RSS" +
@@ -277,6 +288,63 @@ int run_seeds(const std::vector<std::string>& args, const core::RunDirectory& ru
   return 0;
 }
 
+// `--nproc N`: the same command under torchrun, N processes on this machine. torchrun
+// starts, watches and (with --max-restarts) restarts them; xlhost manages no processes.
+int exec_torchrun(const std::vector<std::string>& args, int nproc) {
+  // torchrun is `python -m torch.distributed.run`: the module needs no script on PATH.
+  std::vector<std::string> words;
+  for (const std::string env : {std::string(std::getenv("XLHOST_VENV") ? std::getenv("XLHOST_VENV") : ""),
+                                std::string(XLHOST_PYTHON_ENV)})
+    if (words.empty() && !env.empty() && access((env + "/bin/python").c_str(), X_OK) == 0)
+      words = {env + "/bin/python", "-m", "torch.distributed.run"};
+  if (words.empty()) words = {"torchrun"};  // from PATH
+  char self[4096] = {};
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) throw std::runtime_error("cannot find this program's path (/proc/self/exe)");
+  const std::string launcher = words.front();
+  for (const std::string& w : {std::string("--standalone"), std::string("--nproc-per-node"), std::to_string(nproc),
+                               std::string("--no-python"), std::string(self, static_cast<size_t>(n)), std::string("run")})
+    words.push_back(w);
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--nproc") ++i;
+    else if (args[i].rfind("--nproc=", 0) != 0) words.push_back(args[i]);
+  }
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::cerr << "xlhost: starting " << nproc << " ranks with torchrun (" << launcher << ")\n";
+  execvp(argv[0], argv.data());
+  throw core::UserError("--nproc: cannot run " + launcher + " (" + std::strerror(errno) +
+                        "); run scripts/setup.sh, or put torchrun on PATH");
+}
+
+// Each rank on a machine serves /metrics on the configured port plus its local rank
+// (port 0, any free port, stays 0).
+std::string rank_listen_address(const std::string& listen, int local_rank) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return listen;
+  int port = 0;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return listen;  // parse_listen_address reports it
+  }
+  return port == 0 ? listen : listen.substr(0, colon + 1) + std::to_string(port + local_rank);
+}
+
+// The other ranks of a data-parallel run, when a launcher started this process as one.
+std::unique_ptr<core::distributed::C10dCommunicator> join_ranks(const core::Options& config) {
+  const auto env = core::distributed::launch_environment();
+  if (!env || env->world_size == 1) return nullptr;
+  const bool cuda = config.train.device == "cuda" || (config.train.device == "auto" && torch::cuda::is_available());
+  const std::string& b = config.dist.backend;
+  const auto kind = b == "nccl" || (b == "auto" && cuda) ? core::distributed::BackendKind::nccl
+                                                          : core::distributed::BackendKind::gloo;
+  if (cuda && kind == core::distributed::BackendKind::nccl) c10::cuda::set_device(static_cast<c10::DeviceIndex>(env->local_rank));
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.dist.timeout_s * 1000));
+  return std::make_unique<core::distributed::C10dCommunicator>(*env, kind, timeout);
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args) {
@@ -303,6 +371,9 @@ int run_command(const std::vector<std::string>& args) {
       ("no-metrics", "do not serve metrics (metrics.enabled=false)")
       ("require-clean", "refuse to run when the git tree around the config has uncommitted changes")
       ("detach", "run in the background: returns once the run has started, output goes to <run dir>/run.log")
+      ("nproc", po::value<int>(),
+       "data-parallel on this machine: N ranks started by torchrun (from the project's Python environment), "
+       "Gloo on the CPU, NCCL with one GPU per rank; the global batch is batch_size x accumulation_steps x N")
       ("seeds", po::value<int>()->default_value(1),
        "train N times, with train.seed, train.seed+1, ...: sub-runs in <run dir>/seeds/, and a record of the mean "
        "and standard deviation of every result that exp list/compare/report show");
@@ -316,6 +387,13 @@ int run_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
 
+  if (vm.count("nproc")) {
+    const int nproc = vm["nproc"].as<int>();
+    if (nproc < 1) throw core::UserError("--nproc must be at least 1");
+    if (vm.count("detach") || vm["seeds"].as<int>() > 1)
+      throw core::UserError("--nproc with --detach or --seeds is not supported: launch torchrun in a script");
+    return exec_torchrun(args, nproc);
+  }
   core::TrainJob job;
   const auto plugin = core::load_plugin(plugin_path);
   job.model = core::model_source(plugin);
@@ -347,12 +425,25 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("detach")) return run_detached(args, run_dir, id);
   set_start_point(vm, run_dir, id, job);
   job.should_stop = [](int64_t) { return stop_requested.load(); };
-  const auto metrics = serve_metrics(config.metrics, vm.count("metrics-listen") > 0);
+  const auto ranks = join_ranks(config);
+  job.communicator = ranks.get();
+  auto metrics_options = config.metrics;
+  if (ranks) metrics_options.listen = rank_listen_address(metrics_options.listen, ranks->local_rank());
+  const auto metrics = serve_metrics(metrics_options, vm.count("metrics-listen") > 0);
   job.metrics = metrics.registry.get();
 
   const std::string command_line = command_line_of(args);
-  core::ExperimentRecord record(core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : ""),
-                                core::plugin_identity(plugin), core::runtime_info());
+  auto description = core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : "");
+  if (ranks) {
+    description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
+    if (ranks->rank() != 0) {  // rank 0 keeps the record, prints and samples; the others train
+      static std::ostream discard(nullptr);
+      job.log = &discard;
+      core::train(job);
+      return 0;
+    }
+  }
+  core::ExperimentRecord record(description, core::plugin_identity(plugin), core::runtime_info());
   const auto summary = train_recorded(job, record, id);
   if (!summary) return 0;
   const auto results = core::run_results(*summary);

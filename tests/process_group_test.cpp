@@ -6,8 +6,11 @@
 #include <c10/cuda/CUDAFunctions.h>
 
 #include <future>
+#include <map>
+#include <optional>
 #include <thread>
 
+#include "xlhost/core/distributed/launch.hpp"
 #include "xlhost/core/distributed/process_group.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -86,4 +89,63 @@ TEST(ProcessGroup, NcclWithoutGpuIsOneClearErrorAndWithGpusAllReduces) {
   });
   const float sum = world == 1 ? 1.f : 3.f;
   for (const auto& t : results) EXPECT_TRUE(torch::equal(t, torch::full({4}, sum))) << t;
+}
+
+namespace {
+
+// launch_environment over a fixed set of variables instead of the process's.
+std::optional<dist::LaunchEnvironment> launch_with(std::map<std::string, std::string> vars) {
+  return dist::launch_environment([&](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  });
+}
+
+}  // namespace
+
+TEST(LaunchEnvironment, NoLauncherVariablesMeanOneProcess) { EXPECT_FALSE(launch_with({}).has_value()); }
+
+TEST(LaunchEnvironment, TorchrunVariablesAndItsAgentStore) {
+  const auto env = launch_with({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+                                {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}, {"TORCHELASTIC_RUN_ID", "x"},
+                                {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "2"}});
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->rank, 3);
+  EXPECT_EQ(env->world_size, 4);
+  EXPECT_EQ(env->local_rank, 1);
+  EXPECT_EQ(env->local_world_size, 2);
+  EXPECT_EQ(env->master_addr, "node7");
+  EXPECT_EQ(env->master_port, 29400);
+  EXPECT_TRUE(env->agent_store);
+  EXPECT_EQ(env->restart_count, 2);
+  EXPECT_EQ(env->launcher, "torchrun");
+}
+
+TEST(LaunchEnvironment, SlurmVariablesWhenTorchrunsAreAbsent) {
+  const auto env = launch_with({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
+                                {"SLURM_NTASKS_PER_NODE", "4"}, {"MASTER_ADDR", "n1"}, {"MASTER_PORT", "29500"}});
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->rank, 5);
+  EXPECT_EQ(env->world_size, 8);
+  EXPECT_EQ(env->local_rank, 1);
+  EXPECT_EQ(env->local_world_size, 4);
+  EXPECT_EQ(env->launcher, "slurm");
+  EXPECT_FALSE(env->agent_store);
+}
+
+TEST(LaunchEnvironment, MalformedOrMissingVariablesAreNamed) {
+  auto message = [](std::map<std::string, std::string> vars) {
+    try {
+      launch_with(vars);
+    } catch (const xlhost::core::UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(message({{"RANK", "one"}, {"WORLD_SIZE", "2"}}).find("RANK=one"), std::string::npos);
+  EXPECT_NE(message({{"RANK", "0"}, {"WORLD_SIZE", "2"}}).find("MASTER_ADDR"), std::string::npos);
+  EXPECT_NE(message({{"RANK", "2"}, {"WORLD_SIZE", "2"}}).find("outside a world of 2"), std::string::npos);
+  EXPECT_NE(message({{"WORLD_SIZE", "2"}}).find("RANK"), std::string::npos);
+  EXPECT_NE(message({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "70000"}}).find("not a port"),
+            std::string::npos);
 }

@@ -35,7 +35,9 @@ class MemoryBlockImpl : public torch::nn::Module {
     if (gated_)
       gated_fusion = register_module("fusion", GatedFusion(dim, dim, c.get_float("dropout")));
     else
-      cross_fusion = register_module("fusion", CrossAttentionFusion(dim, c.get_int("fusion_heads"), 0.1, 0.15));
+      cross_fusion = register_module("fusion", CrossAttentionFusion(dim, c.get_int("fusion_heads"),
+                                                                    c.get_float("fusion_attention_dropout"),
+                                                                    c.get_float("fusion_dropout")));
   }
 
   LayerOutput forward(const torch::Tensor& x, RotaryEmbedding& rope, const torch::Tensor& bank,
@@ -228,6 +230,9 @@ PluginDescriptor describe() {
                  "score_weighted (memories scaled by their gate scores: every gate parameter learns)",
                  {"faithful", "score_weighted"}),
       int_key("fusion_heads", 8, "cross-attention fusion heads", 1, 1024),
+      float_key("fusion_attention_dropout", 0.1, "cross_attention: dropout of the fusion's attention weights (1.4.8)",
+                0.0, 1.0),
+      float_key("fusion_dropout", 0.15, "cross_attention: dropout of the fusion's output (1.4.8)", 0.0, 1.0),
       int_key("num_selected", 16, "memories per token for cross_attention (1.4.8 preset 16)", 1, 1024),
       int_key("num_candidates", 16, "gated_mlp: candidates per token before the Gumbel choice", 1, 1024),
       float_key("gumbel_temperature", 1.0, "gated_mlp: Gumbel-softmax temperature", 1e-6, 100.0),

@@ -53,6 +53,7 @@ std::string state_json(const CheckpointState& s) {
   w.Key("step"), w.Int64(s.step);
   w.Key("micro_batches"), w.Int64(s.micro_batches);
   w.Key("tokens"), w.Int64(s.tokens);
+  w.Key("windows_per_micro_batch"), w.Int64(s.windows_per_micro_batch);
   w.Key("plugin_name"), w.String(s.plugin_name.c_str());
   w.Key("plugin_version"), w.String(s.plugin_version.c_str());
   w.Key("plugin_path"), w.String(s.plugin_path.c_str());

@@ -163,6 +163,7 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
   s.step = fields.integer("step", 0);
   s.micro_batches = fields.integer("micro_batches", 0);
   s.tokens = fields.integer("tokens", 0);
+  if (fields.has("windows_per_micro_batch")) s.windows_per_micro_batch = fields.integer("windows_per_micro_batch", 1);
   s.plugin_name = fields.string("plugin_name");
   s.plugin_version = fields.string("plugin_version");
   s.plugin_path = fields.string("plugin_path");

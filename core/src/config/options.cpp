@@ -156,18 +156,32 @@ Schema RunOptions::schema() {
 
 RunOptions RunOptions::from(const SectionValues& s) { return {s.get_string("out_dir"), s.get_int("keep_checkpoints")}; }
 
+Schema DistOptions::schema() {
+  return {string_key("backend", "auto",
+                     "c10d backend of a data-parallel run (torchrun or Slurm sets the ranks): gloo (CPU), nccl (CUDA), "
+                     "auto = nccl on CUDA, else gloo",
+                     {"auto", "gloo", "nccl"}),
+          float_key("timeout_s", 300.0,
+                    "seconds a rank waits in a collective (or for the others to join) before it gives up and names the "
+                    "ranks that stopped",
+                    1.0, 1e6)};
+}
+
+DistOptions DistOptions::from(const SectionValues& s) { return {s.get_string("backend"), s.get_float("timeout_s")}; }
+
 Options Options::from(const Config& config) {
   return {ExperimentOptions::from(config.section("experiment")), DataOptions::from(config.section("data")),
           TrainOptions::from(config.section("train")),           EvalOptions::from(config.section("eval")),
           GenerateSectionOptions::from(config.section("generate")), MetricsOptions::from(config.section("metrics")),
-          RunOptions::from(config.section("run"))};
+          RunOptions::from(config.section("run")),                DistOptions::from(config.section("dist"))};
 }
 
 ConfigSchema full_schema(const Schema& model_schema) {
   return {{"experiment", ExperimentOptions::schema()}, {"model", model_schema},
           {"data", DataOptions::schema()},             {"train", TrainOptions::schema()},
           {"eval", EvalOptions::schema()},             {"generate", GenerateSectionOptions::schema()},
-          {"metrics", MetricsOptions::schema()},       {"run", RunOptions::schema()}};
+          {"metrics", MetricsOptions::schema()},       {"run", RunOptions::schema()},
+          {"dist", DistOptions::schema()}};
 }
 
 }  // namespace xlhost::core

@@ -241,6 +241,14 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     parent.AddMember("step", o->step >= 0 ? rapidjson::Value(o->step) : rapidjson::Value(), a);
   }
   doc.AddMember("parent", parent, a);  // null: the plugin's own initialisation
+  rapidjson::Value distributed(rapidjson::kObjectType);
+  distributed.AddMember("world_size", run_.distributed.world_size, a);
+  distributed.AddMember("backend", str(run_.distributed.backend), a);
+  distributed.AddMember("launcher", str(run_.distributed.launcher), a);
+  rapidjson::Value hosts(rapidjson::kArrayType);
+  for (const auto& h : run_.distributed.hosts) hosts.PushBack(str(h), a);
+  distributed.AddMember("hosts", hosts, a);
+  doc.AddMember("distributed", distributed, a);
   doc.AddMember("environment", parsed(environment_json_), a);
   rapidjson::Value results;
   if (s) {
@@ -292,7 +300,8 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
     auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
     rapidjson::Value step_time(rapidjson::kObjectType);
     for (const auto& [key, total] : {std::pair{"step_s", s->step_seconds}, {"forward_s", s->forward_seconds},
-                                     {"backward_s", s->backward_seconds}, {"optimizer_s", s->optimizer_seconds}}) {
+                                     {"backward_s", s->backward_seconds}, {"optimizer_s", s->optimizer_seconds},
+                                     {"communication_s", s->communication_seconds}}) {
       const double mean = per_step(total);
       step_time.AddMember(rapidjson::StringRef(key), std::isfinite(mean) ? rapidjson::Value(mean) : rapidjson::Value(), a);
     }

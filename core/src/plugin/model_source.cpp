@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "xlhost/core/config/options.hpp"
+#include "xlhost/core/distributed/launch.hpp"
 #include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core {
@@ -17,8 +18,13 @@ torch::Device resolve_device(const std::string& name) {
   return torch::kCPU;
 }
 
+// threads 0: every core, shared out among the ranks a launcher started on this machine.
 void configure_threads(int64_t threads) {
-  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = static_cast<int>(threads);
+  if (n <= 0) {
+    const auto launch = distributed::launch_environment();
+    n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / (launch ? launch->local_world_size : 1));
+  }
   torch::set_num_threads(n);
 }
 

@@ -34,6 +34,7 @@ RunResults run_results(const TrainSummary& s) {
   r.tokens_per_second = s.tokens_per_second, r.wall_seconds = s.wall_seconds;
   r.step_seconds = s.step_seconds, r.forward_seconds = s.forward_seconds;
   r.backward_seconds = s.backward_seconds, r.optimizer_seconds = s.optimizer_seconds;
+  r.communication_seconds = s.communication_seconds;
   r.peak_rss_bytes = s.peak_rss_bytes, r.peak_cuda_bytes = s.peak_cuda_bytes;
   r.checkpoint = s.checkpoint;
   return r;

@@ -96,6 +96,13 @@ sdk::DataContext data_context(const Tokenizer& tokenizer, const DataOptions& dat
   return context;
 }
 
+// Every parameter and buffer: what the ranks must agree on.
+std::vector<torch::Tensor> model_tensors(sdk::Model& model) {
+  std::vector<torch::Tensor> tensors;
+  for (const auto& [name, t] : state_tensors(model)) tensors.push_back(t);
+  return tensors;
+}
+
 void check_vocabulary(sdk::Model& model, const Tokenizer& tokenizer, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   auto probe = model.forward(torch::full({1, 1}, tokenizer.bos_id(), torch::kInt64).to(device));
@@ -135,16 +142,26 @@ Trainer::Trainer(const TrainJob& job)
     log_ << "warning: " << summary_.warnings.back() << "\n";
   }
   model.to(setup_.device);
+  communicator_.broadcast(model_tensors(model));  // rank 0's initial weights everywhere
   summary_.model = setup_.model, summary_.device = setup_.device;
   summary_.parameters = model.parameter_count();
   check_vocabulary(model, *setup_.tokenizer, setup_.device);
 
-  train_tokens_.emplace(TokenFile::open_or_build(data_.train_path, *setup_.tokenizer, data_.cache_dir,
-                                                 data_.skip_malformed, log_, data_.format));
-  sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size, static_cast<uint64_t>(train_.seed), true);
+  // Rank 0 tokenises into the cache; the other ranks wait for it, then open the same file.
+  auto tokens_of = [&](const std::string& path) {
+    if (communicator_.rank() != 0) communicator_.any(false);
+    auto file = TokenFile::open_or_build(path, *setup_.tokenizer, data_.cache_dir, data_.skip_malformed, log_, data_.format);
+    if (communicator_.rank() == 0) communicator_.any(false);
+    return file;
+  };
+  train_tokens_.emplace(tokens_of(data_.train_path));
+  // One order of windows for the whole world: a data micro-batch is batch_size windows per
+  // rank, and rank r reads the r-th slice of it.
+  sampler_.emplace(*train_tokens_, data_.seq_len, train_.batch_size * communicator_.world_size(),
+                   static_cast<uint64_t>(train_.seed), true);
+  state_.windows_per_micro_batch = train_.batch_size * communicator_.world_size();
   if (!data_.val_path.empty()) {
-    val_tokens_.emplace(TokenFile::open_or_build(data_.val_path, *setup_.tokenizer, data_.cache_dir,
-                                                 data_.skip_malformed, log_, data_.format));
+    val_tokens_.emplace(tokens_of(data_.val_path));
     WindowSampler(*val_tokens_, data_.seq_len, options_.eval_batch_size(), 0, false);  // too small: say so now
   }
   set_up_optimizer();
@@ -161,14 +178,18 @@ Trainer::Trainer(const TrainJob& job)
   if (!job_.resume_from.empty()) resume(job_.resume_from);
   summary_.first_step = state_.step;
   config_json_ = job_.config.to_json();
-  write_file_atomically(run_dir.config().string(), config_json_);
+  const bool first_rank = communicator_.rank() == 0;  // the one that writes the run's files
+  if (first_rank) write_file_atomically(run_dir.config().string(), config_json_);
 
+  const int world = communicator_.world_size();
   log_ << descriptor.name << " " << descriptor.version << ": " << format_count(summary_.parameters)
        << " trainable parameters (" << summary_.parameters << "), " << total_steps_ << " steps of " << train_.batch_size
-       << "×" << train_.accumulation_steps << "×" << data_.seq_len << " tokens on " << setup_.device << "\n";
+       << "×" << train_.accumulation_steps << (world > 1 ? "×" + std::to_string(world) + " ranks" : "") << "×"
+       << data_.seq_len << " tokens on " << setup_.device << "\n";
 
-  own_observers_.push_back(std::make_unique<TrainLogObserver>(
-      run_dir.train_log(), job_.resume_from.empty() ? std::nullopt : std::optional<int64_t>(state_.step)));
+  if (first_rank)
+    own_observers_.push_back(std::make_unique<TrainLogObserver>(
+        run_dir.train_log(), job_.resume_from.empty() ? std::nullopt : std::optional<int64_t>(state_.step)));
   auto progress = std::make_unique<ProgressReport>(log_, total_steps_, state_.step);
   progress_line_ = &progress->line();
   own_observers_.push_back(std::move(progress));
@@ -211,9 +232,22 @@ void Trainer::resume(const std::string& path) {
   load_model_weights(*setup_.model, (fs::path(dir) / "model.safetensors").string());
   load_optimizer_state(*optimizer_, dir);
   restore_rng_state(dir);
-  state_.step = saved.step, state_.micro_batches = saved.micro_batches, state_.tokens = saved.tokens;
+  state_.step = saved.step, state_.tokens = saved.tokens;
+  state_.micro_batches = data_micro_batches(saved, dir);
   summary_.checkpoint = dir;
   log_ << "resumed from " << dir << " at step " << state_.step << "\n";
+}
+
+// The data position of a checkpoint in this run's micro-batches. A run on another number of
+// ranks (or another batch_size with the same global batch) reads the same windows on.
+int64_t Trainer::data_micro_batches(const CheckpointState& saved, const std::string& dir) const {
+  const int64_t saved_windows = saved.windows_per_micro_batch > 0 ? saved.windows_per_micro_batch : train_.batch_size;
+  const int64_t windows = saved.micro_batches * saved_windows, per_micro_batch = state_.windows_per_micro_batch;
+  if (windows % per_micro_batch != 0)
+    throw UserError(dir + ": the checkpoint read " + std::to_string(windows) + " windows, not a whole number of this run's " +
+                    std::to_string(per_micro_batch) + " per micro-batch (batch_size x ranks); keep batch_size x "
+                    "accumulation_steps x ranks as it was");
+  return windows / per_micro_batch;
 }
 
 std::optional<StepRecord> Trainer::train_step() {
@@ -237,7 +271,9 @@ std::optional<StepRecord> Trainer::train_step() {
     }
     if (state_.micro_batches >= job_.skip_batches_first && state_.micro_batches < job_.skip_batches_end)
       state_.micro_batches = job_.skip_batches_end;
-    auto window = window_batch(*train_tokens_, sampler_->window_starts(state_.micro_batches++), seq_len).to(setup_.device);
+    const auto starts = sampler_->window_starts(state_.micro_batches++);
+    const auto mine = starts.begin() + communicator_.rank() * train_.batch_size;
+    auto window = window_batch(*train_tokens_, {mine, mine + train_.batch_size}, seq_len).to(setup_.device);
     auto t0 = Clock::now();
     torch::Tensor cross_entropy, objective;
     {
@@ -276,6 +312,7 @@ std::optional<StepRecord> Trainer::train_step() {
   if (!r.skipped) {
     optimizer_->step();
     model.on_optimizer_step(r.step);
+    synchronize_buffers();
   }
   optimizer_->zero_grad();
   synchronize(setup_.device);
@@ -283,8 +320,8 @@ std::optional<StepRecord> Trainer::train_step() {
   r.step_seconds = seconds_since(step_start);
 
   ++state_.step;
-  r.tokens = train_.batch_size * accumulation * seq_len;
-  r.samples = train_.batch_size * accumulation;
+  r.samples = train_.batch_size * accumulation * communicator_.world_size();  // every rank's
+  r.tokens = r.samples * seq_len;
   state_.tokens += r.tokens;
   r.tokens_seen = state_.tokens;
   r.aux_loss = has_aux_loss ? aux_loss : std::nan("");
@@ -296,6 +333,20 @@ std::optional<StepRecord> Trainer::train_step() {
     window_tokens_ = window_seconds_ = 0;
   }
   return r;
+}
+
+// Buffers a plugin updates by a rule from its own batch (an EMA memory) drift apart between
+// ranks. As DDP does, rank 0's are copied to the others, after every step that changed them.
+void Trainer::synchronize_buffers() {
+  if (communicator_.world_size() == 1) return;
+  std::vector<torch::Tensor> buffers;
+  for (const auto& b : setup_.model->named_buffers()) buffers.push_back(b.value());
+  if (!communicator_.synchronize(buffers) || buffers_diverged_) return;
+  buffers_diverged_ = true;
+  summary_.warnings.push_back(job_.model.descriptor.name + "'s buffers differ between the ranks after on_optimizer_step "
+                              "(state updated from each rank's own batch): rank 0's are copied to every rank after each "
+                              "step, as DDP does, so the run is not that of one process with the global batch");
+  progress_line_->note("warning: " + summary_.warnings.back());
 }
 
 void Trainer::report(const StepRecord& r) {
@@ -329,6 +380,10 @@ void Trainer::conclude_gradient_watch() {
 
 void Trainer::checkpoint() {
   const auto start = Clock::now();
+  if (communicator_.rank() != 0) {  // rank 0 writes the checkpoint every rank would
+    summary_.checkpoint = (options_.run_directory().checkpoints() / checkpoint_name(state_.step)).string();
+    return;
+  }
   summary_.checkpoint = checkpoints_->write(*setup_.model, *optimizer_, state_, config_json_);
   for (auto* observer : observers_) observer->on_checkpoint(summary_.checkpoint, seconds_since(start));
   const int64_t every = train_.export_interval;
@@ -349,6 +404,7 @@ TrainSummary Trainer::run() {
   setup_.model->train();
   const auto run_start = Clock::now();
   const int64_t first_tokens = state_.tokens;
+  const double communication_at_start = communicator_.communication_seconds();
   auto due = [&](int64_t interval) { return interval > 0 && state_.step % interval == 0 && state_.step < total_steps_; };
   auto stop_requested = [&] { return job_.should_stop && communicator_.any(job_.should_stop(state_.step)); };
   if (state_.step < total_steps_ && stop_requested()) {  // a signal during set-up: nothing to save
@@ -389,6 +445,11 @@ TrainSummary Trainer::run() {
   summary_.wall_seconds = seconds_since(run_start);
   summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);
   summary_.steps = state_.step;
+  summary_.communication_seconds = communicator_.communication_seconds() - communication_at_start;
+  if (communicator_.world_size() > 1) {
+    communicator_.require_identical(model_tensors(*setup_.model), "the parameters at step " + std::to_string(state_.step));
+    log_ << "parameters identical on all " << communicator_.world_size() << " ranks at step " << state_.step << "\n";
+  }
   if (state_.step > summary_.first_step) checkpoint();  // a run resumed at its last step has nothing new to save
   if (!summary_.interrupted) {
     summary_.val = evaluate();

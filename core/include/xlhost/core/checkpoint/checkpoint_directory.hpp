@@ -18,6 +18,10 @@ struct CheckpointState {
   int64_t step = 0;           // optimizer steps completed
   int64_t micro_batches = 0;  // training micro-batches consumed (the data position)
   int64_t tokens = 0;         // training tokens consumed
+  // Windows in one data micro-batch of all ranks together (batch_size x world size); 0 in
+  // checkpoints written before data-parallel runs (then batch_size). A resume on another
+  // number of ranks converts micro_batches through it.
+  int64_t windows_per_micro_batch = 0;
   std::string plugin_name, plugin_version, plugin_path;
 };
 

@@ -71,6 +71,13 @@ struct RunOptions {
   static RunOptions from(const SectionValues& s);
 };
 
+struct DistOptions {
+  std::string backend;
+  double timeout_s = 300;
+  static Schema schema();
+  static DistOptions from(const SectionValues& s);
+};
+
 struct Options {
   ExperimentOptions experiment;
   DataOptions data;
@@ -79,6 +86,7 @@ struct Options {
   GenerateSectionOptions generate;
   MetricsOptions metrics;
   RunOptions run;
+  DistOptions dist;
   static Options from(const Config& config);
 
   RunDirectory run_directory() const { return RunDirectory(run.out_dir, experiment.id); }

@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace xlhost::core {
@@ -22,6 +23,14 @@ class Communicator {
   virtual double average(double value) = 0;
   // True on every rank when it is true on any rank: one rank's Ctrl-C stops them all.
   virtual bool any(bool flag) = 0;
+  // Every rank gets rank 0's values (the start of a run).
+  virtual void broadcast(const std::vector<torch::Tensor>& tensors) = 0;
+  // UserError unless `tensors` hold the same bytes on every rank.
+  virtual void require_identical(const std::vector<torch::Tensor>& tensors, const std::string& what) = 0;
+  // Where the ranks' copies differ, rank 0's go to every rank; true when they differed.
+  virtual bool synchronize(const std::vector<torch::Tensor>& tensors) = 0;
+  // Seconds spent in collectives so far (the cost of data parallelism).
+  virtual double communication_seconds() const = 0;
 };
 
 // This process alone: rank 0 of a world of 1.
@@ -32,6 +41,10 @@ class LocalCommunicator final : public Communicator {
   void average_gradients(const std::vector<torch::Tensor>&) override {}
   double average(double value) override { return value; }
   bool any(bool flag) override { return flag; }
+  void broadcast(const std::vector<torch::Tensor>&) override {}
+  void require_identical(const std::vector<torch::Tensor>&, const std::string&) override {}
+  bool synchronize(const std::vector<torch::Tensor>&) override { return false; }
+  double communication_seconds() const override { return 0; }
 };
 
 }  // namespace xlhost::core

@@ -17,6 +17,13 @@
 
 namespace xlhost::core {
 
+// How many processes trained the run together, and where.
+struct DistributedRun {
+  int world_size = 1;
+  std::string backend, launcher;   // "" for a single process
+  std::vector<std::string> hosts;  // by rank
+};
+
 // What a record says of a run before it starts. The experiments code knows no LibTorch:
 // the host fills these from the config, the plugin and the trainer's summary.
 struct RunDescription {
@@ -25,6 +32,7 @@ struct RunDescription {
   std::string config_path, command_line, metrics_url;
   std::vector<std::string> data_files;  // their md5 goes into the record (as DVC would)
   std::optional<WeightsOrigin> parent;  // train.init_from: where the initial weights came from
+  DistributedRun distributed;
 };
 
 struct PluginIdentity {
@@ -45,6 +53,7 @@ struct RunResults {
   double fact_recall = std::nan(""), fact_recall_seen = std::nan(""), fact_recall_unseen = std::nan("");
   double tokens_per_second = 0, wall_seconds = 0;
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // summed
+  double communication_seconds = 0;  // summed time in collectives (data-parallel runs)
   int64_t peak_rss_bytes = 0, peak_cuda_bytes = 0;
   std::string checkpoint;
 };

@@ -38,7 +38,7 @@ struct TrainJob {
   int64_t skip_batches_first = 0, skip_batches_end = 0;
   // Polled after every optimizer step; true saves a checkpoint and ends the run.
   std::function<bool(int64_t step)> should_stop;
-  std::ostream* log = nullptr;            // human-readable progress; nullptr = std::cerr
+  std::ostream* log = nullptr;            // human-readable progress; nullptr = std::cerr (ranks > 0: discard it)
   metrics::Registry* metrics = nullptr;   // training metrics are registered here when set
   Communicator* communicator = nullptr;   // the other ranks; nullptr = this process alone
 };
@@ -59,6 +59,7 @@ struct TrainSummary {
   // Where the steps' time went, summed over the steps of this call (evaluation and
   // checkpoints excluded): forward + backward + optimizer <= step.
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
+  double communication_seconds = 0;  // in collectives (data-parallel runs); part of optimizer_seconds
   int64_t peak_rss_bytes = 0;
   int64_t peak_cuda_bytes = 0;  // most CUDA memory held by tensors; 0 on the CPU
   bool interrupted = false;
@@ -89,6 +90,8 @@ class Trainer {
   EvalResult evaluate();
   void checkpoint();
   void export_weights();
+  void synchronize_buffers();
+  int64_t data_micro_batches(const CheckpointState& saved, const std::string& dir) const;
   void conclude_gradient_watch();  // summary figures and the warning, once
 
   TrainJob job_;
@@ -114,7 +117,8 @@ class Trainer {
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line
   std::vector<std::unique_ptr<TrainingObserver>> own_observers_;
   std::vector<TrainingObserver*> observers_;
-  ProgressLine* progress_line_ = nullptr;  // micro-batch progress inside long accumulated steps
+  ProgressLine* progress_line_ = nullptr;
+  bool buffers_diverged_ = false;  // warned once  // micro-batch progress inside long accumulated steps
   TrainSummary summary_;
 };
 

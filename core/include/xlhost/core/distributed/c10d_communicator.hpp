@@ -1,0 +1,58 @@
+// The Communicator of a data-parallel run on c10d: the ranks a launcher started
+// (launch.hpp) meet in a TCPStore (torchrun's agent store, or one rank 0 hosts) and reduce
+// through Gloo (CPU) or NCCL (CUDA). A collective that fails — a rank died, or hung past
+// dist.timeout_s — is a UserError naming the ranks whose heartbeat stopped.
+#pragma once
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xlhost/core/distributed/communicator.hpp"
+#include "xlhost/core/distributed/launch.hpp"
+#include "xlhost/core/distributed/process_group.hpp"
+
+namespace xlhost::core::distributed {
+
+class C10dCommunicator final : public Communicator {
+ public:
+  C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout);
+  ~C10dCommunicator() override;
+
+  int rank() const override { return env_.rank; }
+  int world_size() const override { return env_.world_size; }
+  void average_gradients(const std::vector<torch::Tensor>& parameters) override;
+  double average(double value) override;
+  bool any(bool flag) override;
+  void broadcast(const std::vector<torch::Tensor>& tensors) override;
+  void require_identical(const std::vector<torch::Tensor>& tensors, const std::string& what) override;
+  bool synchronize(const std::vector<torch::Tensor>& tensors) override;
+  double communication_seconds() const override { return communication_seconds_; }
+
+  const char* backend_name() const { return kind_ == BackendKind::gloo ? "gloo" : "nccl"; }
+  int local_rank() const { return env_.local_rank; }
+  const std::string& launcher() const { return env_.launcher; }
+  std::vector<std::string> hosts();  // every rank's host name, by rank
+
+ private:
+  void all_reduce(torch::Tensor& tensor, c10d::ReduceOp op);
+  bool identical(const std::vector<torch::Tensor>& tensors);
+  [[noreturn]] void fail(const std::string& operation, const std::exception& e);
+  void heartbeat();
+
+  LaunchEnvironment env_;
+  BackendKind kind_;
+  std::chrono::milliseconds timeout_;
+  c10::intrusive_ptr<c10d::Store> store_, heartbeat_store_;
+  c10::intrusive_ptr<c10d::Backend> backend_;
+  std::atomic<bool> stopping_{false};
+  std::thread heartbeat_thread_;
+  double communication_seconds_ = 0;
+};
+
+}  // namespace xlhost::core::distributed

@@ -1,0 +1,247 @@
+#include "xlhost/core/distributed/c10d_communicator.hpp"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "xlhost/core/util/checksum.hpp"
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core::distributed {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kHeartbeat = std::chrono::milliseconds(500);
+constexpr int64_t kBucketElements = 8 << 20;  // 32 MiB of float32 per all-reduce
+
+c10::intrusive_ptr<c10d::Store> client_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(env.master_port);
+  options.isServer = false;
+  options.timeout = timeout;
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    throw UserError("rank " + std::to_string(env.rank) + ": cannot reach the rendezvous store at " + env.master_addr +
+                    ":" + std::to_string(env.master_port) + ": " + e.what());
+  }
+}
+
+// xlhost's keys in the store. Under torchrun's agent store they also carry the prefix of
+// this restart, so a restarted run never reads the keys of the attempt before it.
+c10::intrusive_ptr<c10d::Store> with_prefix(const LaunchEnvironment& env, c10::intrusive_ptr<c10d::Store> store) {
+  if (env.agent_store)
+    store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
+  return c10::make_intrusive<c10d::PrefixStore>("xlhost", store);
+}
+
+// The agent's store when torchrun hosts one, else one that rank 0 hosts.
+c10::intrusive_ptr<c10d::Store> join_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
+  if (env.agent_store) return with_prefix(env, client_store(env, timeout));
+  Rendezvous r;
+  r.master_addr = env.master_addr, r.master_port = env.master_port;
+  r.rank = env.rank, r.world_size = env.world_size, r.timeout = timeout;
+  return with_prefix(env, connect_store(r));
+}
+
+bool is_loopback(const std::string& address) {
+  return address == "localhost" || address.rfind("127.", 0) == 0 || address == "::1";
+}
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+}  // namespace
+
+C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout)
+    : env_(env), kind_(kind), timeout_(timeout) {
+  store_ = join_store(env, timeout);
+  Rendezvous r;
+  r.master_addr = env.master_addr, r.master_port = env.master_port;
+  r.rank = env.rank, r.world_size = env.world_size, r.timeout = timeout;
+  try {
+    backend_ = make_backend(kind, c10::make_intrusive<c10d::PrefixStore>("pg", store_), r,
+                            is_loopback(env.master_addr) ? "127.0.0.1" : "");
+  } catch (const c10::Error& e) {
+    throw UserError("rank " + std::to_string(env.rank) + ": the " + backend_name() + " process group did not form: " +
+                    e.what_without_backtrace());
+  }
+  store_->set("host/" + std::to_string(env.rank), host_name());
+  // A connection of its own: the heartbeat thread must not share the main thread's client.
+  heartbeat_store_ = with_prefix(env, client_store(env, timeout));
+  heartbeat_thread_ = std::thread([this] { heartbeat(); });
+}
+
+C10dCommunicator::~C10dCommunicator() {
+  stopping_ = true;
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+void C10dCommunicator::heartbeat() {
+  const std::string key = "heartbeat/" + std::to_string(env_.rank);
+  for (int64_t beat = 0; !stopping_; ++beat) {
+    try {
+      heartbeat_store_->set(key, std::to_string(beat));
+    } catch (const std::exception&) {  // the store is gone: a collective will fail and say so
+      return;
+    }
+    std::this_thread::sleep_for(kHeartbeat);
+  }
+}
+
+// Which ranks stopped beating: their counters do not move over a few heartbeat periods.
+void C10dCommunicator::fail(const std::string& operation, const std::exception& e) {
+  std::string detail = e.what();
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) detail = c10->what_without_backtrace();
+  detail = detail.substr(0, detail.find('\n'));
+  std::string silent;
+  try {
+    auto read = [&] {
+      std::vector<std::string> beats;
+      for (int r = 0; r < env_.world_size; ++r) {
+        const std::string key = "heartbeat/" + std::to_string(r);
+        beats.push_back(r == env_.rank || !store_->check({key}) ? "" : [&] {
+          auto v = store_->get(key);
+          return std::string(v.begin(), v.end());
+        }());
+      }
+      return beats;
+    };
+    const auto before = read();
+    std::this_thread::sleep_for(6 * kHeartbeat);
+    const auto after = read();
+    for (int r = 0; r < env_.world_size; ++r)
+      if (r != env_.rank && before[r] == after[r]) silent += (silent.empty() ? "rank " : ", rank ") + std::to_string(r);
+  } catch (const std::exception&) {
+    silent = env_.agent_store ? "the launcher's store" : "rank 0 (it hosts the rendezvous store)";
+  }
+  throw UserError("rank " + std::to_string(env_.rank) + ": " + operation + " failed: " +
+                  (silent.empty() ? "every rank still beats, one may be stuck" : silent + " exited or hangs") + " (" +
+                  detail + ")");
+}
+
+void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
+  const auto start = Clock::now();
+  std::vector<torch::Tensor> tensors{tensor};
+  c10d::AllreduceOptions options;
+  options.reduceOp = op;
+  options.timeout = timeout_;
+  try {
+    backend_->allreduce(tensors, options)->wait(timeout_);
+  } catch (const std::exception& e) {
+    fail("an all-reduce", e);
+  }
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Buckets of flattened gradients, summed and divided by the world size. A parameter that got
+// no gradient on some rank (a memory row not selected there) counts as zero there, so every
+// rank issues the same collectives; one that got none on every rank stays without one, as
+// in a single process (the optimizer then leaves it alone).
+void C10dCommunicator::average_gradients(const std::vector<torch::Tensor>& parameters) {
+  if (parameters.empty()) return;
+  torch::NoGradGuard no_grad;
+  auto had_gradient = torch::zeros({static_cast<int64_t>(parameters.size())}, torch::kFloat32);
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    auto& p = const_cast<torch::Tensor&>(parameters[i]);
+    if (p.grad().defined()) had_gradient[i] = 1;
+    else p.mutable_grad() = torch::zeros_like(p);
+  }
+  const double world = env_.world_size;
+  for (size_t first = 0; first < parameters.size();) {
+    size_t end = first;
+    int64_t elements = 0;
+    while (end < parameters.size() && (end == first || elements + parameters[end].numel() <= kBucketElements))
+      elements += parameters[end++].numel();
+    std::vector<torch::Tensor> grads;
+    for (size_t i = first; i < end; ++i) grads.push_back(parameters[i].grad().reshape({-1}));
+    auto flat = torch::cat(grads);
+    all_reduce(flat, c10d::ReduceOp::SUM);
+    flat.div_(world);
+    int64_t offset = 0;
+    for (size_t i = first; i < end; ++i) {
+      auto& g = const_cast<torch::Tensor&>(parameters[i]).mutable_grad();
+      g.copy_(flat.slice(0, offset, offset + g.numel()).view_as(g));
+      offset += g.numel();
+    }
+    first = end;
+  }
+  auto flags = had_gradient.to(parameters.front().device());
+  all_reduce(flags, c10d::ReduceOp::SUM);
+  flags = flags.cpu();
+  for (size_t i = 0; i < parameters.size(); ++i)
+    if (flags[i].item<float>() == 0) const_cast<torch::Tensor&>(parameters[i]).mutable_grad() = torch::Tensor();
+}
+
+double C10dCommunicator::average(double value) {
+  auto t = torch::tensor({value}, torch::kFloat64);
+  if (kind_ == BackendKind::nccl) t = t.cuda();
+  all_reduce(t, c10d::ReduceOp::SUM);
+  return t.item<double>() / env_.world_size;
+}
+
+bool C10dCommunicator::any(bool flag) {
+  auto t = torch::tensor({flag ? 1.0f : 0.0f});
+  if (kind_ == BackendKind::nccl) t = t.cuda();
+  all_reduce(t, c10d::ReduceOp::MAX);
+  return t.item<float>() > 0;
+}
+
+void C10dCommunicator::broadcast(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  const auto start = Clock::now();
+  for (const auto& t : tensors) {
+    std::vector<torch::Tensor> one{t.detach()};
+    c10d::BroadcastOptions options;
+    options.rootRank = 0;
+    options.timeout = timeout_;
+    try {
+      backend_->broadcast(one, options)->wait(timeout_);
+    } catch (const std::exception& e) {
+      fail("the broadcast of the initial weights", e);
+    }
+  }
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A 60-bit prefix of the XXH3 of every tensor's bytes, compared through MIN and MAX.
+bool C10dCommunicator::identical(const std::vector<torch::Tensor>& tensors) {
+  std::string bytes;
+  for (const auto& t : tensors) {
+    const auto c = t.detach().to(torch::kCPU).contiguous();
+    bytes.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  }
+  const auto fingerprint = static_cast<int64_t>(std::stoull(checksum_bytes(bytes.data(), bytes.size()).substr(0, 15), nullptr, 16));
+  auto low = torch::tensor({fingerprint}, torch::kInt64), high = low.clone();
+  if (kind_ == BackendKind::nccl) low = low.cuda(), high = high.cuda();
+  all_reduce(low, c10d::ReduceOp::MIN);
+  all_reduce(high, c10d::ReduceOp::MAX);
+  return low.item<int64_t>() == high.item<int64_t>();
+}
+
+void C10dCommunicator::require_identical(const std::vector<torch::Tensor>& tensors, const std::string& what) {
+  if (!identical(tensors)) throw UserError("rank " + std::to_string(env_.rank) + ": " + what + " differ between the ranks");
+}
+
+bool C10dCommunicator::synchronize(const std::vector<torch::Tensor>& tensors) {
+  if (tensors.empty() || identical(tensors)) return false;
+  broadcast(tensors);
+  return true;
+}
+
+std::vector<std::string> C10dCommunicator::hosts() {
+  std::vector<std::string> names;
+  for (int r = 0; r < env_.world_size; ++r) {
+    auto v = store_->get("host/" + std::to_string(r));
+    names.emplace_back(v.begin(), v.end());
+  }
+  return names;
+}
+
+}  // namespace xlhost::core::distributed
