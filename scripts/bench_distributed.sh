@@ -26,7 +26,7 @@ measure() {  # measure NAME ID SETTINGS... [-- ARGS]
   tps=$(grep -o '"tokens_per_s":[0-9.e+]*' "$out/$id/train.log" | tail -n +2 | cut -d: -f2 |
         awk '{s+=$1; n++} END {if (n) printf "%.0f", s/n; else print "?"}')
   local comm
-  comm=$(grep -o 'all-reduce *[0-9.]* ms per step ([0-9.]*%' <<<"$log" | sed 's/all-reduce *//; s/ per step//' || true)
+  comm=$(grep -o 'all-reduce *[0-9.]* ms per step ([0-9.]*% of the wall time)' <<<"$log" | sed 's/all-reduce *//' || true)
   printf "%-52s %10s   %s\n" "$name" "$tps" "${comm:--}"
 }
 
