@@ -126,18 +126,24 @@ void C10dCommunicator::fail(const std::string& operation, const std::exception& 
                   detail + ")");
 }
 
-void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
+// Runs one collective to its end: timed, and a failure named.
+template <typename Start>
+void C10dCommunicator::collective(const char* operation, Start start_work) {
   const auto start = Clock::now();
+  try {
+    start_work()->wait(timeout_);
+  } catch (const std::exception& e) {
+    fail(operation, e);
+  }
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
   std::vector<torch::Tensor> tensors{tensor};
   c10d::AllreduceOptions options;
   options.reduceOp = op;
   options.timeout = timeout_;
-  try {
-    backend_->allreduce(tensors, options)->wait(timeout_);
-  } catch (const std::exception& e) {
-    fail("an all-reduce", e);
-  }
-  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  collective("an all-reduce", [&] { return backend_->allreduce(tensors, options); });
 }
 
 // Buckets of flattened gradients, summed and divided by the world size. A parameter that got
@@ -195,19 +201,13 @@ bool C10dCommunicator::any(bool flag) {
 
 void C10dCommunicator::broadcast(const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
-  const auto start = Clock::now();
   for (const auto& t : tensors) {
     std::vector<torch::Tensor> one{t.detach()};
     c10d::BroadcastOptions options;
     options.rootRank = 0;
     options.timeout = timeout_;
-    try {
-      backend_->broadcast(one, options)->wait(timeout_);
-    } catch (const std::exception& e) {
-      fail("the broadcast of the initial weights", e);
-    }
+    collective("a broadcast from rank 0", [&] { return backend_->broadcast(one, options); });
   }
-  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 // A 60-bit prefix of the XXH3 of every tensor's bytes, compared through MIN and MAX.

@@ -40,6 +40,8 @@ class C10dCommunicator final : public Communicator {
   std::vector<std::string> hosts();  // every rank's host name, by rank
 
  private:
+  template <typename Start>
+  void collective(const char* operation, Start start_work);
   void all_reduce(torch::Tensor& tensor, c10d::ReduceOp op);
   bool identical(const std::vector<torch::Tensor>& tensors);
   [[noreturn]] void fail(const std::string& operation, const std::exception& e);
