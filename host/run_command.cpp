@@ -293,7 +293,7 @@ int run_seeds(const std::vector<std::string>& args, const core::RunDirectory& ru
 int exec_torchrun(const std::vector<std::string>& args, int nproc) {
   // torchrun is `python -m torch.distributed.run`: the module needs no script on PATH.
   std::vector<std::string> words;
-  for (const std::string env : {std::string(std::getenv("XLHOST_VENV") ? std::getenv("XLHOST_VENV") : ""),
+  for (const std::string& env : {std::string(std::getenv("XLHOST_VENV") ? std::getenv("XLHOST_VENV") : ""),
                                 std::string(XLHOST_PYTHON_ENV)})
     if (words.empty() && !env.empty() && access((env + "/bin/python").c_str(), X_OK) == 0)
       words = {env + "/bin/python", "-m", "torch.distributed.run"};
