@@ -19,9 +19,11 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "xlhost/core/experiments/dashboard.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/experiment_report.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/experiments/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -29,6 +31,8 @@
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
+
+extern const char* const kDashboardPage;  // generated from dashboard.html
 
 namespace {
 
@@ -332,10 +336,41 @@ int list_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+int serve_command(const std::vector<std::string>& args) {
+  std::string listen;
+  po::options_description options("options");
+  options.add_options()
+      ("out,o", po::value<std::vector<std::string>>()->composing(), "folder of runs (repeatable; default out)")
+      ("listen", po::value(&listen)->default_value("127.0.0.1:8787"), "host:port to serve on (port 0: any free port)")
+      ("allow-remote", "serve on an address other machines can reach (anyone who can reach it reads the records)");
+  po::variables_map vm;
+  if (!parse_args(args, options, {}, "xlhost exp serve [--listen 127.0.0.1:PORT] [--out DIR]...",
+                  "A web page over the runs: a sortable, filterable table (text, or expressions such as\n"
+                  "`train.lr<1e-3 and status=completed`), curves of the selected runs against step or\n"
+                  "training time (updated while they run), the exp compare table and a parallel-coordinates\n"
+                  "view, and each run's record, plan and samples. The view is kept in the URL. Ctrl-C stops.",
+                  vm))
+    return 0;
+  core::Dashboard dashboard;
+  dashboard.out_dirs = vm.count("out") ? vm["out"].as<std::vector<std::string>>() : std::vector<std::string>{"out"};
+  dashboard.page = kDashboardPage;
+  dashboard.chart_js = "/usr/share/javascript/chart.js/chart.min.js";
+  const auto address = core::http::parse_listen_address(listen, "--listen");
+  if (!address.is_loopback() && !vm.count("allow-remote"))
+    throw core::UserError("--listen " + listen + " is not a loopback address; add --allow-remote to serve other machines");
+  core::http::Server server(address, "exp serve",
+                            [&dashboard](const std::string& head) { return core::answer_dashboard(head, dashboard); });
+  std::cout << "serving " << server.base_url() << "/ (runs in";
+  for (const auto& out : dashboard.out_dirs) std::cout << " " << out;
+  std::cout << "); Ctrl-C stops\n" << std::flush;
+  while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return 0;
+}
+
 }  // namespace
 
 int exp_command(const std::vector<std::string>& args) {
-  const std::string usage = "xlhost exp new X.Y.Z [--from A.B.C] | list | show ID | compare A B... | report ID [A...] | status | stop ID";
+  const std::string usage = "xlhost exp new X.Y.Z [--from A.B.C] | list | show ID | compare A B... | report ID [A...] | status | stop ID | serve";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: " << usage << "\n\n"
               << "new      create experiments/X.Y.Z/ (exp.json, record.md) from a template or a base experiment\n"
@@ -344,7 +379,8 @@ int exp_command(const std::vector<std::string>& args) {
               << "compare  what differs between runs, and their results side by side\n"
               << "report   a folder with report.md and curves (gnuplot SVG) for one run, compared with others\n"
               << "status   the runs in progress (started with `xlhost run --detach` or elsewhere)\n"
-              << "stop     stop a running experiment; it saves a checkpoint\n";
+              << "stop     stop a running experiment; it saves a checkpoint\n"
+              << "serve    a live web page over the runs: table, filters, curves, comparisons\n";
     return args.empty() ? 2 : 0;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
@@ -355,6 +391,7 @@ int exp_command(const std::vector<std::string>& args) {
   if (args[0] == "report") return report_command(rest);
   if (args[0] == "status") return status_command(rest);
   if (args[0] == "stop") return stop_command(rest);
+  if (args[0] == "serve") return serve_command(rest);
   throw core::UserError("unknown exp subcommand '" + args[0] + "' (usage: " + usage + ")");
 }
 

@@ -75,6 +75,7 @@ commands:
   exp report   report.md with curves (gnuplot SVG), plan and findings, comparison, samples
   exp status   runs in progress (xlhost run --detach starts one in the background)
   exp stop     stop a running experiment gracefully (it saves a checkpoint)
+  exp serve    a live web page over the runs: table, filters, curves, comparisons
 
 'xlhost <command> --help' explains each one; 'xlhost --version' names the build
 and the LibTorch, CUDA, cuDNN and NCCL versions it runs on.

@@ -3,7 +3,8 @@
 # (default 1000) of STEPS logged training steps each (default 10000) from one real tiny
 # run — each a copy of its record.json with its own id, lr and results, and a train.log of
 # STEPS lines — then times the commands (best of 3). `exp report` is timed too: it is the
-# one command that reads the curves. A timed run, not a test.
+# one command that reads the curves; so are the runs table and one curve of `exp serve`.
+# A timed run, not a test.
 #   scripts/bench_records.sh [RECORDS] [STEPS]
 set -euo pipefail
 records=${1:-1000} steps=${2:-10000}
@@ -59,3 +60,12 @@ printf "%-52s %10s\n" "xlhost exp compare (10 runs)" "$(best_of_3 "$xlhost" exp 
 printf "%-52s %10s\n" "xlhost exp report (2 runs; reads curves, gnuplot)" \
   "$(best_of_3 "$xlhost" exp report 1.0.1 1.0.2 --out runs --dest report)"
 printf "%-52s %10s\n" "xlhost --help (process start, for reference)" "$(best_of_3 "$xlhost" --help)"
+
+# The dashboard's answers over the same records (curl's own start included: an upper bound).
+"$xlhost" exp serve --listen 127.0.0.1:0 --out runs >serve.log &
+serve=$!
+trap 'kill $serve 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do grep -q http serve.log && break; sleep 0.1; done
+url=$(grep -o 'http://[^ ]*/' serve.log)
+printf "%-52s %10s\n" "exp serve: GET /api/runs (the runs table)" "$(best_of_3 curl -sf "${url}api/runs")"
+printf "%-52s %10s\n" "exp serve: GET /api/curves (one run, $steps steps)" "$(best_of_3 curl -sf "${url}api/curves?id=1.0.1")"

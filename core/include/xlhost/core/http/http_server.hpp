@@ -1,0 +1,76 @@
+// A small HTTP/1.1 server for loopback tools: the metrics endpoint of a run and the
+// experiment dashboard (`xlhost exp serve`). One thread accepts; each connection gets a
+// thread, a 5 s I/O budget and a 16 KiB limit on its request head; at most 16 at once.
+// What to answer is the handler's: a pure function of the request head, so it can be
+// tested and fuzzed without sockets.
+//
+// Not civetweb, which DESIGN.md proposed: Debian's libcivetweb is built with a small
+// fixed thread stack, and pthread_create fails in any process with LibTorch's large
+// static thread-local storage ("Cannot create threads"), so it cannot start inside xlhost.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace xlhost::core::http {
+
+struct ListenAddress {
+  std::string host;  // "127.0.0.1", "::1", "0.0.0.0", ...
+  int port = 0;      // 0 = pick a free port
+  bool is_loopback() const;
+};
+
+// Parses "host:port" or "[v6]:port"; `what` names the setting in errors.
+ListenAddress parse_listen_address(const std::string& text, const std::string& what);
+
+struct Request {
+  std::string method, path;                  // path without the query, percent-decoded
+  std::map<std::string, std::string> query;  // decoded
+};
+
+// The request line of a head; nothing when it is malformed.
+std::optional<Request> parse_request(const std::string& head);
+
+// A whole response with Content-Length and Connection: close; head_only leaves out the body.
+std::string response(int status, const std::string& content_type, const std::string& body, bool head_only = false);
+
+class Server {
+ public:
+  using Handler = std::function<std::string(const std::string& request_head)>;
+  // `what` names the server in errors ("metrics", "exp serve"). UserError when the
+  // address cannot be bound.
+  Server(const ListenAddress& address, const std::string& what, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }
+  std::string base_url() const;  // http://host:port
+
+ private:
+  void accept_loop();
+  void serve(int fd);
+
+  ListenAddress address_;
+  Handler handler_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
+  std::mutex connections_mutex_;
+  struct Connection {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::list<Connection> connections_;  // finished ones are joined on the next accept, the rest on stop
+  std::thread acceptor_;
+};
+
+}  // namespace xlhost::core::http

@@ -1,0 +1,275 @@
+#include "xlhost/core/experiments/dashboard.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+
+#include "xlhost/core/checkpoint/checkpoint_directory.hpp"
+#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/experiments/train_log.hpp"
+#include "xlhost/core/http/http_server.hpp"
+#include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
+
+namespace xlhost::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+constexpr size_t kMaxCurvePoints = 2000;
+
+std::string json_of(const std::function<void(Writer&)>& body) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  body(w);
+  return buffer.GetString();
+}
+
+void string_field(Writer& w, const char* key, const std::string& value) {
+  w.Key(key);
+  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void number_field(Writer& w, const char* key, double value) {
+  w.Key(key);
+  if (std::isfinite(value)) w.Double(value);
+  else w.Null();
+}
+
+// One folder name: what the URL may name, nothing that climbs out of the out folder.
+bool is_run_id(const std::string& id) {
+  if (id.empty() || id == "." || id == ".." || id.size() > 255) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+}
+
+// The run folder of `id` in the first out folder that has it.
+std::optional<fs::path> run_folder(const Dashboard& d, const std::string& id) {
+  for (const auto& out : d.out_dirs)
+    if (fs::is_directory(fs::path(out) / id)) return fs::path(out) / id;
+  return std::nullopt;
+}
+
+// "train.lr" → value, for every scalar of the resolved config.
+void flatten(Writer& w, const rapidjson::Value& v, const std::string& prefix) {
+  for (const auto& m : v.GetObject()) {
+    const std::string key = prefix + m.name.GetString();
+    if (m.value.IsObject()) {
+      flatten(w, m.value, key + ".");
+      continue;
+    }
+    w.Key(key.c_str());
+    if (m.value.IsNumber()) w.Double(m.value.GetDouble());
+    else if (m.value.IsBool()) w.Bool(m.value.GetBool());
+    else if (m.value.IsString()) w.String(m.value.GetString());
+    else w.Null();
+  }
+}
+
+void write_run(Writer& w, const fs::path& dir) {
+  w.StartObject();
+  string_field(w, "id", dir.filename().string());
+  string_field(w, "dir", dir.string());
+  try {
+    const auto summary = read_record_summary(dir.string());  // status with dead processes seen as interrupted
+    const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+    const auto& e = doc["experiment"];
+    string_field(w, "status", summary.status);
+    string_field(w, "description", member_string(e, "description"));
+    string_field(w, "start_time", member_string(e, "start_time"));
+    string_field(w, "plugin", summary.plugin);
+    string_field(w, "metrics_url", summary.metrics_url);
+    const auto& versions = doc["versions"];
+    const bool git = versions.HasMember("git") && versions["git"].IsObject();
+    string_field(w, "commit", git ? member_string(versions["git"], "short_commit") : "");
+    w.Key("dirty"), w.Bool(git && versions["git"].HasMember("dirty") && versions["git"]["dirty"].IsBool() &&
+                           versions["git"]["dirty"].GetBool());
+    w.Key("results"), w.StartObject();
+    if (doc.HasMember("results") && doc["results"].IsObject())
+      for (const char* key : {"steps", "final_loss", "best_loss", "val_loss", "fact_recall", "tokens_per_second",
+                              "wall_seconds", "final_aux_loss"})
+        number_field(w, key, member_number(doc["results"], key));
+    w.EndObject();
+    w.Key("config"), w.StartObject();
+    if (doc.HasMember("hyperparameters") && doc["hyperparameters"].IsObject()) flatten(w, doc["hyperparameters"], "");
+    w.EndObject();
+  } catch (const UserError& error) {  // listed with its problem, never breaking the page
+    string_field(w, "status", "broken");
+    string_field(w, "problem", error.what());
+  }
+  w.EndObject();
+}
+
+std::string runs_json(const Dashboard& d) {
+  return json_of([&](Writer& w) {
+    w.StartObject();
+    w.Key("runs"), w.StartArray();
+    std::vector<std::string> seen;
+    for (const auto& out : d.out_dirs) {
+      if (!fs::is_directory(out)) continue;
+      std::vector<fs::path> dirs;
+      for (const auto& entry : fs::directory_iterator(out))
+        if (entry.is_directory() && (fs::exists(RunDirectory(entry.path()).record()) ||
+                                     fs::exists(RunDirectory(entry.path()).train_log())))
+          dirs.push_back(entry.path());
+      std::sort(dirs.begin(), dirs.end());
+      for (const auto& dir : dirs) {
+        if (std::find(seen.begin(), seen.end(), dir.filename().string()) != seen.end()) continue;
+        seen.push_back(dir.filename().string());
+        write_run(w, dir);
+      }
+    }
+    w.EndArray();
+    w.EndObject();
+  });
+}
+
+// Every k-th point and the last, so that a long run costs the page 2,000 points at most.
+template <typename Item>
+std::vector<const Item*> decimate(const std::vector<Item>& items) {
+  std::vector<const Item*> kept;
+  const size_t stride = std::max<size_t>(1, (items.size() + kMaxCurvePoints - 1) / kMaxCurvePoints);
+  for (size_t i = 0; i < items.size(); i += stride) kept.push_back(&items[i]);
+  if (!items.empty() && kept.back() != &items.back()) kept.push_back(&items.back());
+  return kept;
+}
+
+std::string curves_json(const fs::path& dir) {
+  const auto log = read_train_log(RunDirectory(dir).train_log());
+  return json_of([&](Writer& w) {
+    const auto steps = decimate(log.steps);
+    // Training time so far: each logged line's tokens/s covers the tokens since the line
+    // before it, so the seconds between lines are their token difference over that rate.
+    std::vector<double> elapsed;
+    double total = 0;
+    int64_t tokens_before = 0;
+    size_t next = 0;
+    for (const auto& s : log.steps) {
+      if (s.tokens_per_s > 0) total += static_cast<double>(s.tokens - tokens_before) / s.tokens_per_s;
+      tokens_before = s.tokens;
+      if (next < steps.size() && &s == steps[next]) elapsed.push_back(total), ++next;
+    }
+    auto column = [&](const char* key, auto value) {
+      w.Key(key), w.StartArray();
+      for (const auto* s : steps) {
+        const double v = value(*s);
+        if (std::isfinite(v)) w.Double(v);
+        else w.Null();
+      }
+      w.EndArray();
+    };
+    w.StartObject();
+    column("step", [](const TrainLogStep& s) { return static_cast<double>(s.step); });
+    w.Key("time_s"), w.StartArray();
+    for (double t : elapsed) w.Double(t);
+    w.EndArray();
+    column("loss", [](const TrainLogStep& s) { return s.loss; });
+    column("lr", [](const TrainLogStep& s) { return s.lr; });
+    column("grad_norm", [](const TrainLogStep& s) { return s.grad_norm; });
+    column("tokens_per_s", [](const TrainLogStep& s) { return s.tokens_per_s; });
+    column("aux_loss", [](const TrainLogStep& s) { return s.aux_loss; });
+    std::vector<std::string> names;
+    for (const auto* s : steps)
+      for (const auto& [name, value] : s->diagnostics)
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    w.Key("diagnostics"), w.StartObject();
+    for (const auto& name : names)
+      column(name.c_str(), [&](const TrainLogStep& s) {
+        for (const auto& [n, v] : s.diagnostics)
+          if (n == name) return v;
+        return std::nan("");
+      });
+    w.EndObject();
+    w.Key("val_step"), w.StartArray();
+    for (const auto& e : log.evals) w.Int64(e.step);
+    w.EndArray();
+    w.Key("val_loss"), w.StartArray();
+    for (const auto& e : log.evals) w.Double(e.val_loss);
+    w.EndArray();
+    w.EndObject();
+  });
+}
+
+std::string run_json(const fs::path& dir) {
+  const RunDirectory run(dir);
+  auto text = [](const fs::path& p) { return fs::exists(p) ? read_text_file(p.string(), "file") : std::string(); };
+  std::string record_md;
+  try {
+    const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+    const std::string config_path = doc["experiment"].IsObject() ? member_string(doc["experiment"], "config_path") : "";
+    if (!config_path.empty()) record_md = text(record_markdown_beside(config_path));
+  } catch (const UserError&) {  // a broken record: the page shows its text as it is
+  }
+  return json_of([&](Writer& w) {
+    w.StartObject();
+    string_field(w, "id", dir.filename().string());
+    string_field(w, "record", text(run.record()));
+    string_field(w, "record_md", record_md);
+    string_field(w, "samples", text(run.samples()));
+    w.Key("checkpoints"), w.StartArray();
+    for (const auto& c : list_checkpoints(run.checkpoints())) w.String(c.string().c_str());
+    w.EndArray();
+    w.EndObject();
+  });
+}
+
+}  // namespace
+
+std::string answer_dashboard(const std::string& head, const Dashboard& d) {
+  const auto request = http::parse_request(head);
+  if (!request) return http::response(400, "text/plain", "bad request line\n");
+  if (request->method != "GET" && request->method != "HEAD")
+    return http::response(405, "text/plain", "only GET and HEAD\n");
+  const bool head_only = request->method == "HEAD";
+  const std::string& path = request->path;
+  auto query = [&](const char* key) {
+    auto it = request->query.find(key);
+    return it == request->query.end() ? std::string() : it->second;
+  };
+  auto json = [&](const std::string& body) { return http::response(200, "application/json", body, head_only); };
+  try {
+    if (path == "/" || path == "/index.html") return http::response(200, "text/html; charset=utf-8", d.page, head_only);
+    if (path == "/chart.js") {
+      if (!fs::exists(d.chart_js))
+        return http::response(404, "text/plain", d.chart_js + " is missing: install libjs-chart.js (scripts/setup.sh)\n");
+      return http::response(200, "text/javascript", read_text_file(d.chart_js, "Chart.js"), head_only);
+    }
+    if (path == "/api/runs") return json(runs_json(d));
+    if (path == "/api/curves" || path == "/api/run") {
+      const std::string id = query("id");
+      if (!is_run_id(id)) return http::response(400, "text/plain", "id must be one run folder's name\n");
+      const auto dir = run_folder(d, id);
+      if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
+      return json(path == "/api/run" ? run_json(*dir) : curves_json(*dir));
+    }
+    if (path == "/api/compare") {
+      std::vector<std::string> ids;
+      const std::string list = query("ids");
+      for (size_t start = 0; start < list.size();) {
+        const size_t end = std::min(list.find(',', start), list.size());
+        ids.push_back(list.substr(start, end - start));
+        start = end + 1;
+      }
+      if (ids.empty() || !std::all_of(ids.begin(), ids.end(), is_run_id))
+        return http::response(400, "text/plain", "ids must be run folder names separated by commas\n");
+      const auto dir = run_folder(d, ids.front());
+      if (!dir) return http::response(404, "text/plain", "no run " + ids.front() + "\n");
+      return http::response(200, "text/plain; charset=utf-8",
+                            format_comparison(compare_records(dir->parent_path().string(), ids), false), head_only);
+    }
+  } catch (const UserError& e) {  // a file that vanished or broke between listing and reading
+    return http::response(404, "text/plain", std::string(e.what()) + "\n", head_only);
+  }
+  return http::response(404, "text/plain", "not found\n", head_only);
+}
+
+}  // namespace xlhost::core

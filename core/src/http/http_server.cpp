@@ -1,0 +1,245 @@
+#include "xlhost/core/http/http_server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "xlhost/core/util/error.hpp"
+
+namespace xlhost::core::http {
+
+bool ListenAddress::is_loopback() const {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+ListenAddress parse_listen_address(const std::string& text, const std::string& what) {
+  ListenAddress a;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw UserError(what + ": \"" + text + "\" is not [ipv6]:port");
+    a.host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) throw UserError(what + ": \"" + text + "\" is not host:port");
+    a.host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  try {
+    size_t used = 0;
+    a.port = std::stoi(port_text, &used);
+    if (used != port_text.size() || a.port < 0 || a.port > 65535) throw std::out_of_range("port");
+  } catch (const std::exception&) {
+    throw UserError(what + ": \"" + port_text + "\" is not a port number 0-65535");
+  }
+  return a;
+}
+
+namespace {
+
+constexpr int kMaxConnections = 16;
+constexpr size_t kMaxRequestBytes = 16384;
+constexpr int kIoTimeoutMs = 5000;
+
+void send_all(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;  // client gone or send timeout: nothing more to do for it
+    sent += static_cast<size_t>(n);
+  }
+}
+
+const char* reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+  }
+  return "Unknown";
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX and (in queries) '+'; nothing for a malformed escape.
+std::optional<std::string> percent_decode(const std::string& text, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      const int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += plus_is_space && text[i] == '+' ? ' ' : text[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string response(int status, const std::string& content_type, const std::string& body, bool head_only) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\nContent-Type: " + content_type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" +
+         (head_only ? "" : body);
+}
+
+std::optional<Request> parse_request(const std::string& head) {
+  const auto line_end = head.find("\r\n");
+  const auto first_space = head.find(' ');
+  const auto second_space = first_space == std::string::npos ? first_space : head.find(' ', first_space + 1);
+  if (first_space == std::string::npos || second_space == std::string::npos || second_space > line_end)
+    return std::nullopt;
+  Request r;
+  r.method = head.substr(0, first_space);
+  const std::string target = head.substr(first_space + 1, second_space - first_space - 1);
+  const auto question = target.find('?');
+  const auto path = percent_decode(target.substr(0, question), false);
+  if (!path) return std::nullopt;
+  r.path = *path;
+  if (question != std::string::npos) {
+    const std::string query = target.substr(question + 1);
+    for (size_t start = 0; start <= query.size();) {
+      const size_t end = std::min(query.find('&', start), query.size());
+      const std::string pair = query.substr(start, end - start);
+      const auto equals = pair.find('=');
+      const auto key = percent_decode(pair.substr(0, equals), true);
+      const auto value = percent_decode(equals == std::string::npos ? "" : pair.substr(equals + 1), true);
+      if (!key || !value) return std::nullopt;
+      if (!key->empty()) r.query[*key] = *value;
+      start = end + 1;
+    }
+  }
+  return r;
+}
+
+Server::Server(const ListenAddress& address, const std::string& what, Handler handler)
+    : address_(address), handler_(std::move(handler)) {
+  const bool v6 = address.host.find(':') != std::string::npos;
+  sockaddr_storage storage{};
+  socklen_t length;
+  bool parsed;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(address.port));
+    parsed = inet_pton(AF_INET6, address.host.c_str(), &a->sin6_addr) == 1;
+    length = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(address.port));
+    parsed = inet_pton(AF_INET, address.host == "localhost" ? "127.0.0.1" : address.host.c_str(), &a->sin_addr) == 1;
+    length = sizeof(sockaddr_in);
+  }
+  if (!parsed) throw UserError(what + ": \"" + address.host + "\" is not a numeric IP address");
+  listen_fd_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
+      listen(listen_fd_, 64) != 0) {
+    const std::string why = std::strerror(errno);
+    if (listen_fd_ >= 0) close(listen_fd_);
+    throw UserError(what + ": cannot listen on " + address.host + ":" + std::to_string(address.port) + " (" + why +
+                    "); pick another address, 127.0.0.1:0 for any free port");
+  }
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&storage), &length);
+  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                   : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+Server::~Server() {
+  stopping_ = true;
+  if (acceptor_.joinable()) acceptor_.join();
+  close(listen_fd_);
+  std::lock_guard<std::mutex> lock(connections_mutex_);
+  for (auto& c : connections_) c.thread.join();  // each ends within its I/O timeout
+}
+
+void Server::accept_loop() {
+  while (!stopping_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    timeval timeout{kIoTimeoutMs / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    if (active_ >= kMaxConnections) {
+      send_all(fd, response(503, "text/plain", "too many connections\n"));
+      close(fd);
+      continue;
+    }
+    ++active_;
+    std::lock_guard<std::mutex> lock(connections_mutex_);
+    // Reap finished connection threads so the list stays short on long runs.
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (*it->done) {
+        it->thread.join();
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    connections_.push_back({std::thread([this, fd, done] {
+                              serve(fd);
+                              close(fd);
+                              --active_;
+                              *done = true;
+                            }),
+                            done});
+  }
+}
+
+void Server::serve(int fd) {
+  std::string request;
+  char buffer[4096];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+  while (request.find("\r\n\r\n") == std::string::npos) {
+    if (request.size() > kMaxRequestBytes) {
+      send_all(fd, response(431, "text/plain", "request too large\n"));
+      // Closing with unread input would reset the connection before the client reads
+      // the answer: stop writing, then discard what is still coming, within limits.
+      shutdown(fd, SHUT_WR);
+      size_t drained = 0;
+      for (ssize_t n; drained < (1u << 20) && std::chrono::steady_clock::now() < deadline &&
+                      (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
+        drained += static_cast<size_t>(n);
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return;  // a slow client only costs itself
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) return;
+    request.append(buffer, static_cast<size_t>(n));
+  }
+  send_all(fd, handler_(request));
+}
+
+std::string Server::base_url() const {
+  const std::string host = address_.host.find(':') != std::string::npos ? "[" + address_.host + "]" : address_.host;
+  return "http://" + host + ":" + std::to_string(port_);
+}
+
+}  // namespace xlhost::core::http

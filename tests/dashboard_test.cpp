@@ -1,0 +1,91 @@
+// `xlhost exp serve`: what the dashboard answers, through the HTTP server it runs on.
+// The page itself is driven in Chromium by tests/python/dashboard_browser.py.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "http_get.hpp"
+#include "test_support.hpp"
+#include "xlhost/core/experiments/dashboard.hpp"
+#include "xlhost/core/http/http_server.hpp"
+
+using namespace xlhost;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A dashboard over dir/out with a page of its own and Chart.js from a file beside it.
+core::Dashboard dashboard_in(const test::TempDir& dir) {
+  fs::create_directories(dir / "out");
+  test::write_text(dir / "chart.js", "/* chart */");
+  return {{dir / "out"}, "<html>page</html>", dir / "chart.js"};
+}
+
+std::string get(const core::Dashboard& d, const std::string& target, const std::string& method = "GET") {
+  return core::answer_dashboard(method + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n", d);
+}
+
+int status_of(const std::string& response) { return std::stoi(response.substr(9, 3)); }
+
+}  // namespace
+
+TEST(Dashboard, ServesThePageAndRefusesWhatItShouldNot) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  EXPECT_EQ(test::body_of(get(d, "/")), "<html>page</html>");
+  EXPECT_EQ(test::body_of(get(d, "/chart.js")), "/* chart */");
+  EXPECT_EQ(status_of(get(d, "/nothing")), 404);
+  EXPECT_EQ(status_of(get(d, "/api/runs", "POST")), 405);
+  EXPECT_EQ(status_of(get(d, "/api/runs", "DELETE")), 405);
+  for (const char* target : {"/api/run?id=..", "/api/run?id=%2e%2e", "/api/curves?id=../../etc", "/api/run?id=a/b",
+                             "/api/run?id=", "/api/compare?ids=a,..", "/api/run?id=%zz"})
+    EXPECT_EQ(status_of(get(d, target)), 400) << target;
+  EXPECT_EQ(status_of(get(d, "/../../etc/passwd")), 404) << "paths name routes, never files";
+  EXPECT_EQ(status_of(get(d, "/api/run?id=missing")), 404);
+  const auto headers = get(d, "/api/runs", "HEAD");
+  EXPECT_EQ(status_of(headers), 200);
+  EXPECT_EQ(test::body_of(headers), "") << "HEAD has no body";
+}
+
+TEST(Dashboard, BrokenRunFoldersAreListedWithTheirProblem) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/broken");
+  test::write_text(dir / "out/broken/record.json", "{\"schema\": 2, \"experiment\": ");
+  fs::create_directories(dir / "out/not_a_run");  // no record, no train.log: not listed
+  const auto body = test::body_of(get(d, "/api/runs"));
+  EXPECT_NE(body.find("\"id\":\"broken\""), std::string::npos) << body;
+  EXPECT_NE(body.find("\"status\":\"broken\""), std::string::npos) << body;
+  EXPECT_NE(body.find("\"problem\":"), std::string::npos) << body;
+  EXPECT_EQ(body.find("not_a_run"), std::string::npos) << body;
+}
+
+TEST(Dashboard, CurvesOfLongRunsAreDecimated) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/long");
+  std::ofstream log(dir / "out/long/train.log");
+  for (int step = 1; step <= 5000; ++step)
+    log << "{\"step\":" << step << ",\"total_steps\":5000,\"loss\":" << 5.0 / step << ",\"lr\":0.001,\"grad_norm\":1,"
+        << "\"tokens\":" << step * 100 << ",\"tokens_per_s\":1000,\"step_s\":0.1}\n";
+  log.close();
+  const auto body = test::body_of(get(d, "/api/curves?id=long"));
+  const auto steps = body.substr(0, body.find(']'));
+  const auto points = std::count(steps.begin(), steps.end(), ',') + 1;
+  EXPECT_LE(points, 2001) << "at most 2,000 points and the last";
+  EXPECT_GE(points, 1000);
+  EXPECT_NE(steps.find("5000.0"), std::string::npos) << "the last step is kept";
+  EXPECT_NE(body.find("\"time_s\":[0.1,"), std::string::npos) << "100 tokens at 1000 tokens/s: 0.1 s per step";
+}
+
+TEST(Dashboard, TheServerRefusesHugeHeadersAndOtherMethods) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  core::http::Server server(core::http::parse_listen_address("127.0.0.1:0", "test"), "test",
+                            [&d](const std::string& head) { return core::answer_dashboard(head, d); });
+  EXPECT_EQ(test::http_get(server.port(), "/api/runs").rfind("HTTP/1.1 200", 0), 0u);
+  const std::string huge = "GET / HTTP/1.1\r\nX-Padding: " + std::string(40000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(test::http_exchange(server.port(), huge).rfind("HTTP/1.1 431", 0), 0u);
+  EXPECT_EQ(test::http_exchange(server.port(), "POST /api/runs HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").rfind("HTTP/1.1 405", 0), 0u);
+}

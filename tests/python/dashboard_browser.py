@@ -1,0 +1,170 @@
+"""`xlhost exp serve` driven in headless Chromium over the DevTools protocol.
+
+Usage: dashboard_browser.py XLHOST PLUGIN_DIR WORKDIR
+Two real tiny runs, one finished and one still training; the page must list both with
+their status, draw two series when both are selected, advance the running run's curve
+without a reload, show the differing config key in the compare view, and hide a run
+behind a filter expression. Saves WORKDIR/dashboard.png.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+xlhost, plugin_dir, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+shutil.rmtree(work, ignore_errors=True)
+work.mkdir(parents=True)
+chromium = shutil.which("chromium")
+if not chromium:
+    sys.exit("chromium is not installed (scripts/setup.sh installs it)")
+failures = []
+
+
+def check(condition, message):
+    print(("ok   " if condition else "FAIL ") + message, flush=True)
+    if not condition:
+        failures.append(message)
+
+
+class DevTools:
+    """The few frames of RFC 6455 the DevTools protocol needs: masked text out, text in."""
+
+    def __init__(self, url):
+        host, port, path = re.match(r"ws://([^:/]+):(\d+)(/.*)", url).groups()
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        self.next_id = 0
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("DevTools closed the connection")
+            data += chunk
+        return data
+
+    def call(self, method, **params):
+        self.next_id += 1
+        payload = json.dumps({"id": self.next_id, "method": method, "params": params}).encode()
+        mask = os.urandom(4)
+        size = len(payload)
+        header = bytes([0x81]) + (bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+                                  if size < 65536 else bytes([0x80 | 127]) + size.to_bytes(8, "big"))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        while True:
+            first, second = self._read(2)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(self._read(2), "big")
+            elif size == 127:
+                size = int.from_bytes(self._read(8), "big")
+            message = json.loads(self._read(size))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def js(self, expression):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression, seconds=20):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                if self.js(expression):
+                    return True
+            except RuntimeError:
+                pass
+            time.sleep(0.2)
+        return False
+
+
+def config(name, lr, steps):
+    path = work / f"{name}.json"
+    path.write_text(json.dumps({
+        "experiment": {"id": name, "description": f"lr {lr}"},
+        "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
+        "data": {"train_path": str(work / "data/train.jsonl"), "seq_len": 32, "cache_dir": str(work / "cache")},
+        "train": {"batch_size": 4, "max_steps": steps, "lr": lr, "log_interval": 1, "threads": 1},
+        "metrics": {"enabled": False}, "run": {"out_dir": str(work / "out")}}))
+    return str(path)
+
+
+subprocess.run([xlhost, "data", "synth", "--out", str(work / "data"), "--entities", "20", "--train-docs", "300",
+                "--val-docs", "40"], check=True, capture_output=True)
+plugin = str(plugin_dir / "model_original.so")
+subprocess.run([xlhost, "run", "-p", plugin, "-c", config("finished", 3e-3, 20)], check=True, capture_output=True)
+running = subprocess.Popen([xlhost, "run", "-p", plugin, "-c", config("running", 1e-4, 1000000)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server = subprocess.Popen([xlhost, "exp", "serve", "--listen", "127.0.0.1:0", "--out", str(work / "out")],
+                          stdout=subprocess.PIPE, text=True)
+browser = None
+try:
+    url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
+    log = work / "out/running/train.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
+                                f"--user-data-dir={work / 'chromium'}", "--window-size=1400,1800", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    endpoint = None
+    for line in browser.stderr:
+        m = re.search(r"DevTools listening on (ws://\S+)", line)
+        if m:
+            endpoint = m.group(1)
+            break
+    port = re.match(r"ws://[^:]+:(\d+)/", endpoint).group(1)
+    pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
+    page = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
+    page.call("Page.enable")
+    page.call("Page.navigate", url=url)
+    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 2"), "the page lists the two runs")
+    statuses = dict(page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => [tr.dataset.id, tr.cells[4].textContent])"))
+    check(statuses == {"finished": "completed", "running": "running"}, f"with their status: {statuses}")
+
+    page.js("window.loadedAt = performance.timeOrigin; "
+            "document.querySelectorAll('#runs tbody tr input[type=checkbox]').forEach(box => box.click()); true")
+    check(page.wait_for("chart && chart.data.datasets.length === 2 && chart.data.datasets.every(d => d.data.length > 0)"),
+          "selecting both draws a chart with two series")
+    first = page.js("curves.running.step.at(-1)")
+    check(page.wait_for(f"curves.running.step.at(-1) > {first}", 30),
+          f"the running run's last step advances from {first} without a reload")
+    check(page.js("window.loadedAt === performance.timeOrigin"), "... in the same page load")
+    check(page.wait_for("document.getElementById('compare').textContent.includes('train.lr')"),
+          "the compare view shows the differing key train.lr")
+    page.js("const e = document.getElementById('expr'); e.value = 'train.lr<1e-3'; e.dispatchEvent(new Event('input')); true")
+    rows = page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => tr.dataset.id)")
+    check(rows == ["running"], f"the filter train.lr<1e-3 hides the other run: {rows}")
+    check("train.lr" in page.js("decodeURIComponent(location.hash)"), "the view is kept in the URL")
+    page.js("document.getElementById('expr').value = ''; document.getElementById('expr').dispatchEvent(new Event('input')); true")
+    shot = page.call("Page.captureScreenshot", format="png")
+    (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {work / 'dashboard.png'}")
+finally:
+    for p in (browser, server, running):
+        if p:
+            p.send_signal(signal.SIGTERM if p is not browser else signal.SIGKILL)
+            p.wait(timeout=30)
+
+if failures:
+    sys.exit(f"{len(failures)} check(s) failed")
+print("all dashboard checks passed")
