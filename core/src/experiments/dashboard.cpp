@@ -1,8 +1,6 @@
 #include "xlhost/core/experiments/dashboard.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,6 +16,7 @@
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
+#include "xlhost/core/util/json_writer.hpp"
 
 namespace xlhost::core {
 
@@ -25,26 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using Writer = JsonWriter;
 constexpr size_t kMaxCurvePoints = 2000;
-
-std::string json_of(const std::function<void(Writer&)>& body) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  body(w);
-  return buffer.GetString();
-}
-
-void string_field(Writer& w, const char* key, const std::string& value) {
-  w.Key(key);
-  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-void number_field(Writer& w, const char* key, double value) {
-  w.Key(key);
-  if (std::isfinite(value)) w.Double(value);
-  else w.Null();
-}
 
 // One folder name: what the URL may name, nothing that climbs out of the out folder.
 bool is_run_id(const std::string& id) {
@@ -77,40 +58,40 @@ void flatten(Writer& w, const rapidjson::Value& v, const std::string& prefix) {
 
 void write_run(Writer& w, const fs::path& dir) {
   w.StartObject();
-  string_field(w, "id", dir.filename().string());
-  string_field(w, "dir", dir.string());
+  write_string(w, "id", dir.filename().string());
+  write_string(w, "dir", dir.string());
   try {
     const auto summary = read_record_summary(dir.string());  // status with dead processes seen as interrupted
     const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
     const auto& e = doc["experiment"];
-    string_field(w, "status", summary.status);
-    string_field(w, "description", member_string(e, "description"));
-    string_field(w, "start_time", member_string(e, "start_time"));
-    string_field(w, "plugin", summary.plugin);
-    string_field(w, "metrics_url", summary.metrics_url);
+    write_string(w, "status", summary.status);
+    write_string(w, "description", member_string(e, "description"));
+    write_string(w, "start_time", member_string(e, "start_time"));
+    write_string(w, "plugin", summary.plugin);
+    write_string(w, "metrics_url", summary.metrics_url);
     const auto& versions = doc["versions"];
     const bool git = versions.HasMember("git") && versions["git"].IsObject();
-    string_field(w, "commit", git ? member_string(versions["git"], "short_commit") : "");
+    write_string(w, "commit", git ? member_string(versions["git"], "short_commit") : "");
     w.Key("dirty"), w.Bool(git && versions["git"].HasMember("dirty") && versions["git"]["dirty"].IsBool() &&
                            versions["git"]["dirty"].GetBool());
     w.Key("results"), w.StartObject();
     if (doc.HasMember("results") && doc["results"].IsObject())
       for (const char* key : {"steps", "final_loss", "best_loss", "val_loss", "fact_recall", "tokens_per_second",
                               "wall_seconds", "final_aux_loss"})
-        number_field(w, key, member_number(doc["results"], key));
+        write_number(w, key, member_number(doc["results"], key));
     w.EndObject();
     w.Key("config"), w.StartObject();
     if (doc.HasMember("hyperparameters") && doc["hyperparameters"].IsObject()) flatten(w, doc["hyperparameters"], "");
     w.EndObject();
   } catch (const UserError& error) {  // listed with its problem, never breaking the page
-    string_field(w, "status", "broken");
-    string_field(w, "problem", error.what());
+    write_string(w, "status", "broken");
+    write_string(w, "problem", error.what());
   }
   w.EndObject();
 }
 
 std::string runs_json(const Dashboard& d) {
-  return json_of([&](Writer& w) {
+  return write_json([&](Writer& w) {
     w.StartObject();
     w.Key("runs"), w.StartArray();
     std::vector<std::string> seen;
@@ -145,7 +126,7 @@ std::vector<const Item*> decimate(const std::vector<Item>& items) {
 
 std::string curves_json(const fs::path& dir) {
   const auto log = read_train_log(RunDirectory(dir).train_log());
-  return json_of([&](Writer& w) {
+  return write_json([&](Writer& w) {
     const auto steps = decimate(log.steps);
     // Training time so far: each logged line's tokens/s covers the tokens since the line
     // before it, so the seconds between lines are their token difference over that rate.
@@ -209,12 +190,12 @@ std::string run_json(const fs::path& dir) {
     if (!config_path.empty()) record_md = text(record_markdown_beside(config_path));
   } catch (const UserError&) {  // a broken record: the page shows its text as it is
   }
-  return json_of([&](Writer& w) {
+  return write_json([&](Writer& w) {
     w.StartObject();
-    string_field(w, "id", dir.filename().string());
-    string_field(w, "record", text(run.record()));
-    string_field(w, "record_md", record_md);
-    string_field(w, "samples", text(run.samples()));
+    write_string(w, "id", dir.filename().string());
+    write_string(w, "record", text(run.record()));
+    write_string(w, "record_md", record_md);
+    write_string(w, "samples", text(run.samples()));
     w.Key("checkpoints"), w.StartArray();
     for (const auto& c : list_checkpoints(run.checkpoints())) w.String(c.string().c_str());
     w.EndArray();

@@ -27,13 +27,14 @@
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
+#include "xlhost/core/util/json_writer.hpp"
 #include "xlhost/core/util/md5.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
 
 namespace fs = std::filesystem;
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using Writer = JsonWriter;
 
 namespace {
 
@@ -57,19 +58,6 @@ std::string cpu_model() {
   return "unknown";
 }
 
-template <typename Build>
-std::string json(Build build) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  build(w);
-  return buffer.GetString();
-}
-
-void string_field(Writer& w, const char* key, const std::string& value) {
-  w.Key(key);
-  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
 using DataFiles = std::vector<std::pair<std::string, std::string>>;  // path, md5
 
 // Which code, plugin and data made the run.
@@ -78,34 +66,34 @@ void write_versions(Writer& w, const GitState& git, const PluginIdentity& plugin
   w.Key("git");
   w.StartObject();
   w.Key("found"), w.Bool(git.found);
-  string_field(w, "root", git.root);
-  string_field(w, "commit", git.commit);
-  string_field(w, "short_commit", git.short_commit);
-  string_field(w, "branch", git.branch);
+  write_string(w, "root", git.root);
+  write_string(w, "commit", git.commit);
+  write_string(w, "short_commit", git.short_commit);
+  write_string(w, "branch", git.branch);
   w.Key("dirty"), w.Bool(git.dirty);
   w.Key("dirty_files"), w.StartArray();
   for (const auto& f : git.dirty_files) w.String(f.c_str());
   w.EndArray();
-  string_field(w, "diff_patch", git.dirty && !git.diff.empty() ? "diff.patch" : "");
+  write_string(w, "diff_patch", git.dirty && !git.diff.empty() ? "diff.patch" : "");
   w.Key("diff_truncated"), w.Bool(git.diff_truncated);
   w.EndObject();
   w.Key("plugin");
   w.StartObject();
-  string_field(w, "path", fs::absolute(plugin.path).string());
-  string_field(w, "md5", md5_file(plugin.path));
-  string_field(w, "name", plugin.name);
-  string_field(w, "version", plugin.version);
+  write_string(w, "path", fs::absolute(plugin.path).string());
+  write_string(w, "md5", md5_file(plugin.path));
+  write_string(w, "name", plugin.name);
+  write_string(w, "version", plugin.version);
   w.Key("sdk_abi"), w.Uint(plugin.abi_version);
-  string_field(w, "torch_version", plugin.torch_version);
+  write_string(w, "torch_version", plugin.torch_version);
   w.EndObject();
   w.Key("data"), w.StartArray();
   for (const auto& [p, md5] : data_files) {
     w.StartObject();
-    string_field(w, "path", p);
-    string_field(w, "md5", md5);  // what DVC records for a file (outs[].md5)
+    write_string(w, "path", p);
+    write_string(w, "md5", md5);  // what DVC records for a file (outs[].md5)
     w.Key("bytes"), w.Uint64(fs::file_size(p));
     const fs::path dvc = p + ".dvc";
-    if (fs::exists(dvc)) string_field(w, "dvc_file_md5", md5_file(dvc.string()));
+    if (fs::exists(dvc)) write_string(w, "dvc_file_md5", md5_file(dvc.string()));
     w.EndObject();
   }
   w.EndArray();
@@ -117,18 +105,18 @@ void write_environment(Writer& w, const RuntimeInfo& runtime) {
   struct utsname os {};
   uname(&os);
   w.StartObject();
-  string_field(w, "libtorch", runtime.libtorch);
-  string_field(w, "cuda", runtime.cuda);
-  string_field(w, "cudnn", runtime.cudnn);
-  string_field(w, "nccl", runtime.nccl);
+  write_string(w, "libtorch", runtime.libtorch);
+  write_string(w, "cuda", runtime.cuda);
+  write_string(w, "cudnn", runtime.cudnn);
+  write_string(w, "nccl", runtime.nccl);
   w.Key("cuda_available"), w.Bool(!runtime.cuda_devices.empty());
   w.Key("cuda_devices"), w.StartArray();
   for (const auto& name : runtime.cuda_devices) w.String(name.c_str());
   w.EndArray();
-  string_field(w, "cpu", cpu_model());
+  write_string(w, "cpu", cpu_model());
   w.Key("cores"), w.Uint(std::thread::hardware_concurrency());
-  string_field(w, "host", hostname());
-  string_field(w, "os", std::string(os.sysname) + " " + os.release + " " + os.machine);
+  write_string(w, "host", hostname());
+  write_string(w, "os", std::string(os.sysname) + " " + os.release + " " + os.machine);
   w.EndObject();
 }
 
@@ -156,13 +144,13 @@ void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& pl
   w.StartObject();
   std::string checkout = git.found && !git.commit.empty() ? "git -C " + git.root + " checkout " + git.commit : "";
   if (git.dirty && !git.diff.empty()) checkout += " && git -C " + git.root + " apply " + fs::absolute(run_dir.diff_patch()).string();
-  string_field(w, "checkout", checkout);
+  write_string(w, "checkout", checkout);
   w.Key("data_checks"), w.StartArray();
   for (const auto& [p, md5] : data_files) w.String((md5 + "  " + p).c_str());
   w.EndArray();
-  string_field(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
-  string_field(w, "command", command_from_scratch(command_line));
-  string_field(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path).string() + " --config " +
+  write_string(w, "data_check_command", "md5sum -c <<'EOF' (the lines above)");
+  write_string(w, "command", command_from_scratch(command_line));
+  write_string(w, "exact_command", "xlhost run --plugin " + fs::absolute(plugin.path).string() + " --config " +
                                        fs::absolute(run_dir.config()).string());
   w.EndObject();
 }
@@ -181,10 +169,10 @@ ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, co
   DataFiles data_files;
   for (const auto& p : run_.data_files)
     if (!p.empty() && fs::exists(p)) data_files.emplace_back(p, md5_file(p));
-  versions_json_ = json([&](Writer& w) { write_versions(w, git, plugin, data_files); });
-  environment_json_ = json([&](Writer& w) { write_environment(w, runtime); });
+  versions_json_ = write_json([&](Writer& w) { write_versions(w, git, plugin, data_files); });
+  environment_json_ = write_json([&](Writer& w) { write_environment(w, runtime); });
   reproduce_json_ =
-      json([&](Writer& w) { write_reproduction(w, git, plugin, data_files, RunDirectory(run_.run_dir), run_.command_line); });
+      write_json([&](Writer& w) { write_reproduction(w, git, plugin, data_files, RunDirectory(run_.run_dir), run_.command_line); });
   write(nullptr, "running", "");
 }
 

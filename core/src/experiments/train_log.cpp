@@ -1,37 +1,26 @@
 #include "xlhost/core/experiments/train_log.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <sstream>
 
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
+#include "xlhost/core/util/json_writer.hpp"
 
 namespace xlhost::core {
 
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// JSON has no NaN or infinity: a diverged value is written as null.
-void number(JsonWriter& w, const char* key, double value) {
-  w.Key(key);
-  if (std::isfinite(value)) w.Double(value);
-  else w.Null();
-}
-
-// One line's object, its fields written by `fields`.
+// One line's object, its fields written by `fields`; a diverged value is written as null.
 template <typename Fields>
 std::string json_object(Fields fields) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  fields(w);
-  w.EndObject();
-  return buffer.GetString();
+  return write_json([&](JsonWriter& w) {
+    w.StartObject();
+    fields(w);
+    w.EndObject();
+  });
 }
 
 void integer(JsonWriter& w, const char* key, int64_t value) {
@@ -105,16 +94,16 @@ void TrainLogWriter::write_line(const std::string& json) { out_ << json << "\n" 
 void TrainLogWriter::write(const TrainLogStep& s) {
   write_line(json_object([&](JsonWriter& w) {
     integer(w, "step", s.step), integer(w, "total_steps", s.total_steps);
-    number(w, "loss", s.loss), number(w, "lr", s.lr), number(w, "grad_norm", s.grad_norm);
-    integer(w, "tokens", s.tokens), number(w, "tokens_per_s", s.tokens_per_s);
-    number(w, "step_s", s.step_s), number(w, "forward_s", s.forward_s);
-    number(w, "backward_s", s.backward_s), number(w, "optimizer_s", s.optimizer_s);
-    if (!std::isnan(s.aux_loss)) number(w, "aux_loss", s.aux_loss), number(w, "objective", s.objective());
+    write_number(w, "loss", s.loss), write_number(w, "lr", s.lr), write_number(w, "grad_norm", s.grad_norm);
+    integer(w, "tokens", s.tokens), write_number(w, "tokens_per_s", s.tokens_per_s);
+    write_number(w, "step_s", s.step_s), write_number(w, "forward_s", s.forward_s);
+    write_number(w, "backward_s", s.backward_s), write_number(w, "optimizer_s", s.optimizer_s);
+    if (!std::isnan(s.aux_loss)) write_number(w, "aux_loss", s.aux_loss), write_number(w, "objective", s.objective());
     if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
     if (!s.diagnostics.empty()) {
       w.Key("diagnostics");
       w.StartObject();
-      for (const auto& [name, value] : s.diagnostics) number(w, name.c_str(), value);
+      for (const auto& [name, value] : s.diagnostics) write_number(w, name.c_str(), value);
       w.EndObject();
     }
   }));
@@ -122,14 +111,14 @@ void TrainLogWriter::write(const TrainLogStep& s) {
 
 void TrainLogWriter::write(const TrainLogEval& e) {
   write_line(json_object([&](JsonWriter& w) {
-    integer(w, "step", e.step), number(w, "val_loss", e.val_loss), number(w, "val_perplexity", e.val_perplexity);
+    integer(w, "step", e.step), write_number(w, "val_loss", e.val_loss), write_number(w, "val_perplexity", e.val_perplexity);
   }));
 }
 
 void TrainLogWriter::write(const TrainLogFactRecall& f) {
   write_line(json_object([&](JsonWriter& w) {
-    integer(w, "step", f.step), number(w, "fact_recall", f.rate);
-    number(w, "fact_recall_seen", f.seen), number(w, "fact_recall_unseen", f.unseen);
+    integer(w, "step", f.step), write_number(w, "fact_recall", f.rate);
+    write_number(w, "fact_recall_seen", f.seen), write_number(w, "fact_recall_unseen", f.unseen);
   }));
 }
 
