@@ -354,7 +354,8 @@ int serve_command(const std::vector<std::string>& args) {
   core::Dashboard dashboard;
   dashboard.out_dirs = vm.count("out") ? vm["out"].as<std::vector<std::string>>() : std::vector<std::string>{"out"};
   dashboard.page = kDashboardPage;
-  dashboard.chart_js = "/usr/share/javascript/chart.js/chart.min.js";
+  dashboard.scripts = {{"/chart.js", "/usr/share/javascript/chart.js/chart.min.js"},
+                       {"/marked.js", "/usr/share/javascript/marked/marked.min.js"}};
   const auto address = core::http::parse_listen_address(listen, "--listen");
   if (!address.is_loopback() && !vm.count("allow-remote"))
     throw core::UserError("--listen " + listen + " is not a loopback address; add --allow-remote to serve other machines");

@@ -22,7 +22,7 @@ packages=(
   ccache curl
   prometheus                 # server and promtool, used by the metrics tests
   gnuplot-nox                # draws the curves of `xlhost exp report`
-  libjs-chart.js             # the charts of `xlhost exp serve`, served from /usr/share/javascript
+  libjs-chart.js libjs-marked  # `xlhost exp serve`: charts and record.md, served from /usr/share/javascript
   chromium                   # headless, drives the `exp serve` page in tests (DevTools protocol)
   clang libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for tests/fuzz (scripts/fuzz.sh)
 )

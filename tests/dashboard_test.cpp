@@ -19,7 +19,7 @@ namespace {
 core::Dashboard dashboard_in(const test::TempDir& dir) {
   fs::create_directories(dir / "out");
   test::write_text(dir / "chart.js", "/* chart */");
-  return {{dir / "out"}, "<html>page</html>", dir / "chart.js"};
+  return {{dir / "out"}, "<html>page</html>", {{"/chart.js", dir / "chart.js"}, {"/marked.js", dir / "missing.js"}}};
 }
 
 std::string get(const core::Dashboard& d, const std::string& target, const std::string& method = "GET") {
@@ -35,6 +35,7 @@ TEST(Dashboard, ServesThePageAndRefusesWhatItShouldNot) {
   const auto d = dashboard_in(dir);
   EXPECT_EQ(test::body_of(get(d, "/")), "<html>page</html>");
   EXPECT_EQ(test::body_of(get(d, "/chart.js")), "/* chart */");
+  EXPECT_EQ(status_of(get(d, "/marked.js")), 404) << "a library that is not installed";
   EXPECT_EQ(status_of(get(d, "/nothing")), 404);
   EXPECT_EQ(status_of(get(d, "/api/runs", "POST")), 405);
   EXPECT_EQ(status_of(get(d, "/api/runs", "DELETE")), 405);

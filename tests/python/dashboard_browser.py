@@ -156,6 +156,10 @@ try:
     check(rows == ["running"], f"the filter train.lr<1e-3 hides the other run: {rows}")
     check("train.lr" in page.js("decodeURIComponent(location.hash)"), "the view is kept in the URL")
     page.js("document.getElementById('expr').value = ''; document.getElementById('expr').dispatchEvent(new Event('input')); true")
+    page.js("document.querySelector('#runs tbody tr[data-id=finished] td:nth-child(2)').click(); true")
+    check(page.wait_for("document.querySelector('#run code') && document.querySelector('#run code').textContent.includes('xlhost run')"
+                        " && document.querySelector('#run button').textContent === 'copy'"),
+          "a run's page shows its reproduction command with a copy button")
     shot = page.call("Page.captureScreenshot", format="png")
     (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {work / 'dashboard.png'}")

@@ -219,10 +219,10 @@ std::string answer_dashboard(const std::string& head, const Dashboard& d) {
   auto json = [&](const std::string& body) { return http::response(200, "application/json", body, head_only); };
   try {
     if (path == "/" || path == "/index.html") return http::response(200, "text/html; charset=utf-8", d.page, head_only);
-    if (path == "/chart.js") {
-      if (!fs::exists(d.chart_js))
-        return http::response(404, "text/plain", d.chart_js + " is missing: install libjs-chart.js (scripts/setup.sh)\n");
-      return http::response(200, "text/javascript", read_text_file(d.chart_js, "Chart.js"), head_only);
+    if (auto script = d.scripts.find(path); script != d.scripts.end()) {
+      if (!fs::exists(script->second))
+        return http::response(404, "text/plain", script->second + " is missing: run scripts/setup.sh (Debian's libjs-* packages)\n");
+      return http::response(200, "text/javascript", read_text_file(script->second, "script"), head_only);
     }
     if (path == "/api/runs") return json(runs_json(d));
     if (path == "/api/curves" || path == "/api/run") {

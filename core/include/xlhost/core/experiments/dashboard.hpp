@@ -2,7 +2,7 @@
 // it reads. The answers are a pure function of the request head and the files on disk, so
 // they are tested without a socket; http::Server carries them.
 //   GET /                    the page (the host's compiled-in dashboard.html)
-//   GET /chart.js            Chart.js from the Debian package libjs-chart.js
+//   GET /chart.js, /marked.js  Chart.js and marked from Debian (libjs-chart.js, libjs-marked)
 //   GET /api/runs            every run: id, status, results, code version, flattened config;
 //                            a folder whose record cannot be read is listed with its problem
 //   GET /api/curves?id=ID    its train.log as columns, decimated to at most 2,000 points
@@ -10,6 +10,7 @@
 //   GET /api/run?id=ID       record.json, record.md, samples.txt and the checkpoints
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,8 @@ namespace xlhost::core {
 
 struct Dashboard {
   std::vector<std::string> out_dirs;
-  std::string page;      // the HTML of GET /
-  std::string chart_js;  // path of chart.js (Debian: /usr/share/javascript/chart.js/chart.js)
+  std::string page;                            // the HTML of GET /
+  std::map<std::string, std::string> scripts;  // URL path → file: the page's JavaScript libraries
 };
 
 std::string answer_dashboard(const std::string& request_head, const Dashboard& dashboard);
