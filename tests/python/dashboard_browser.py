@@ -102,7 +102,9 @@ def config(name, lr, steps):
     path.write_text(json.dumps({
         "experiment": {"id": name, "description": f"lr {lr}"},
         "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
-        "data": {"train_path": str(work / "data/train.jsonl"), "seq_len": 32, "cache_dir": str(work / "cache")},
+        "data": {"train_path": str(work / "data/train.jsonl"), "val_path": str(work / "data/val.jsonl"), "seq_len": 32,
+                 "cache_dir": str(work / "cache")},
+        "eval": {"max_batches": 2},
         "train": {"batch_size": 4, "max_steps": steps, "lr": lr, "log_interval": 1, "threads": 1},
         "metrics": {"enabled": False}, "run": {"out_dir": str(work / "out")}}))
     return str(path)
