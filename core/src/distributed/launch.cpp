@@ -26,9 +26,9 @@ std::optional<LaunchEnvironment> launch_environment(const std::function<const ch
                       std::to_string(min));
     return n;
   };
-  auto required = [&](const char* name, const char* launcher) {
+  auto required = [&](const char* name, const std::string& launcher) {
     if (!value(name))
-      throw UserError(std::string(launcher) + " set the rank but not " + name + ", which every rank needs");
+      throw UserError(launcher + " set some of the rank variables but not " + name + ", which every rank needs");
   };
 
   LaunchEnvironment env;
@@ -50,8 +50,8 @@ std::optional<LaunchEnvironment> launch_environment(const std::function<const ch
   if (env.rank >= env.world_size)
     throw UserError("rank " + std::to_string(env.rank) + " is outside a world of " + std::to_string(env.world_size));
   if (env.world_size > 1) {
-    required("MASTER_ADDR", env.launcher.c_str());
-    required("MASTER_PORT", env.launcher.c_str());
+    required("MASTER_ADDR", env.launcher);
+    required("MASTER_PORT", env.launcher);
   }
   env.master_addr = value("MASTER_ADDR").value_or("127.0.0.1");
   env.master_port = number("MASTER_PORT", 0, 29500);
