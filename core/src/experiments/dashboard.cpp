@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <functional>
 
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
@@ -25,13 +24,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Writer = JsonWriter;
 constexpr size_t kMaxCurvePoints = 2000;
 
 // One folder name: what the URL may name, nothing that climbs out of the out folder.
 bool is_run_id(const std::string& id) {
   if (id.empty() || id == "." || id == ".." || id.size() > 255) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
 }
 
 // The run folder of `id` in the first out folder that has it.
@@ -42,7 +41,7 @@ std::optional<fs::path> run_folder(const Dashboard& d, const std::string& id) {
 }
 
 // "train.lr" → value, for every scalar of the resolved config.
-void flatten(Writer& w, const rapidjson::Value& v, const std::string& prefix) {
+void flatten(JsonWriter& w, const rapidjson::Value& v, const std::string& prefix) {
   for (const auto& m : v.GetObject()) {
     const std::string key = prefix + m.name.GetString();
     if (m.value.IsObject()) {
@@ -57,7 +56,7 @@ void flatten(Writer& w, const rapidjson::Value& v, const std::string& prefix) {
   }
 }
 
-void write_run(Writer& w, const fs::path& dir) {
+void write_run(JsonWriter& w, const fs::path& dir) {
   w.StartObject();
   write_string(w, "id", dir.filename().string());
   write_string(w, "dir", dir.string());
@@ -92,7 +91,7 @@ void write_run(Writer& w, const fs::path& dir) {
 }
 
 std::string runs_json(const Dashboard& d) {
-  return write_json([&](Writer& w) {
+  return write_json([&](JsonWriter& w) {
     w.StartObject();
     w.Key("runs"), w.StartArray();
     std::vector<std::string> seen;
@@ -127,7 +126,7 @@ std::vector<const Item*> decimate(const std::vector<Item>& items) {
 
 std::string curves_json(const fs::path& dir) {
   const auto log = read_train_log(RunDirectory(dir).train_log());
-  return write_json([&](Writer& w) {
+  return write_json([&](JsonWriter& w) {
     const auto steps = decimate(log.steps);
     // Training time so far: each logged line's tokens/s covers the tokens since the line
     // before it, so the seconds between lines are their token difference over that rate.
@@ -191,7 +190,7 @@ std::string run_json(const fs::path& dir) {
     if (!config_path.empty()) record_md = text(record_markdown_beside(config_path));
   } catch (const UserError&) {  // a broken record: the page shows its text as it is
   }
-  return write_json([&](Writer& w) {
+  return write_json([&](JsonWriter& w) {
     w.StartObject();
     write_string(w, "id", dir.filename().string());
     write_string(w, "record", text(run.record()));
