@@ -342,7 +342,8 @@ std::unique_ptr<core::distributed::C10dCommunicator> join_ranks(const core::Opti
                                                           : core::distributed::BackendKind::gloo;
   if (cuda && kind == core::distributed::BackendKind::nccl) c10::cuda::set_device(static_cast<c10::DeviceIndex>(env->local_rank));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.dist.timeout_s * 1000));
-  return std::make_unique<core::distributed::C10dCommunicator>(*env, kind, timeout);
+  return std::make_unique<core::distributed::C10dCommunicator>(*env, kind, timeout,
+                                                               static_cast<int64_t>(config.dist.bucket_mb * (1 << 20)));
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ def config(name, plugin="model_original", **train):
         "train": {"batch_size": 4, "max_steps": 8, "lr": 3e-3, "log_interval": 1, "threads": 1, "seed": 7, **train},
         "eval": {"max_batches": 2},
         "metrics": {"enabled": False},
-        "dist": {"timeout_s": 20},
+        # Buckets of ~50 KB: the gradients travel in many all-reduces, started while backward runs.
+        "dist": {"timeout_s": 20, "bucket_mb": 0.05},
         "run": {"out_dir": str(work / "out")},
     }
     path = work / f"{name}.json"

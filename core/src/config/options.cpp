@@ -161,13 +161,19 @@ Schema DistOptions::schema() {
                      "c10d backend of a data-parallel run (torchrun or Slurm sets the ranks): gloo (CPU), nccl (CUDA), "
                      "auto = nccl on CUDA, else gloo",
                      {"auto", "gloo", "nccl"}),
+          float_key("bucket_mb", 32.0,
+                    "gradients are all-reduced in buckets of about this many MiB, each as soon as backward has "
+                    "produced it (overlapping the rest of backward)",
+                    0.001, 1e6),
           float_key("timeout_s", 300.0,
                     "seconds a rank waits in a collective (or for the others to join) before it gives up and names the "
                     "ranks that stopped",
                     1.0, 1e6)};
 }
 
-DistOptions DistOptions::from(const SectionValues& s) { return {s.get_string("backend"), s.get_float("timeout_s")}; }
+DistOptions DistOptions::from(const SectionValues& s) {
+  return {s.get_string("backend"), s.get_float("bucket_mb"), s.get_float("timeout_s")};
+}
 
 Options Options::from(const Config& config) {
   return {ExperimentOptions::from(config.section("experiment")), DataOptions::from(config.section("data")),

@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "xlhost/core/util/checksum.hpp"
@@ -15,7 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kHeartbeat = std::chrono::milliseconds(500);
-constexpr int64_t kBucketElements = 8 << 20;  // 32 MiB of float32 per all-reduce
 
 c10::intrusive_ptr<c10d::Store> client_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions options;
@@ -59,8 +59,9 @@ std::string host_name() {
 
 }  // namespace
 
-C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout)
-    : env_(env), kind_(kind), timeout_(timeout) {
+C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout,
+                                   int64_t bucket_bytes)
+    : env_(env), kind_(kind), timeout_(timeout), bucket_bytes_(std::max<int64_t>(1, bucket_bytes)) {
   store_ = join_store(env, timeout);
   Rendezvous r;
   r.master_addr = env.master_addr, r.master_port = env.master_port;
@@ -130,11 +131,13 @@ void C10dCommunicator::fail(const std::string& operation, const std::exception& 
 template <typename Start>
 void C10dCommunicator::collective(const char* operation, Start start_work) {
   const auto start = Clock::now();
+  c10::intrusive_ptr<c10d::Work> work;
   try {
-    start_work()->wait(timeout_);
+    work = start_work();
   } catch (const std::exception& e) {
     fail(operation, e);
   }
+  wait(work, operation);
   communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
@@ -146,37 +149,105 @@ void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
   collective("an all-reduce", [&] { return backend_->allreduce(tensors, options); });
 }
 
+void C10dCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const char* operation) {
+  try {
+    work->wait(timeout_);
+  } catch (const std::exception& e) {
+    fail(operation, e);
+  }
+}
+
+void C10dCommunicator::prepare_buckets(const std::vector<torch::Tensor>& parameters) {
+  const bool same = parameters.size() == parameters_.size() &&
+                    std::equal(parameters.begin(), parameters.end(), parameters_.begin(),
+                               [](const torch::Tensor& a, const torch::Tensor& b) { return a.is_same(b); });
+  if (same) return;
+  if (!parameters_.empty()) throw std::logic_error("average_gradients: the set of parameters changed");
+  parameters_ = parameters;
+  slot_of_.assign(parameters.size(), {0, 0});
+  for (size_t k = parameters.size(); k-- > 0;) {
+    const int64_t bucket_elements = std::max<int64_t>(1, bucket_bytes_ / parameters[k].element_size());
+    if (buckets_.empty() || (buckets_.back().flat.numel() + parameters[k].numel() > bucket_elements &&
+                             !buckets_.back().members.empty())) {
+      buckets_.emplace_back();
+      buckets_.back().flat = torch::empty({0}, parameters[k].options());
+    }
+    auto& b = buckets_.back();
+    slot_of_[k] = {buckets_.size() - 1, b.members.size()};
+    b.offsets.push_back(b.flat.numel());
+    b.members.push_back(k);
+    b.flat = torch::empty({b.flat.numel() + parameters[k].numel()}, parameters[k].options());
+  }
+  // The hooks see each parameter's gradient of one backward, before it is added to .grad.
+  // They live as long as the parameters; the trainer's model does not outlive this object.
+  for (size_t k = 0; k < parameters.size(); ++k)
+    parameters_[k].register_hook([this, k](const torch::Tensor& gradient) { on_gradient(k, gradient); });
+}
+
+void C10dCommunicator::fill(size_t index, const torch::Tensor& total) {
+  const auto [bucket, member] = slot_of_[index];
+  auto& b = buckets_[bucket];
+  const int64_t offset = b.offsets[member];
+  b.flat.slice(0, offset, offset + total.numel()).copy_(total.reshape({-1}));
+  filled_[index] = true;
+  ++b.filled;
+}
+
+void C10dCommunicator::on_gradient(size_t index, const torch::Tensor& gradient) {
+  if (!expecting_ || filled_[index]) return;
+  torch::NoGradGuard no_grad;
+  const auto& accumulated = parameters_[index].grad();  // the earlier micro-batches' sum
+  fill(index, accumulated.defined() ? accumulated + gradient : gradient);
+  launch_complete_buckets();
+}
+
+void C10dCommunicator::launch_complete_buckets() {
+  const auto start = Clock::now();
+  for (; launched_ < buckets_.size() && buckets_[launched_].filled == buckets_[launched_].members.size(); ++launched_) {
+    std::vector<torch::Tensor> tensors{buckets_[launched_].flat};
+    c10d::AllreduceOptions options;
+    options.timeout = timeout_;
+    buckets_[launched_].work = backend_->allreduce(tensors, options);
+  }
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void C10dCommunicator::expect_gradients(const std::vector<torch::Tensor>& parameters) {
+  if (parameters.empty()) return;
+  prepare_buckets(parameters);
+  filled_.assign(parameters.size(), false);
+  for (auto& b : buckets_) b.filled = 0, b.work.reset();
+  launched_ = 0;
+  expecting_ = true;
+}
+
 // Buckets of flattened gradients, summed and divided by the world size. A parameter that got
 // no gradient on some rank (a memory row not selected there) counts as zero there, so every
 // rank issues the same collectives; one that got none on every rank stays without one, as
 // in a single process (the optimizer then leaves it alone).
 void C10dCommunicator::average_gradients(const std::vector<torch::Tensor>& parameters) {
   if (parameters.empty()) return;
+  if (!expecting_) expect_gradients(parameters);  // nothing was reduced during backward
   torch::NoGradGuard no_grad;
   auto had_gradient = torch::zeros({static_cast<int64_t>(parameters.size())}, torch::kFloat32);
   for (size_t i = 0; i < parameters.size(); ++i) {
-    auto& p = const_cast<torch::Tensor&>(parameters[i]);
-    if (p.grad().defined()) had_gradient[i] = 1;
-    else p.mutable_grad() = torch::zeros_like(p);
+    const auto& grad = parameters[i].grad();
+    if (grad.defined()) had_gradient[i] = 1;
+    if (!filled_[i]) fill(i, grad.defined() ? grad : torch::zeros_like(parameters[i]));
   }
+  launch_complete_buckets();
+  expecting_ = false;
+  const auto start = Clock::now();
+  for (auto& b : buckets_) wait(b.work, "an all-reduce of gradients");
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
   const double world = env_.world_size;
-  for (size_t first = 0; first < parameters.size();) {
-    size_t end = first;
-    int64_t elements = 0;
-    while (end < parameters.size() && (end == first || elements + parameters[end].numel() <= kBucketElements))
-      elements += parameters[end++].numel();
-    std::vector<torch::Tensor> grads;
-    for (size_t i = first; i < end; ++i) grads.push_back(parameters[i].grad().reshape({-1}));
-    auto flat = torch::cat(grads);
-    all_reduce(flat, c10d::ReduceOp::SUM);
-    flat.div_(world);
-    int64_t offset = 0;
-    for (size_t i = first; i < end; ++i) {
-      auto& g = const_cast<torch::Tensor&>(parameters[i]).mutable_grad();
-      g.copy_(flat.slice(0, offset, offset + g.numel()).view_as(g));
-      offset += g.numel();
+  for (auto& b : buckets_) {
+    b.flat.div_(world);
+    for (size_t m = 0; m < b.members.size(); ++m) {
+      auto& p = const_cast<torch::Tensor&>(parameters[b.members[m]]);
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().copy_(b.flat.slice(0, b.offsets[m], b.offsets[m] + p.numel()).view_as(p));
     }
-    first = end;
   }
   auto flags = had_gradient.to(parameters.front().device());
   all_reduce(flags, c10d::ReduceOp::SUM);

@@ -289,6 +289,7 @@ std::optional<StepRecord> Trainer::train_step() {
     }
     synchronize(setup_.device);
     auto t1 = Clock::now();
+    if (micro == accumulation - 1) communicator_.expect_gradients(trainable_);  // reduce during this backward
     (objective / static_cast<double>(accumulation)).backward();
     synchronize(setup_.device);
     r.forward_seconds += std::chrono::duration<double>(t1 - t0).count();

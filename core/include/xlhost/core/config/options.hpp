@@ -73,7 +73,7 @@ struct RunOptions {
 
 struct DistOptions {
   std::string backend;
-  double timeout_s = 300;
+  double bucket_mb = 32, timeout_s = 300;
   static Schema schema();
   static DistOptions from(const SectionValues& s);
 };

@@ -21,11 +21,14 @@ namespace xlhost::core::distributed {
 
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout);
+  // bucket_bytes: the size of the gradient buckets all-reduced while backward runs.
+  C10dCommunicator(const LaunchEnvironment& env, BackendKind kind, std::chrono::milliseconds timeout,
+                   int64_t bucket_bytes = 32 << 20);
   ~C10dCommunicator() override;
 
   int rank() const override { return env_.rank; }
   int world_size() const override { return env_.world_size; }
+  void expect_gradients(const std::vector<torch::Tensor>& parameters) override;
   void average_gradients(const std::vector<torch::Tensor>& parameters) override;
   double average(double value) override;
   bool any(bool flag) override;
@@ -42,6 +45,21 @@ class C10dCommunicator final : public Communicator {
  private:
   template <typename Start>
   void collective(const char* operation, Start start_work);
+  void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* operation);
+  // Gradient buckets, in the order backward produces them (last parameters first). Each is
+  // all-reduced as soon as it and every bucket before it are complete, so the same
+  // collectives run in the same order on every rank while backward goes on.
+  struct Bucket {
+    std::vector<size_t> members;   // parameter indices
+    std::vector<int64_t> offsets;  // of each member in flat
+    torch::Tensor flat;
+    size_t filled = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  void prepare_buckets(const std::vector<torch::Tensor>& parameters);
+  void on_gradient(size_t index, const torch::Tensor& gradient);
+  void fill(size_t index, const torch::Tensor& total);
+  void launch_complete_buckets();
   void all_reduce(torch::Tensor& tensor, c10d::ReduceOp op);
   bool identical(const std::vector<torch::Tensor>& tensors);
   [[noreturn]] void fail(const std::string& operation, const std::exception& e);
@@ -50,8 +68,15 @@ class C10dCommunicator final : public Communicator {
   LaunchEnvironment env_;
   BackendKind kind_;
   std::chrono::milliseconds timeout_;
+  int64_t bucket_bytes_;
   c10::intrusive_ptr<c10d::Store> store_, heartbeat_store_;
   c10::intrusive_ptr<c10d::Backend> backend_;
+  std::vector<torch::Tensor> parameters_;  // those the hooks are registered on
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<size_t, size_t>> slot_of_;  // parameter → (bucket, member)
+  std::vector<bool> filled_;                        // parameter's gradient is in its bucket
+  size_t launched_ = 0;                             // buckets whose all-reduce has started
+  bool expecting_ = false;                          // between expect_gradients and average_gradients
   std::atomic<bool> stopping_{false};
   std::thread heartbeat_thread_;
   double communication_seconds_ = 0;

@@ -17,6 +17,9 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  // Called before the backward of an optimizer step's last micro-batch: gradients may then be
+  // reduced while that backward still runs.
+  virtual void expect_gradients(const std::vector<torch::Tensor>& parameters) {}
   // Replaces every defined gradient by its mean over the ranks, once per optimizer step.
   virtual void average_gradients(const std::vector<torch::Tensor>& parameters) = 0;
   // The mean of `value` over the ranks (losses and rates that are logged).
