@@ -258,15 +258,22 @@ std::string command_line_of(const std::vector<std::string>& args) {
   return command_line;
 }
 
+// `args` without `option` and its value (`--option V` or `--option=V`): the command to
+// pass on to the runs this one starts.
+std::vector<std::string> without_option(const std::vector<std::string>& args, const std::string& option) {
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == option) ++i;
+    else if (args[i].rfind(option + "=", 0) != 0) rest.push_back(args[i]);
+  }
+  return rest;
+}
+
 // `--seeds N`: the same command N times as sub-runs with their own seed, id and folder,
 // then the group's record (mean ± standard deviation) and the sub-runs side by side.
 int run_seeds(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id,
               int64_t first_seed, int seeds) {
-  std::vector<std::string> base;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--seeds") ++i;
-    else if (args[i].rfind("--seeds=", 0) != 0) base.push_back(args[i]);
-  }
+  const auto base = without_option(args, "--seeds");
   std::vector<std::string> dirs, ids;
   std::vector<long long> used;
   for (int k = 0; k < seeds && !stop_requested; ++k) {
@@ -305,10 +312,7 @@ int exec_torchrun(const std::vector<std::string>& args, int nproc) {
   for (const std::string& w : {std::string("--standalone"), std::string("--nproc-per-node"), std::to_string(nproc),
                                std::string("--no-python"), std::string(self, static_cast<size_t>(n)), std::string("run")})
     words.push_back(w);
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--nproc") ++i;
-    else if (args[i].rfind("--nproc=", 0) != 0) words.push_back(args[i]);
-  }
+  for (const auto& a : without_option(args, "--nproc")) words.push_back(a);
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
@@ -321,15 +325,10 @@ int exec_torchrun(const std::vector<std::string>& args, int nproc) {
 // Each rank on a machine serves /metrics on the configured port plus its local rank
 // (port 0, any free port, stays 0).
 std::string rank_listen_address(const std::string& listen, int local_rank) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return listen;
-  int port = 0;
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    return listen;  // parse_listen_address reports it
-  }
-  return port == 0 ? listen : listen.substr(0, colon + 1) + std::to_string(port + local_rank);
+  const auto address = core::metrics::parse_listen_address(listen, "metrics.listen");
+  if (address.port == 0) return listen;
+  const bool v6 = address.host.find(':') != std::string::npos;
+  return (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port + local_rank);
 }
 
 // The other ranks of a data-parallel run, when a launcher started this process as one.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/util/checksum.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -47,10 +48,6 @@ c10::intrusive_ptr<c10d::Store> join_store(const LaunchEnvironment& env, std::ch
   return with_prefix(env, connect_store(r));
 }
 
-bool is_loopback(const std::string& address) {
-  return address == "localhost" || address.rfind("127.", 0) == 0 || address == "::1";
-}
-
 std::string host_name() {
   char name[256] = {};
   gethostname(name, sizeof(name) - 1);
@@ -68,7 +65,7 @@ C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kin
   r.rank = env.rank, r.world_size = env.world_size, r.timeout = timeout;
   try {
     backend_ = make_backend(kind, c10::make_intrusive<c10d::PrefixStore>("pg", store_), r,
-                            is_loopback(env.master_addr) ? "127.0.0.1" : "");
+                            http::ListenAddress{env.master_addr, env.master_port}.is_loopback() ? "127.0.0.1" : "");
   } catch (const c10::Error& e) {
     throw UserError("rank " + std::to_string(env.rank) + ": the " + backend_name() + " process group did not form: " +
                     e.what_without_backtrace());

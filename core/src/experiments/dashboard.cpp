@@ -203,18 +203,12 @@ std::string run_json(const fs::path& dir) {
   });
 }
 
-}  // namespace
-
-std::string answer_dashboard(const std::string& head, const Dashboard& d) {
-  const auto request = http::parse_request(head);
-  if (!request) return http::response(400, "text/plain", "bad request line\n");
-  if (request->method != "GET" && request->method != "HEAD")
-    return http::response(405, "text/plain", "only GET and HEAD\n");
-  const bool head_only = request->method == "HEAD";
-  const std::string& path = request->path;
+std::string route(const http::Request& request, const Dashboard& d) {
+  const bool head_only = request.head_only();
+  const std::string& path = request.path;
   auto query = [&](const char* key) {
-    auto it = request->query.find(key);
-    return it == request->query.end() ? std::string() : it->second;
+    auto it = request.query.find(key);
+    return it == request.query.end() ? std::string() : it->second;
   };
   auto json = [&](const std::string& body) { return http::response(200, "application/json", body, head_only); };
   try {
@@ -251,6 +245,12 @@ std::string answer_dashboard(const std::string& head, const Dashboard& d) {
     return http::response(404, "text/plain", std::string(e.what()) + "\n", head_only);
   }
   return http::response(404, "text/plain", "not found\n", head_only);
+}
+
+}  // namespace
+
+std::string answer_dashboard(const std::string& head, const Dashboard& d) {
+  return http::answer_read_only(head, [&d](const http::Request& request) { return route(request, d); });
 }
 
 }  // namespace xlhost::core

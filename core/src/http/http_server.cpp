@@ -133,6 +133,13 @@ std::optional<Request> parse_request(const std::string& head) {
   return r;
 }
 
+std::string answer_read_only(const std::string& head, const std::function<std::string(const Request&)>& route) {
+  const auto request = parse_request(head);
+  if (!request) return response(400, "text/plain", "bad request line\n");
+  if (request->method != "GET" && request->method != "HEAD") return response(405, "text/plain", "only GET and HEAD\n");
+  return route(*request);
+}
+
 Server::Server(const ListenAddress& address, const std::string& what, Handler handler)
     : address_(address), handler_(std::move(handler)) {
   const bool v6 = address.host.find(':') != std::string::npos;

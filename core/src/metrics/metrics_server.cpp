@@ -3,15 +3,13 @@
 namespace xlhost::core::metrics {
 
 std::string answer_request(const std::string& head, const Registry& registry) {
-  const auto request = http::parse_request(head);
-  if (!request) return http::response(400, "text/plain", "bad request line\n");
-  if (request->method != "GET" && request->method != "HEAD")
-    return http::response(405, "text/plain", "only GET and HEAD\n");
-  const bool head_only = request->method == "HEAD";
-  if (request->path == "/metrics")
-    return http::response(200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), head_only);
-  if (request->path == "/healthz") return http::response(200, "text/plain; charset=utf-8", "ok\n", head_only);
-  return http::response(404, "text/plain", "not found; try /metrics or /healthz\n", head_only);
+  return http::answer_read_only(head, [&](const http::Request& request) {
+    const bool head_only = request.head_only();
+    if (request.path == "/metrics")
+      return http::response(200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), head_only);
+    if (request.path == "/healthz") return http::response(200, "text/plain; charset=utf-8", "ok\n", head_only);
+    return http::response(404, "text/plain", "not found; try /metrics or /healthz\n", head_only);
+  });
 }
 
 MetricsServer::MetricsServer(const Registry& registry, const ListenAddress& address)

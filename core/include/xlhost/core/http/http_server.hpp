@@ -33,10 +33,15 @@ ListenAddress parse_listen_address(const std::string& text, const std::string& w
 struct Request {
   std::string method, path;                  // path without the query, percent-decoded
   std::map<std::string, std::string> query;  // decoded
+  bool head_only() const { return method == "HEAD"; }
 };
 
 // The request line of a head; nothing when it is malformed.
 std::optional<Request> parse_request(const std::string& head);
+
+// The answer of a read-only site: 400 for a malformed request line, 405 for a method other
+// than GET and HEAD, else route(request) (which leaves out the body for request.head_only()).
+std::string answer_read_only(const std::string& head, const std::function<std::string(const Request&)>& route);
 
 // A whole response with Content-Length and Connection: close; head_only leaves out the body.
 std::string response(int status, const std::string& content_type, const std::string& body, bool head_only = false);
