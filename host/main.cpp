@@ -1,15 +1,15 @@
-// xlhost: the command-line host. Dispatches subcommands, installs signal handlers and
-// turns errors into one clear line and a non-zero exit code.
+// xlhost-host: the command-line host, started by the `xlhost` launcher (launcher.cpp).
+// Dispatches subcommands, installs signal handlers and turns errors into one clear line
+// and a non-zero exit code.
 #include <signal.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 
 #include "build_info.hpp"
 #include "cli.hpp"
+#include "xlhost/core/plugin/plugin_crash_report.hpp"
 #include "xlhost/core/train/device_info.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -25,31 +25,12 @@ void install_signal_handlers() {
   action.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  sigset_t stops;  // blocked across our own re-exec (ensure_passive_openmp); delivered now
+  // The launcher (host/launcher.cpp) blocked them before exec: one that arrived while
+  // LibTorch was being loaded is pending and is delivered now, to the handler.
+  sigset_t stops;
   sigemptyset(&stops);
   sigaddset(&stops, SIGINT), sigaddset(&stops, SIGTERM);
   sigprocmask(SIG_UNBLOCK, &stops, nullptr);
-}
-
-// LibTorch's OpenMP workers spin while idle by default. Alone on a machine that costs
-// nothing, but two processes on the same cores (ctest -j2, two experiments at once) then
-// starve each other (measured: 12 s instead of ~1 s per quickstart memory-model step).
-// The OpenMP runtime reads its policy only at start-up, so the host sets it and
-// re-executes itself once. An explicit setting by the user wins. Commands
-// that do no tensor work skip the re-exec: loading LibTorch twice costs ~0.4 s.
-void ensure_passive_openmp(int argc, char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") || argc < 2) return;
-  const std::string command = argv[1];
-  if (command != "run" && command != "eval" && command != "generate" && command != "plugin") return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  // The signal mask survives exec, handlers do not: a stop signal arriving while the new
-  // image loads LibTorch waits, blocked, until its main installs the handlers again.
-  sigset_t stops, previous;
-  sigemptyset(&stops);
-  sigaddset(&stops, SIGINT), sigaddset(&stops, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stops, &previous);
-  execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
-  sigprocmask(SIG_SETMASK, &previous, nullptr);
 }
 
 const char* kUsage = R"(usage: xlhost <command> [options]
@@ -88,7 +69,7 @@ the message explains (bad input, a diverged run), 3 an internal error (please re
 int main(int argc, char** argv) {
   // First: a stop signal during set-up (loading a plugin, tokenising) ends the run cleanly.
   install_signal_handlers();
-  ensure_passive_openmp(argc, argv);
+  xlhost::core::report_plugin_crashes();
   using namespace xlhost::host;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     std::cout << kUsage << "\n";

@@ -35,6 +35,15 @@ namespace xlhost::host {
 
 namespace {
 
+// The `xlhost` launcher beside this program (launcher.cpp): processes this one starts go
+// through it, so that they too block stop signals from their first microseconds.
+std::string launcher_path() {
+  char self[4096] = {};
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) throw std::runtime_error("cannot find this program's path (/proc/self/exe)");
+  return (std::filesystem::path(std::string(self, static_cast<size_t>(n))).parent_path() / "xlhost").string();
+}
+
 // --detach: the same command in a new session, its output in <run_dir>/run.log. Returns
 // once the child has written its record (so `exp status` sees it) or has ended.
 int run_detached(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id) {
@@ -44,6 +53,7 @@ int run_detached(const std::vector<std::string>& args, const core::RunDirectory&
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
+  const std::string launcher = launcher_path();
   std::filesystem::create_directories(run_dir.root());
   const std::string log_path = run_dir.run_log().string();
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -54,7 +64,7 @@ int run_detached(const std::vector<std::string>& args, const core::RunDirectory&
   if (pid == 0) {  // only async-signal-safe calls until exec
     setsid();
     dup2(null_fd, 0), dup2(log_fd, 1), dup2(log_fd, 2);
-    execv("/proc/self/exe", argv.data());
+    execv(launcher.c_str(), argv.data());
     _exit(127);
   }
   close(log_fd), close(null_fd);
@@ -305,20 +315,17 @@ int exec_torchrun(const std::vector<std::string>& args, int nproc) {
     if (words.empty() && !env.empty() && access((env + "/bin/python").c_str(), X_OK) == 0)
       words = {env + "/bin/python", "-m", "torch.distributed.run"};
   if (words.empty()) words = {"torchrun"};  // from PATH
-  char self[4096] = {};
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) throw std::runtime_error("cannot find this program's path (/proc/self/exe)");
-  const std::string launcher = words.front();
+  const std::string python = words.front();
   for (const std::string& w : {std::string("--standalone"), std::string("--nproc-per-node"), std::to_string(nproc),
-                               std::string("--no-python"), std::string(self, static_cast<size_t>(n)), std::string("run")})
+                               std::string("--no-python"), launcher_path(), std::string("run")})
     words.push_back(w);
   for (const auto& a : without_option(args, "--nproc")) words.push_back(a);
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
-  std::cerr << "xlhost: starting " << nproc << " ranks with torchrun (" << launcher << ")\n";
+  std::cerr << "xlhost: starting " << nproc << " ranks with torchrun (" << python << ")\n";
   execvp(argv[0], argv.data());
-  throw core::UserError("--nproc: cannot run " + launcher + " (" + std::strerror(errno) +
+  throw core::UserError("--nproc: cannot run " + python + " (" + std::strerror(errno) +
                         "); run scripts/setup.sh, or put torchrun on PATH");
 }
 

@@ -68,6 +68,19 @@ python3 -c "print('{\"train\": ' + '[' * 100000 + ']' * 100000 + '}')" >deep.jso
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c deep.json 2>&1); code=$?
 check "a config nested 100000 deep exits 2 (got $code)" test $code -eq 2
 
+# Damaged plugin code that crashes only after loading, in forward: the first bytes of
+# ModelOriginal::forward in a copy of the plugin become ud2, an illegal instruction.
+cp "$build/plugins/model_original.so" damaged.so
+forward=$(nm damaged.so | c++filt | awk '/ModelOriginal::forward\(/ && !/cold/ {print $1; exit}')
+text=$(readelf -SW damaged.so | awk '{for (i = 1; i < NF; i++) if ($i == ".text") print $(i + 2), $(i + 3)}')
+read -r text_address text_offset <<<"$text"
+printf '\x0f\x0b' | dd of=damaged.so bs=1 seek=$((16#$forward - 16#$text_address + 16#$text_offset)) conv=notrunc status=none
+check "the copy differs from the plugin" test -n "$forward" -a -n "$text_address"
+out=$("$xlhost" run -p damaged.so -c exp.json --set train.max_steps=2 --set experiment.id=damaged --no-metrics 2>&1); code=$?
+check "a plugin crashing in forward exits 2 (got $code)" test $code -eq 2
+check "the crash names the plugin and where" grep -qE "plugin damaged.so crashed: SIGILL .* at damaged.so\+0x" <<<"$out"
+check "the crash is one line" test "$(grep -c "xlhost: " <<<"$out")" -eq 1
+
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=10 2>&1); code=$?
 check "short run exits 0" test $code -eq 0
 check "short run prints parameters" contains "$out" "parameters"

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -291,6 +292,49 @@ TEST(Reliability, DataPathsThatAreNotFilesAreRefused) {
   test::write_text(dir / "a_file", "x");
   auto job_error = error_of([&] { core::Trainer(test::bigram_job(dir, {"run.out_dir=" + dir / "a_file"})); });
   EXPECT_NE(job_error.find("cannot create the run folder"), std::string::npos) << job_error;
+}
+
+// Defect 9: folders the run cannot write to are one clear error, naming the folder. Root
+// may write anywhere, so as root (CI) the checks run with the effective user `nobody`.
+TEST(ReliabilityDeathTest, UnwritableFoldersAreNamed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process, not a fork of this one
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  fs::create_directories(dir / "out/0.0.1");
+  fs::create_directories(dir / "cache");
+  fs::create_directory(dir / "locked");
+  const auto read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                         fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  const std::vector<std::string> locked = {dir / "locked", dir / "out/0.0.1"};
+  for (const auto& folder : locked) fs::permissions(folder, read_only);
+  fs::permissions(dir.path(), read_only | fs::perms::owner_write);
+  fs::permissions(dir / "cache", fs::perms::all);
+  fs::permissions(dir / "out", fs::perms::all);
+  auto errors = [&] {
+    std::string all;
+    for (const std::vector<std::string>& overrides :
+         {std::vector<std::string>{"run.out_dir=" + dir / "locked"}, {"data.cache_dir=" + dir / "locked/cache"},
+          {"experiment.id=0.0.1"}})
+      all += error_of([&] { core::Trainer(test::bigram_job(dir, overrides)).run(); }) + "\n";
+    return all;
+  };
+  EXPECT_EXIT(
+      {
+        constexpr uid_t kNobody = 65534;
+        const bool root = geteuid() == 0;
+        if (root && (setegid(kNobody) != 0 || seteuid(kNobody) != 0)) std::_Exit(99);
+        const std::string found = errors();
+        if (root && (seteuid(0) != 0 || setegid(0) != 0)) std::_Exit(98);
+        for (const auto& folder : locked) fs::permissions(folder, fs::perms::owner_all);
+        fs::remove_all(dir.path());  // this process's own copy of the folder: it exits without destructors
+        std::cerr << found;
+        std::_Exit(0);
+      },
+      testing::ExitedWithCode(0),
+      "locked/0.0.1: cannot create the run folder \\(Permission denied\\)\n"
+      ".*locked/cache: cannot create the token cache \\(data.cache_dir\\) folder \\(Permission denied\\)\n"
+      ".*out/0.0.1: the run folder is not writable\n");
+  for (const auto& folder : locked) fs::permissions(folder, fs::perms::owner_all);
 }
 
 // Defect 10: a corrupt or truncated token cache is rebuilt, not used.

@@ -5,6 +5,20 @@
 #include <signal.h>
 __attribute__((constructor)) static void crash(void) { raise(SIGSEGV); }
 #endif
+#ifdef FAULTS
+/* Damaged or buggy plugin code crashing after loading: a fault in the plugin itself, and
+   one in code the plugin called (the asm keeps the call from becoming a tail call, which
+   would take the plugin's frame off the stack). */
+#include <stdint.h>
+__attribute__((visibility("default"))) void xlhost_test_fault(void) {
+  volatile uintptr_t address = 8;
+  *(volatile int*)address = 1;
+}
+__attribute__((visibility("default"))) void xlhost_test_call(void (*function)(void)) {
+  function();
+  __asm__ volatile("" ::: "memory");
+}
+#endif
 #ifdef NO_STAMP
 __attribute__((visibility("default"))) int some_unrelated_function(void) { return 42; }
 #else

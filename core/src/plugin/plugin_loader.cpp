@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "xlhost/core/plugin/plugin_crash_report.hpp"
 #include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core {
@@ -62,6 +63,7 @@ void probe_load_in_child(const std::string& path) {
   const pid_t child = fork();
   if (child < 0) return;  // no probe; the load below is then the only try
   if (child == 0) {
+    default_crash_signals();
     void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
     _exit(handle ? 0 : 1);  // a failed dlopen is reported by the real load, with its message
   }
@@ -92,11 +94,18 @@ LoadedPlugin load_plugin(const std::string& path) {
   LoadedPlugin plugin;
   plugin.path_ = path;
   try {
-    plugin.library_ = std::make_shared<boost::dll::shared_library>(
-        path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+    // The code range is released just before the library is unloaded, when this handle
+    // and the last model made from it are gone.
+    plugin.library_ = std::shared_ptr<boost::dll::shared_library>(
+        new boost::dll::shared_library(path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local),
+        [](boost::dll::shared_library* unloading) {
+          forget_plugin_code(unloading->native());
+          delete unloading;
+        });
   } catch (const std::exception& e) {
     throw UserError(path + ": cannot load as a shared object (" + e.what() + ")");
   }
+  register_plugin_code(path, plugin.library_->native());  // a crash in its code now names it
   auto& lib = *plugin.library_;
   if (!lib.has("xlhost_sdk_abi_version") || !lib.has("xlhost_torch_version"))
     throw UserError(path + ": not an xlhost plugin (no xlhost_sdk_abi_version symbol; a plugin uses XLHOST_PLUGIN)");

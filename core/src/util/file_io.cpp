@@ -33,7 +33,8 @@ void ensure_directory(const std::string& path, const std::string& what) {
   std::filesystem::create_directories(path, ec);
   if (ec || !std::filesystem::is_directory(path))
     throw UserError(path + ": cannot create the " + what + " folder (" + (ec ? ec.message() : "a file is in the way") + ")");
-  if (::access(path.c_str(), W_OK) != 0) throw UserError(path + ": the " + what + " folder is not writable");
+  // The effective user's rights (access() would ask about the real user's).
+  if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) throw UserError(path + ": the " + what + " folder is not writable");
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
