@@ -75,7 +75,9 @@ int plugin_command(const std::vector<std::string>& args) {
   std::cout << "name         " << d.name << "\nversion      " << d.version << "\ndescription  " << d.description
             << "\nsdk abi      " << plugin.abi_version() << "\nlibtorch     " << plugin.torch_version()
             << "\ncausal       " << (d.causal ? "yes" : "NO") << (d.causality_note.empty() ? "" : " (" + d.causality_note + ")")
-            << "\nfile         " << plugin.path() << "\n\nmodel section keys:\n";
+            << "\nfile         " << plugin.path()
+            << (plugin.checksum_verified() ? ", verified against " : ", not verified (no checksum file beside it: ")
+            << plugin.path() << ".md5" << (plugin.checksum_verified() ? "" : ")") << "\n\nmodel section keys:\n";
   for (const auto& e : d.schema) {
     std::string range;
     if (e.min || e.max)

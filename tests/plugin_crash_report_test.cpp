@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "xlhost/core/plugin/plugin_crash_report.hpp"
@@ -22,7 +23,7 @@ const std::string kPlugin = std::string(XLHOST_TEST_PLUGIN_DIR) + "/faulting_plu
 void* load_registered() {
   void* handle = dlopen(kPlugin.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) throw std::runtime_error(dlerror());
-  xlhost::core::register_plugin_code(kPlugin, handle);
+  xlhost::core::register_plugin_code(kPlugin, handle, false);
   xlhost::core::report_plugin_crashes();
   return handle;
 }
@@ -51,13 +52,32 @@ TEST_F(PluginCrashReportDeathTest, FaultInCodeThePluginCalledNamesThePlugin) {
       testing::ExitedWithCode(2), "plugin .*faulting_plugin.so crashed: SIGSEGV .* in code it called, from faulting_plugin.so\\+0x");
 }
 
+TEST_F(PluginCrashReportDeathTest, CallThroughABadPointerNamesThePlugin) {
+  EXPECT_EXIT(
+      {
+        auto call = reinterpret_cast<void (*)(void (*)())>(dlsym(load_registered(), "xlhost_test_call"));
+        call(nullptr);  // what a damaged vtable does
+      },
+      testing::ExitedWithCode(2), "plugin .*faulting_plugin.so crashed: SIGSEGV .* calling a bad address from its code at faulting_plugin.so\\+0x");
+}
+
+TEST_F(PluginCrashReportDeathTest, AbortInCodeThePluginCalledNamesThePlugin) {
+  EXPECT_EXIT(
+      {
+        auto call = reinterpret_cast<void (*)(void (*)())>(dlsym(load_registered(), "xlhost_test_call"));
+        call(std::abort);
+      },
+      testing::ExitedWithCode(2), "plugin .*faulting_plugin.so crashed: SIGABRT .* in code it called, from faulting_plugin.so\\+0x");
+}
+
 TEST_F(PluginCrashReportDeathTest, FaultElsewhereIsAnInternalCrash) {
   EXPECT_EXIT(
       {
         load_registered();
         fault_in_the_host();
       },
-      testing::KilledBySignal(SIGSEGV), "crashed with SIGSEGV .*an internal error, please report it");
+      testing::KilledBySignal(SIGSEGV),
+      "crashed with SIGSEGV .*an internal error \\(or damage in plugin .*faulting_plugin.so, whose file was not verified");
 }
 
 TEST_F(PluginCrashReportDeathTest, ForgottenCodeIsNoLongerAttributed) {

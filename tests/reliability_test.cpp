@@ -409,6 +409,23 @@ TEST(Reliability, TruncatedPluginIsRefused) {
   }
 }
 
+// Defect 8: flipped bytes anywhere in a plugin are found before it loads, by the checksum
+// its build wrote beside it; without that file the plugin loads as before.
+TEST(Reliability, PluginDamagedSinceItsBuildIsRefused) {
+  test::TempDir dir;
+  const std::string plugin = test::plugin_path("model_original");
+  fs::copy_file(plugin, dir / "copy.so");
+  fs::copy_file(plugin + ".md5", dir / "copy.so.md5");
+  EXPECT_TRUE(core::load_plugin(dir / "copy.so").checksum_verified());
+  fs::rename(dir / "copy.so.md5", dir / "aside.md5");
+  EXPECT_FALSE(core::load_plugin(dir / "copy.so").checksum_verified());
+  fs::rename(dir / "aside.md5", dir / "copy.so.md5");
+  flip_byte(dir / "copy.so", static_cast<std::streamoff>(fs::file_size(dir / "copy.so") / 2));
+  const auto error = error_of([&] { core::load_plugin(dir / "copy.so"); });
+  EXPECT_NE(error.find("copy.so: damaged: its MD5 is"), std::string::npos) << error;
+  EXPECT_NE(error.find("copy.so.md5"), std::string::npos) << error;
+}
+
 // Defect 8: a plugin whose initialisation crashes is reported, the host survives.
 TEST(Reliability, PluginThatCrashesWhileLoadingIsReported) {
   const auto error = error_of([] { core::load_plugin(std::string(XLHOST_TEST_PLUGIN_DIR) + "/crash_on_load_plugin.so"); });

@@ -42,6 +42,9 @@ PY
 check "configure out of tree" cmake -S parallel_block -B parallel_block/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix" "${launcher[@]}"
 check "build out of tree" cmake --build parallel_block/build
+check "the build wrote the plugin's checksum" test -f parallel_block/build/parallel_block.so.md5
+out=$("$xlhost" plugin info "$work/prefix/lib/xlhost/plugins/model_original.so" 2>&1)
+check "an installed plugin is verified against its checksum" contains "$out" "verified against $work/prefix/lib/xlhost/plugins/model_original.so.md5"
 check "plugin check passes (every parameter gets a gradient)" \
   "$xlhost" plugin check parallel_block/build/parallel_block.so --config parallel_block/config.json
 check "data synth" "$xlhost" data synth --out data/synth --entities 20 --train-docs 200 --val-docs 20

@@ -16,13 +16,15 @@ namespace xlhost::core {
 
 namespace {
 
-constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+// SIGABRT too: the allocator aborts on a bad free, and so does std::terminate.
+constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 
 // Only what a signal handler may read: fixed slots, atomics, no allocation. A slot is in
 // use while `end` is non-zero; writers fill the rest first.
 struct CodeRange {
   std::atomic<uintptr_t> begin{0}, end{0};
   void* handle = nullptr;
+  bool verified = false;  // against the checksum its build wrote
   char path[512] = {};
 };
 CodeRange ranges[32];
@@ -64,6 +66,19 @@ uintptr_t faulting_instruction(void* context) {
 #endif
 }
 
+// After a call through a bad pointer (a damaged vtable: the fault is at the target, often
+// 0) there is no code to unwind from; the caller's return address is where the call left it.
+uintptr_t return_address_of_bad_call(void* context) {
+  [[maybe_unused]] const auto* uc = static_cast<const ucontext_t*>(context);
+#if defined(__x86_64__)
+  return *reinterpret_cast<const uintptr_t*>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.regs[30]);
+#else
+  return 0;
+#endif
+}
+
 // A message assembled without allocating (the heap may be what broke).
 class Line {
  public:
@@ -98,6 +113,7 @@ const char* describe(int signal) {
     case SIGBUS: return "SIGBUS (bad memory access)";
     case SIGILL: return "SIGILL (illegal instruction)";
     case SIGFPE: return "SIGFPE (arithmetic fault, e.g. an integer division by zero)";
+    case SIGABRT: return "SIGABRT (aborted, e.g. by the allocator on a bad free)";
     default: return "a fatal signal";
   }
 }
@@ -108,21 +124,26 @@ const char* file_name(const char* path) {
 }
 
 void on_crash(int signal, siginfo_t* info, void* context) {
-  if (info->si_code <= 0) {  // sent by a process (kill), not a fault: the default action
+  if (info->si_code <= 0 && info->si_pid != getpid()) {  // sent by another process: the default action
     raise(signal);
     return;
   }
   const uintptr_t pc = faulting_instruction(context);
-  void* frames[64];
-  const int depth = backtrace(frames, 64);
   const CodeRange* plugin = plugin_at(pc);
   uintptr_t where = pc;
+  const char* how = " in its code at ";
+  const bool jumped_to_nowhere = signal == SIGSEGV && pc == reinterpret_cast<uintptr_t>(info->si_addr);
+  if (!plugin && jumped_to_nowhere && (plugin = plugin_at(return_address_of_bad_call(context))))
+    where = return_address_of_bad_call(context), how = " calling a bad address from its code at ";
+  // Unwinding a stack the damaged code may have scribbled on can fault itself: last.
+  void* frames[64];
+  const int depth = plugin ? 0 : backtrace(frames, 64);
   for (int i = 0; !plugin && i < depth; ++i)
-    if ((plugin = plugin_at(reinterpret_cast<uintptr_t>(frames[i])))) where = reinterpret_cast<uintptr_t>(frames[i]);
+    if ((plugin = plugin_at(reinterpret_cast<uintptr_t>(frames[i]))))
+      where = reinterpret_cast<uintptr_t>(frames[i]), how = " in code it called, from ";
   Line line;
   if (plugin) {
-    line << "xlhost: error: plugin " << plugin->path << " crashed: " << describe(signal)
-         << (where == pc ? " in its code at " : " in code it called, from ") << file_name(plugin->path) << "+";
+    line << "xlhost: error: plugin " << plugin->path << " crashed: " << describe(signal) << how << file_name(plugin->path) << "+";
     line.hex(where - plugin->begin.load(std::memory_order_relaxed))
         << ". Its file may be damaged, or the plugin has a bug: rebuild it and run `xlhost plugin check` on it. "
            "Checkpoints written before the crash are intact (continue with --resume auto).\n";
@@ -130,7 +151,12 @@ void on_crash(int signal, siginfo_t* info, void* context) {
     _exit(2);
   }
   line << "xlhost: crashed with " << describe(signal) << " at ";
-  line.hex(pc) << ": an internal error, please report it with this backtrace:\n";
+  line.hex(pc) << ": an internal error";
+  // Damaged plugin code can also break the host's state and crash it later, elsewhere.
+  for (const auto& range : ranges)
+    if (range.end.load(std::memory_order_acquire) != 0 && !range.verified)
+      line << " (or damage in plugin " << range.path << ", whose file was not verified: no checksum beside it)";
+  line << ", please report it with this backtrace:\n";
   line.write_to_stderr();
   backtrace_symbols_fd(frames, depth, STDERR_FILENO);
   // SA_RESETHAND restored the default action: the faulting instruction, run again on
@@ -140,7 +166,7 @@ void on_crash(int signal, siginfo_t* info, void* context) {
 
 }  // namespace
 
-void register_plugin_code(const std::string& path, void* handle) {
+void register_plugin_code(const std::string& path, void* handle, bool verified) {
   link_map* map = nullptr;
   if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || !map) return;
   Lookup lookup{reinterpret_cast<uintptr_t>(map->l_ld)};  // its dynamic section lies inside its mapping
@@ -148,6 +174,7 @@ void register_plugin_code(const std::string& path, void* handle) {
   for (auto& range : ranges) {
     if (range.end.load(std::memory_order_relaxed) != 0) continue;
     range.handle = handle;
+    range.verified = verified;
     std::strncpy(range.path, path.c_str(), sizeof(range.path) - 1);
     range.begin.store(lookup.begin, std::memory_order_relaxed);
     range.end.store(lookup.end, std::memory_order_release);

@@ -16,6 +16,8 @@
 
 #include "xlhost/core/plugin/plugin_crash_report.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/md5.hpp"
 
 namespace xlhost::core {
 
@@ -57,6 +59,19 @@ void check_elf_layout(const std::string& path) {
     throw UserError(broken + "section headers beyond the end: truncated?)");
 }
 
+// The build writes NAME.so.md5 beside each plugin (cmake/xlhost_plugin_checksum.cmake).
+// Returns whether there was one to verify; throws when the file no longer matches it.
+bool verify_build_checksum(const std::string& path) {
+  const std::string sidecar = path + ".md5";
+  if (!std::filesystem::is_regular_file(sidecar)) return false;
+  const std::string recorded = read_text_file(sidecar, "plugin checksum").substr(0, 32);
+  const std::string actual = md5_file(path);
+  if (actual != recorded)
+    throw UserError(path + ": damaged: its MD5 is " + actual + ", its build recorded " + recorded + " in " + sidecar +
+                    " (rebuild the plugin; one rebuilt without the SDK's xlhost_add_plugin: delete " + sidecar + ")");
+  return true;
+}
+
 // Loads the library once in a child process first: a damaged file whose initialisation
 // code crashes (SIGSEGV, SIGBUS) then costs the child, and the host reports it.
 void probe_load_in_child(const std::string& path) {
@@ -89,9 +104,10 @@ LoadedPlugin load_plugin(const std::string& path) {
   if (!std::filesystem::exists(path)) throw UserError(path + ": no such plugin file");
   if (std::filesystem::is_directory(path)) throw UserError(path + ": is a directory, expected a plugin .so file");
   check_elf_layout(path);
+  LoadedPlugin plugin;
+  plugin.checksum_verified_ = verify_build_checksum(path);
   probe_load_in_child(path);
 
-  LoadedPlugin plugin;
   plugin.path_ = path;
   try {
     // The code range is released just before the library is unloaded, when this handle
@@ -105,7 +121,7 @@ LoadedPlugin load_plugin(const std::string& path) {
   } catch (const std::exception& e) {
     throw UserError(path + ": cannot load as a shared object (" + e.what() + ")");
   }
-  register_plugin_code(path, plugin.library_->native());  // a crash in its code now names it
+  register_plugin_code(path, plugin.library_->native(), plugin.checksum_verified_);  // a crash in its code now names it
   auto& lib = *plugin.library_;
   if (!lib.has("xlhost_sdk_abi_version") || !lib.has("xlhost_torch_version"))
     throw UserError(path + ": not an xlhost plugin (no xlhost_sdk_abi_version symbol; a plugin uses XLHOST_PLUGIN)");

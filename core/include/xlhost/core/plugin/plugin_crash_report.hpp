@@ -15,7 +15,8 @@ void report_plugin_crashes();
 
 // The address range of the library loaded as `handle` (dlopen's) is attributed to `path`
 // until forget_plugin_code(handle). Called by load_plugin and when the library is unloaded.
-void register_plugin_code(const std::string& path, void* handle);
+// A crash elsewhere names the plugins whose file was not `verified` against a checksum.
+void register_plugin_code(const std::string& path, void* handle, bool verified);
 void forget_plugin_code(void* handle);
 
 // Puts back the default action of the signals above (a child process that probes a

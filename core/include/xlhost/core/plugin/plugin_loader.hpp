@@ -20,6 +20,9 @@ class LoadedPlugin {
   const std::string& path() const { return path_; }
   const std::string& torch_version() const { return torch_version_; }
   unsigned abi_version() const { return abi_version_; }
+  // Whether the file was verified against the checksum its build wrote beside it
+  // (NAME.so.md5; a plugin without one loads unverified).
+  bool checksum_verified() const { return checksum_verified_; }
 
   // Throws UserError (naming the plugin) if the plugin rejects the config.
   std::shared_ptr<sdk::Model> create(const sdk::ModelConfig& config) const;
@@ -31,10 +34,12 @@ class LoadedPlugin {
   sdk::PluginDescriptor descriptor_;
   std::string path_, torch_version_;
   unsigned abi_version_ = 0;
+  bool checksum_verified_ = false;
 };
 
 // Throws UserError with one line naming the file and the problem: missing file, not a
-// shared object, not an xlhost plugin, SDK ABI or LibTorch version mismatch.
+// shared object, damaged since its build, not an xlhost plugin, SDK ABI or LibTorch
+// version mismatch.
 LoadedPlugin load_plugin(const std::string& path);
 
 // "major.minor" of a version string, the part that must match between host and plugin.
