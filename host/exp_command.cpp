@@ -330,8 +330,10 @@ int list_command(const std::vector<std::string>& args) {
               << loss(r, r.val_loss, r.val_loss_std) << (r.has_results ? core::format_count(r.tokens_per_second) : "-")
               << "\n";
   for (const auto& r : records)
-    if (r.status == "interrupted" && !r.last_checkpoint.empty())
-      std::cout << r.id << ": interrupted; last good checkpoint " << r.last_checkpoint << " (xlhost run ... --resume)\n";
+    if ((r.status == "interrupted" || r.status == "crashed") && !r.last_checkpoint.empty())
+      std::cout << r.id << ": " << r.status << "; last good checkpoint " << r.last_checkpoint << " (xlhost run ... --resume)\n";
+  for (const auto& r : records)
+    if (!r.crash.empty()) std::cout << r.id << ": " << r.crash << "\n";
   for (const auto& p : problems) std::cerr << "warning: " << p << "\n";
   return 0;
 }

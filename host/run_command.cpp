@@ -25,6 +25,7 @@
 #include "xlhost/core/experiments/record_comparison.hpp"
 #include "xlhost/core/experiments/seed_group.hpp"
 #include "xlhost/core/metrics/metrics_server.hpp"
+#include "xlhost/core/plugin/plugin_crash_report.hpp"
 #include "xlhost/core/train/run_record.hpp"
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -451,6 +452,7 @@ int run_command(const std::vector<std::string>& args) {
     }
   }
   core::ExperimentRecord record(description, core::plugin_identity(plugin), core::runtime_info());
+  core::copy_crash_reports_to(run_dir.crash_report().string());
   const auto summary = train_recorded(job, record, id);
   if (!summary) return 0;
   const auto results = core::run_results(*summary);

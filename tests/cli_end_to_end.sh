@@ -80,6 +80,9 @@ out=$("$xlhost" run -p damaged.so -c exp.json --set train.max_steps=2 --set expe
 check "a plugin crashing in forward exits 2 (got $code)" test $code -eq 2
 check "the crash names the plugin and where" grep -qE "plugin damaged.so crashed: SIGILL .* at damaged.so\+0x" <<<"$out"
 check "the crash is one line" test "$(grep -c "xlhost: " <<<"$out")" -eq 1
+out=$("$xlhost" exp list 2>&1)
+check "exp list shows the run crashed" grep -qE "^damaged .* crashed " <<<"$out"
+check "exp list gives the crash's line" grep -qF "damaged: xlhost: error: plugin damaged.so crashed: SIGILL" <<<"$out"
 
 out=$("$xlhost" run -p "$build/plugins/model_original.so" -c exp.json --set train.max_steps=10 2>&1); code=$?
 check "short run exits 0" test $code -eq 0

@@ -361,8 +361,14 @@ RecordSummary read_record_summary(const std::string& run_dir) {
   r.status = doc["status"].GetString();
   r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;
   if (r.status == "running" && r.pid > 0 && member_string(e, "host") == hostname() &&
-      kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH)
-    r.status = "interrupted";  // the process died without finishing its record (SIGKILL, power loss)
+      kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH) {
+    // The process died without finishing its record: killed (SIGKILL, power loss), or a
+    // crash whose handler could only leave its one line.
+    const auto crash_report = RunDirectory(dir).crash_report();
+    r.status = fs::is_regular_file(crash_report) ? "crashed" : "interrupted";
+    if (r.status == "crashed") r.crash = read_text_file(crash_report.string(), "crash report");
+    r.crash = r.crash.substr(0, r.crash.find('\n'));
+  }
   r.last_checkpoint = latest_checkpoint(run_dir);
   r.plugin = member_string(doc["versions"]["plugin"], "name");
   if (doc.HasMember("results") && doc["results"].IsObject()) {

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 
 namespace xlhost::core {
 
@@ -28,6 +30,7 @@ struct CodeRange {
   char path[512] = {};
 };
 CodeRange ranges[32];
+char crash_copy_path[4096];  // "" when no run folder wants a copy
 
 struct Lookup {
   uintptr_t address, begin = 0, end = 0;
@@ -94,12 +97,21 @@ class Line {
     digits[n] = '\0';
     return *this << digits;
   }
-  void write_to_stderr() const {
+  void write_to(int fd) const {
     for (size_t done = 0; done < length_;) {
-      const ssize_t n = ::write(STDERR_FILENO, text_ + done, length_ - done);
+      const ssize_t n = ::write(fd, text_ + done, length_ - done);
       if (n <= 0) return;
       done += static_cast<size_t>(n);
     }
+  }
+  // On stderr and, when a run asked for it, into its crash report.
+  void report() const {
+    write_to(STDERR_FILENO);
+    if (!crash_copy_path[0]) return;
+    const int fd = ::open(crash_copy_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    write_to(fd);
+    ::close(fd);
   }
 
  private:
@@ -147,7 +159,7 @@ void on_crash(int signal, siginfo_t* info, void* context) {
     line.hex(where - plugin->begin.load(std::memory_order_relaxed))
         << ". Its file may be damaged, or the plugin has a bug: rebuild it and run `xlhost plugin check` on it. "
            "Checkpoints written before the crash are intact (continue with --resume auto).\n";
-    line.write_to_stderr();
+    line.report();
     _exit(2);
   }
   line << "xlhost: crashed with " << describe(signal) << " at ";
@@ -157,7 +169,7 @@ void on_crash(int signal, siginfo_t* info, void* context) {
     if (range.end.load(std::memory_order_acquire) != 0 && !range.verified)
       line << " (or damage in plugin " << range.path << ", whose file was not verified: no checksum beside it)";
   line << ", please report it with this backtrace:\n";
-  line.write_to_stderr();
+  line.report();
   backtrace_symbols_fd(frames, depth, STDERR_FILENO);
   // SA_RESETHAND restored the default action: the faulting instruction, run again on
   // return, ends the process with a core dump; a raised signal needs raising again.
@@ -200,6 +212,12 @@ void report_plugin_crashes() {
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
   for (const int signal : kCrashSignals) sigaction(signal, &action, nullptr);
+}
+
+void copy_crash_reports_to(const std::string& path) {
+  std::filesystem::remove(path);
+  crash_copy_path[0] = '\0';
+  if (path.size() < sizeof(crash_copy_path)) std::memcpy(crash_copy_path, path.c_str(), path.size() + 1);
 }
 
 void default_crash_signals() {

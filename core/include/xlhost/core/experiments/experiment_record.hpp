@@ -80,13 +80,15 @@ struct RecordSummary {
   std::string id, run_dir, start_time, plugin, status, metrics_url;
   int64_t pid = 0;
   std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
+  std::string crash;            // status "crashed": the line the crash printed
   double final_loss = 0, val_loss = std::nan(""), tokens_per_second = 0;
   double final_loss_std = std::nan(""), val_loss_std = std::nan("");  // runs with --seeds
   bool has_results = false;
 };
 
 // The record in run_dir, summarised; UserError when it is missing or corrupted. A record
-// still "running" whose process is gone (same host) is reported "interrupted".
+// still "running" whose process is gone (same host) is reported "crashed" when the process
+// left a crash report (RunDirectory::crash_report), else "interrupted".
 RecordSummary read_record_summary(const std::string& run_dir);
 
 // Every out_dir/*/record.json. A record still "running" whose process is gone (same host)

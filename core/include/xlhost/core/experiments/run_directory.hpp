@@ -23,6 +23,7 @@ class RunDirectory {
   std::filesystem::path diff_patch() const { return root_ / "diff.patch"; }  // uncommitted changes at start
   std::filesystem::path run_log() const { return root_ / "run.log"; }        // what the terminal showed
   std::filesystem::path samples() const { return root_ / "samples.txt"; }
+  std::filesystem::path crash_report() const { return root_ / "crash.txt"; }  // the line of a crash that ended the run
   std::filesystem::path exports() const { return root_ / "exports"; }  // train.export_interval
   std::filesystem::path checkpoints() const { return root_ / "checkpoints"; }
   std::filesystem::path seeds() const { return root_ / "seeds"; }  // sub-runs of `xlhost run --seeds N`

@@ -19,6 +19,10 @@ void report_plugin_crashes();
 void register_plugin_code(const std::string& path, void* handle, bool verified);
 void forget_plugin_code(void* handle);
 
+// Crash lines are also written to `path` (a run's RunDirectory::crash_report: its record
+// cannot be finished from a signal handler). Removes a previous run's file there.
+void copy_crash_reports_to(const std::string& path);
+
 // Puts back the default action of the signals above (a child process that probes a
 // library must die of its signal, not report it as a registered plugin's).
 void default_crash_signals();
