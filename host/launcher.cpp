@@ -3,7 +3,8 @@
 // The host links LibTorch, and the dynamic loader spends ~0.5 s mapping it before the
 // host's main() can install its stop handlers: a SIGTERM or Ctrl-C in that time killed
 // the process outright. This program is linked statically against libc alone, so it
-// reaches main() within microseconds; it blocks the stop signals and execs the host,
+// reaches main() about 0.2 ms after exec (measured; a signal before that still kills it,
+// as it would any program); it blocks the stop signals and execs the host,
 // which inherits the blocked mask and receives a pending signal as soon as its handlers
 // are in place (host/main.cpp). It also sets the OpenMP wait policy, which the OpenMP
 // runtime reads only when it starts.

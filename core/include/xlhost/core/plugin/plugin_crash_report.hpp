@@ -7,10 +7,12 @@
 
 namespace xlhost::core {
 
-// Installs handlers for SIGSEGV, SIGBUS, SIGILL and SIGFPE (on an alternate stack, so a
-// stack overflow is caught too). A fault in a registered plugin's code, or in code a
-// plugin called (LibTorch given a bad pointer), prints one line and exits 2. Any other
-// fault prints a backtrace and keeps its default action (a core dump): a host bug.
+// Installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT (on an alternate
+// stack, so a stack overflow of the main thread is caught too). A fault in a registered
+// plugin's code, a call through a bad pointer from it, or a fault or abort in code a
+// plugin called (LibTorch given a bad pointer) prints one line and exits 2. Any other
+// crash prints a backtrace and keeps its default action (a core dump): a host bug. The
+// same signals sent by another process keep their default action.
 void report_plugin_crashes();
 
 // The address range of the library loaded as `handle` (dlopen's) is attributed to `path`
