@@ -33,7 +33,8 @@ int main(int, char** argv) {
   const ssize_t limit = static_cast<ssize_t>(sizeof path - sizeof kHost);
   const ssize_t n = readlink("/proc/self/exe", path, static_cast<size_t>(limit));
   if (n <= 0 || n == limit) {
-    fprintf(stderr, "xlhost: cannot find this program's own path (/proc/self/exe): %s\n", strerror(errno));
+    fprintf(stderr, "xlhost: cannot find this program's own path (/proc/self/exe): %s\n",
+            n == limit ? "too long" : strerror(errno));
     return 3;
   }
   path[n] = '\0';

@@ -62,7 +62,8 @@ commands:
 and the LibTorch, CUDA, cuDNN and NCCL versions it runs on.
 
 exit status: 0 done (a stopped run included), 1 a check failed (plugin check), 2 an error
-the message explains (bad input, a diverged run), 3 an internal error (please report it).)";
+the message explains (bad input, a plugin damaged since its build or crashing in its own
+code, a diverged run), 3 an internal error (please report it).)";
 
 }  // namespace
 
