@@ -329,11 +329,11 @@ int list_command(const std::vector<std::string>& args) {
               << r.status << std::setw(18) << loss(r, r.final_loss, r.final_loss_std) << std::setw(18)
               << loss(r, r.val_loss, r.val_loss_std) << (r.has_results ? core::format_count(r.tokens_per_second) : "-")
               << "\n";
-  for (const auto& r : records)
+  for (const auto& r : records) {
     if ((r.status == "interrupted" || r.status == "crashed") && !r.last_checkpoint.empty())
       std::cout << r.id << ": " << r.status << "; last good checkpoint " << r.last_checkpoint << " (xlhost run ... --resume)\n";
-  for (const auto& r : records)
     if (!r.crash.empty()) std::cout << r.id << ": " << r.crash << "\n";
+  }
   for (const auto& p : problems) std::cerr << "warning: " << p << "\n";
   return 0;
 }

@@ -335,8 +335,7 @@ int exec_torchrun(const std::vector<std::string>& args, int nproc) {
 std::string rank_listen_address(const std::string& listen, int local_rank) {
   const auto address = core::metrics::parse_listen_address(listen, "metrics.listen");
   if (address.port == 0) return listen;
-  const bool v6 = address.host.find(':') != std::string::npos;
-  return (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port + local_rank);
+  return core::metrics::ListenAddress{address.host, address.port + local_rank}.to_string();
 }
 
 // The other ranks of a data-parallel run, when a launcher started this process as one.
@@ -440,17 +439,15 @@ int run_command(const std::vector<std::string>& args) {
   const auto metrics = serve_metrics(metrics_options, vm.count("metrics-listen") > 0);
   job.metrics = metrics.registry.get();
 
+  if (ranks && ranks->rank() != 0) {  // rank 0 keeps the record, prints and samples; the others train
+    static std::ostream discard(nullptr);
+    job.log = &discard;
+    core::train(job);
+    return 0;
+  }
   const std::string command_line = command_line_of(args);
   auto description = core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : "");
-  if (ranks) {
-    description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
-    if (ranks->rank() != 0) {  // rank 0 keeps the record, prints and samples; the others train
-      static std::ostream discard(nullptr);
-      job.log = &discard;
-      core::train(job);
-      return 0;
-    }
-  }
+  if (ranks) description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
   core::ExperimentRecord record(description, core::plugin_identity(plugin), core::runtime_info());
   core::copy_crash_reports_to(run_dir.crash_report().string());
   const auto summary = train_recorded(job, record, id);

@@ -39,13 +39,17 @@ c10::intrusive_ptr<c10d::Store> with_prefix(const LaunchEnvironment& env, c10::i
   return c10::make_intrusive<c10d::PrefixStore>("xlhost", store);
 }
 
-// The agent's store when torchrun hosts one, else one that rank 0 hosts.
-c10::intrusive_ptr<c10d::Store> join_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
-  if (env.agent_store) return with_prefix(env, client_store(env, timeout));
+Rendezvous rendezvous_of(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
   Rendezvous r;
   r.master_addr = env.master_addr, r.master_port = env.master_port;
   r.rank = env.rank, r.world_size = env.world_size, r.timeout = timeout;
-  return with_prefix(env, connect_store(r));
+  return r;
+}
+
+// The agent's store when torchrun hosts one, else one that rank 0 hosts.
+c10::intrusive_ptr<c10d::Store> join_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
+  if (env.agent_store) return with_prefix(env, client_store(env, timeout));
+  return with_prefix(env, connect_store(rendezvous_of(env, timeout)));
 }
 
 std::string host_name() {
@@ -60,11 +64,8 @@ C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kin
                                    int64_t bucket_bytes)
     : env_(env), kind_(kind), timeout_(timeout), bucket_bytes_(std::max<int64_t>(1, bucket_bytes)) {
   store_ = join_store(env, timeout);
-  Rendezvous r;
-  r.master_addr = env.master_addr, r.master_port = env.master_port;
-  r.rank = env.rank, r.world_size = env.world_size, r.timeout = timeout;
   try {
-    backend_ = make_backend(kind, c10::make_intrusive<c10d::PrefixStore>("pg", store_), r,
+    backend_ = make_backend(kind, c10::make_intrusive<c10d::PrefixStore>("pg", store_), rendezvous_of(env, timeout),
                             http::ListenAddress{env.master_addr, env.master_port}.is_loopback() ? "127.0.0.1" : "");
   } catch (const c10::Error& e) {
     throw UserError("rank " + std::to_string(env.rank) + ": the " + backend_name() + " process group did not form: " +
@@ -124,18 +125,31 @@ void C10dCommunicator::fail(const std::string& operation, const std::exception& 
                   detail + ")");
 }
 
+// Runs `communicate` and counts its time as communication.
+template <typename Communicate>
+void C10dCommunicator::timed(Communicate communicate) {
+  const auto start = Clock::now();
+  communicate();
+  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // Runs one collective to its end: timed, and a failure named.
 template <typename Start>
 void C10dCommunicator::collective(const char* operation, Start start_work) {
-  const auto start = Clock::now();
-  c10::intrusive_ptr<c10d::Work> work;
-  try {
-    work = start_work();
-  } catch (const std::exception& e) {
-    fail(operation, e);
-  }
-  wait(work, operation);
-  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  timed([&] {
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      work = start_work();
+    } catch (const std::exception& e) {
+      fail(operation, e);
+    }
+    wait(work, operation);
+  });
+}
+
+// On the device the backend reduces on: NCCL's is the GPU.
+torch::Tensor C10dCommunicator::on_backend_device(const torch::Tensor& t) const {
+  return kind_ == BackendKind::nccl ? t.cuda() : t;
 }
 
 void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
@@ -199,14 +213,14 @@ void C10dCommunicator::on_gradient(size_t index, const torch::Tensor& gradient) 
 }
 
 void C10dCommunicator::launch_complete_buckets() {
-  const auto start = Clock::now();
-  for (; launched_ < buckets_.size() && buckets_[launched_].filled == buckets_[launched_].members.size(); ++launched_) {
-    std::vector<torch::Tensor> tensors{buckets_[launched_].flat};
-    c10d::AllreduceOptions options;
-    options.timeout = timeout_;
-    buckets_[launched_].work = backend_->allreduce(tensors, options);
-  }
-  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  timed([&] {
+    for (; launched_ < buckets_.size() && buckets_[launched_].filled == buckets_[launched_].members.size(); ++launched_) {
+      std::vector<torch::Tensor> tensors{buckets_[launched_].flat};
+      c10d::AllreduceOptions options;
+      options.timeout = timeout_;
+      buckets_[launched_].work = backend_->allreduce(tensors, options);
+    }
+  });
 }
 
 void C10dCommunicator::expect_gradients(const std::vector<torch::Tensor>& parameters) {
@@ -234,9 +248,9 @@ void C10dCommunicator::average_gradients(const std::vector<torch::Tensor>& param
   }
   launch_complete_buckets();
   expecting_ = false;
-  const auto start = Clock::now();
-  for (auto& b : buckets_) wait(b.work, "an all-reduce of gradients");
-  communication_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  timed([&] {
+    for (auto& b : buckets_) wait(b.work, "an all-reduce of gradients");
+  });
   const double world = env_.world_size;
   for (auto& b : buckets_) {
     b.flat.div_(world);
@@ -254,15 +268,13 @@ void C10dCommunicator::average_gradients(const std::vector<torch::Tensor>& param
 }
 
 double C10dCommunicator::average(double value) {
-  auto t = torch::tensor({value}, torch::kFloat64);
-  if (kind_ == BackendKind::nccl) t = t.cuda();
+  auto t = on_backend_device(torch::tensor({value}, torch::kFloat64));
   all_reduce(t, c10d::ReduceOp::SUM);
   return t.item<double>() / env_.world_size;
 }
 
 bool C10dCommunicator::any(bool flag) {
-  auto t = torch::tensor({flag ? 1.0f : 0.0f});
-  if (kind_ == BackendKind::nccl) t = t.cuda();
+  auto t = on_backend_device(torch::tensor({flag ? 1.0f : 0.0f}));
   all_reduce(t, c10d::ReduceOp::MAX);
   return t.item<float>() > 0;
 }
@@ -286,8 +298,7 @@ bool C10dCommunicator::identical(const std::vector<torch::Tensor>& tensors) {
     bytes.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
   }
   const auto fingerprint = static_cast<int64_t>(std::stoull(checksum_bytes(bytes.data(), bytes.size()).substr(0, 15), nullptr, 16));
-  auto low = torch::tensor({fingerprint}, torch::kInt64), high = low.clone();
-  if (kind_ == BackendKind::nccl) low = low.cuda(), high = high.cuda();
+  auto low = on_backend_device(torch::tensor({fingerprint}, torch::kInt64)), high = low.clone();
   all_reduce(low, c10d::ReduceOp::MIN);
   all_reduce(high, c10d::ReduceOp::MAX);
   return low.item<int64_t>() == high.item<int64_t>();

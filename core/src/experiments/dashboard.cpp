@@ -61,8 +61,8 @@ void write_run(JsonWriter& w, const fs::path& dir) {
   write_string(w, "id", dir.filename().string());
   write_string(w, "dir", dir.string());
   try {
-    const auto summary = read_record_summary(dir.string());  // status with dead processes seen as interrupted
     const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+    const auto summary = summarize_record(doc, dir.string());  // status with dead processes seen as interrupted
     const auto& e = doc["experiment"];
     write_string(w, "status", summary.status);
     write_string(w, "description", member_string(e, "description"));

@@ -350,7 +350,11 @@ std::string describe_code_version(const rapidjson::Value& git, bool full_commit)
 
 RecordSummary read_record_summary(const std::string& run_dir) {
   const fs::path dir(run_dir);
-  const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
+  return summarize_record(read_record(dir.parent_path().string(), dir.filename().string()), run_dir);
+}
+
+RecordSummary summarize_record(const rapidjson::Document& doc, const std::string& run_dir) {
+  const fs::path dir(run_dir);
   const auto& e = doc["experiment"];
   RecordSummary r;
   r.run_dir = run_dir;
@@ -365,9 +369,12 @@ RecordSummary read_record_summary(const std::string& run_dir) {
     // The process died without finishing its record: killed (SIGKILL, power loss), or a
     // crash whose handler could only leave its one line.
     const auto crash_report = RunDirectory(dir).crash_report();
-    r.status = fs::is_regular_file(crash_report) ? "crashed" : "interrupted";
-    if (r.status == "crashed") r.crash = read_text_file(crash_report.string(), "crash report");
-    r.crash = r.crash.substr(0, r.crash.find('\n'));
+    r.status = "interrupted";
+    if (fs::is_regular_file(crash_report)) {
+      r.status = "crashed";
+      const std::string text = read_text_file(crash_report.string(), "crash report");
+      r.crash = text.substr(0, text.find('\n'));
+    }
   }
   r.last_checkpoint = latest_checkpoint(run_dir);
   r.plugin = member_string(doc["versions"]["plugin"], "name");

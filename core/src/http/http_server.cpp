@@ -18,6 +18,10 @@ bool ListenAddress::is_loopback() const {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+std::string ListenAddress::to_string() const {
+  return (is_ipv6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 ListenAddress parse_listen_address(const std::string& text, const std::string& what) {
   ListenAddress a;
   std::string port_text;
@@ -142,7 +146,7 @@ std::string answer_read_only(const std::string& head, const std::function<std::s
 
 Server::Server(const ListenAddress& address, const std::string& what, Handler handler)
     : address_(address), handler_(std::move(handler)) {
-  const bool v6 = address.host.find(':') != std::string::npos;
+  const bool v6 = address.is_ipv6();
   sockaddr_storage storage{};
   socklen_t length;
   bool parsed;
@@ -245,8 +249,7 @@ void Server::serve(int fd) {
 }
 
 std::string Server::base_url() const {
-  const std::string host = address_.host.find(':') != std::string::npos ? "[" + address_.host + "]" : address_.host;
-  return "http://" + host + ":" + std::to_string(port_);
+  return "http://" + ListenAddress{address_.host, port_}.to_string();
 }
 
 }  // namespace xlhost::core::http

@@ -43,8 +43,11 @@ class C10dCommunicator final : public Communicator {
   std::vector<std::string> hosts();  // every rank's host name, by rank
 
  private:
+  template <typename Communicate>
+  void timed(Communicate communicate);
   template <typename Start>
   void collective(const char* operation, Start start_work);
+  torch::Tensor on_backend_device(const torch::Tensor& t) const;
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* operation);
   // Gradient buckets, in the order backward produces them (last parameters first). Each is
   // all-reduced as soon as it and every bucket before it are complete, so the same

@@ -90,6 +90,8 @@ struct RecordSummary {
 // still "running" whose process is gone (same host) is reported "crashed" when the process
 // left a crash report (RunDirectory::crash_report), else "interrupted".
 RecordSummary read_record_summary(const std::string& run_dir);
+// The same from a record already read (read_record) from run_dir.
+RecordSummary summarize_record(const rapidjson::Document& record, const std::string& run_dir);
 
 // Every out_dir/*/record.json. A record still "running" whose process is gone (same host)
 // is reported "interrupted". Unreadable records are reported, not skipped silently.

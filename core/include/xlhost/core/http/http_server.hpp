@@ -25,6 +25,8 @@ struct ListenAddress {
   std::string host;  // "127.0.0.1", "::1", "0.0.0.0", ...
   int port = 0;      // 0 = pick a free port
   bool is_loopback() const;
+  bool is_ipv6() const { return host.find(':') != std::string::npos; }
+  std::string to_string() const;  // "host:port", "[v6]:port": what parse_listen_address reads
 };
 
 // Parses "host:port" or "[v6]:port"; `what` names the setting in errors.

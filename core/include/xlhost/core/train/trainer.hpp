@@ -117,8 +117,8 @@ class Trainer {
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line
   std::vector<std::unique_ptr<TrainingObserver>> own_observers_;
   std::vector<TrainingObserver*> observers_;
-  ProgressLine* progress_line_ = nullptr;
-  bool buffers_diverged_ = false;  // warned once  // micro-batch progress inside long accumulated steps
+  ProgressLine* progress_line_ = nullptr;  // micro-batch progress inside long accumulated steps
+  bool buffers_diverged_ = false;          // warned once
   TrainSummary summary_;
 };
 
