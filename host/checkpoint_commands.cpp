@@ -47,7 +47,7 @@ int eval_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
-  const auto config = core::Options::from(t.config);
+  const auto& config = t.config.options;
   std::string path = vm["data"].as<std::string>();
   if (path.empty()) path = config.data.val_path;
   if (path.empty()) throw core::UserError("no evaluation data: pass --data or set data.val_path");
@@ -93,9 +93,9 @@ int generate_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
-  const auto generate = core::GenerateSectionOptions::from(t.config.section("generate"));
-  const bool chat = vm.count("chat") || (!vm.count("no-chat") && core::DataOptions::from(t.config.section("data")).format ==
-                                                                        core::DocumentFormat::kChat);
+  const auto& generate = t.config.options.generate;
+  const bool chat =
+      vm.count("chat") || (!vm.count("no-chat") && t.config.options.data.format == core::DocumentFormat::kChat);
   auto o = generate_options(generate, *t.tokenizer, chat);
   if (vm.count("max-new-tokens")) o.max_new_tokens = vm["max-new-tokens"].as<int64_t>();
   if (vm.count("temperature")) o.temperature = vm["temperature"].as<double>();

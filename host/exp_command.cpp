@@ -1,6 +1,5 @@
 // `xlhost exp`: the experiments recorded under out/.
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
@@ -11,7 +10,6 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <regex>
@@ -24,10 +22,11 @@
 #include "xlhost/core/experiments/experiment_report.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
 #include "xlhost/core/http/http_server.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
@@ -95,8 +94,7 @@ fs::path base_config(const std::string& from, const fs::path& experiments, const
         if (entry.path().extension() != ".json") continue;
         rapidjson::Document d;
         const std::string text = core::read_text_file(entry.path().string(), "config");
-        d.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str());
-        if (!d.HasParseError() && d.IsObject() && d.HasMember("experiment") && d["experiment"].IsObject() &&
+        if (!core::parse_json_into(d, text, /*relaxed=*/true) && d.IsObject() && d.HasMember("experiment") && d["experiment"].IsObject() &&
             d["experiment"].HasMember("id") && d["experiment"]["id"].IsString() && d["experiment"]["id"].GetString() == from)
           return entry.path();
       }
@@ -136,10 +134,8 @@ int new_command(const std::vector<std::string>& args) {
   rapidjson::Document config;
   if (!from.empty()) {
     const fs::path base = base_config(from, root, vm["out"].as<std::string>());
-    const std::string text = core::read_text_file(base.string(), "base config");
-    config.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text.c_str());
-    if (config.HasParseError() || !config.IsObject())
-      throw core::UserError(base.string() + ": not a valid config (" + rapidjson::GetParseError_En(config.GetParseError()) + ")");
+    config = core::parse_json(core::read_text_file(base.string(), "base config"), base.string(), /*relaxed=*/true);
+    if (!config.IsObject()) throw core::UserError(base.string() + ": not a valid config (a JSON object is expected)");
   } else {
     config.Parse(R"({"experiment": {}, "model": {},
       "data": {"train_path": "[TRAIN_JSONL]", "val_path": "[VAL_JSONL]", "seq_len": "[SEQ_LEN]"},
@@ -162,9 +158,11 @@ int new_command(const std::vector<std::string>& args) {
   config.Accept(w);
   fs::create_directories(dir);
   const fs::path config_path = dir / "exp.json", record_md = core::record_markdown_beside(config_path.string());
-  std::ofstream(config_path) << buffer.GetString() << "\n";
-  std::ofstream(record_md) << replace_all(replace_all(replace_all(kRecordTemplate, "{ID}", id), "{DESC}", desc.empty() ? "(no description yet)" : desc),
-                                           "{BASE}", from.empty() ? "none" : from);
+  core::write_file(config_path.string(), std::string(buffer.GetString()) + "\n");
+  core::write_file(record_md.string(),
+                   replace_all(replace_all(replace_all(kRecordTemplate, "{ID}", id), "{DESC}",
+                                           desc.empty() ? "(no description yet)" : desc),
+                               "{BASE}", from.empty() ? "none" : from));
   std::cout << "wrote " << config_path.string() << " and " << record_md.string() << "\n";
   return 0;
 }
@@ -228,7 +226,7 @@ int report_command(const std::vector<std::string>& args) {
     return 0;
   const auto ids = vm["ids"].as<std::vector<std::string>>();
   std::string dest = vm["dest"].as<std::string>();
-  if (dest.empty()) dest = (fs::path(out_dir) / ids[0] / "report").string();
+  if (dest.empty()) dest = core::RunDirectory(out_dir, ids[0]).report().string();
   const auto files = core::write_report(out_dir, ids, dest);
   std::cout << "wrote " << files.markdown << "\n";
   for (const auto& p : files.pictures) std::cout << "      " << p << "\n";
@@ -252,9 +250,9 @@ int status_command(const std::vector<std::string>& args) {
     ++running;
     std::cout << r.id << "  " << r.plugin << "  pid " << r.pid;
     if (const auto step = core::last_logged_step(core::RunDirectory(r.run_dir).train_log()); step && step->total_steps > 0) {
-      const double left = static_cast<double>(step->total_steps - step->step) * step->step_s;
+      const double left = static_cast<double>(step->total_steps - step->step) * step->step_seconds;
       std::cout << "  step " << step->step << "/" << step->total_steps << "  loss " << core::format_fixed(step->loss, 4) << "  "
-                << core::format_count(step->tokens_per_s) << " tokens/s  ETA " << core::format_duration(left);
+                << core::format_count(step->tokens_per_second) << " tokens/s  ETA " << core::format_duration(left);
     } else {
       std::tm start{};
       const bool parsed = strptime(r.start_time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &start) != nullptr;
@@ -283,7 +281,7 @@ int stop_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   const std::string id = vm["id"].as<std::string>();
-  const std::string run_dir = (fs::path(out_dir) / id).string();
+  const std::string run_dir = core::RunDirectory(out_dir, id).root().string();
   const auto r = core::read_record_summary(run_dir);
   if (r.status != "running") throw core::UserError("experiment " + id + " is not running (status " + r.status + ")");
   if (r.pid <= 0 || kill(static_cast<pid_t>(r.pid), SIGTERM) != 0) {

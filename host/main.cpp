@@ -4,13 +4,14 @@
 #include <signal.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "build_info.hpp"
 #include "cli.hpp"
+#include "xlhost/core/device/device_info.hpp"
 #include "xlhost/core/plugin/plugin_crash_report.hpp"
-#include "xlhost/core/train/device_info.hpp"
 #include "xlhost/core/util/error.hpp"
 
 namespace {
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
     std::cerr << "xlhost: unknown command '" << command << "'\n\n" << kUsage << "\n";
     return 2;
   } catch (const xlhost::core::UserError& e) {
+    std::cerr << "xlhost: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // the user's files: a link loop, a permission
     std::cerr << "xlhost: error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -1,25 +1,17 @@
+// `xlhost run`: one run, N seeds of it, or its launch in the background or under torchrun.
+#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-
-#include <c10/cuda/CUDAFunctions.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include "build_info.hpp"
 #include "cli.hpp"
+#include "run_launch.hpp"
 #include "sample_printer.hpp"
-#include "xlhost/core/distributed/c10d_communicator.hpp"
-#include "xlhost/core/distributed/launch.hpp"
+#include "xlhost/core/device/device_info.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
@@ -30,71 +22,12 @@
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/file_lock.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
 
 namespace {
-
-// The `xlhost` launcher beside this program (launcher.cpp): processes this one starts go
-// through it, so that they too block stop signals from their first microseconds.
-std::string launcher_path() {
-  char self[4096] = {};
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) throw std::runtime_error("cannot find this program's path (/proc/self/exe)");
-  return (std::filesystem::path(std::string(self, static_cast<size_t>(n))).parent_path() / "xlhost").string();
-}
-
-// --detach: the same command in a new session, its output in <run_dir>/run.log. Returns
-// once the child has written its record (so `exp status` sees it) or has ended.
-int run_detached(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id) {
-  std::vector<std::string> words{"xlhost", "run"};
-  for (const auto& a : args)
-    if (a != "--detach") words.push_back(a);
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  const std::string launcher = launcher_path();
-  std::filesystem::create_directories(run_dir.root());
-  const std::string log_path = run_dir.run_log().string();
-  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (log_fd < 0 || null_fd < 0) throw core::UserError(log_path + ": cannot create the run's log");
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {  // only async-signal-safe calls until exec
-    setsid();
-    dup2(null_fd, 0), dup2(log_fd, 1), dup2(log_fd, 2);
-    execv(launcher.c_str(), argv.data());
-    _exit(127);
-  }
-  close(log_fd), close(null_fd);
-  const std::string record_path = run_dir.record().string();
-  std::string metrics_url;
-  bool recorded = false;
-  for (int i = 0; i < 1200 && !recorded; ++i) {  // two minutes at most; loading LibTorch takes seconds
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      std::cerr << core::read_text_file(log_path, "run log");
-      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-      std::cerr << "the detached run ended at once (exit " << code << "); its output is above and in " << log_path << "\n";
-      return code == 0 ? 0 : 1;
-    }
-    try {
-      const auto r = core::read_record_summary(run_dir.root().string());
-      recorded = r.pid == pid;
-      metrics_url = r.metrics_url;
-    } catch (const core::UserError&) {  // not written yet
-    }
-    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  std::cout << "started experiment " << id << " in the background, pid " << pid << "\n"
-            << "  log      " << log_path << "\n"
-            << "  record   " << record_path << (recorded ? "" : " (not written yet: the run is still starting)") << "\n"
-            << (recorded && !metrics_url.empty() ? "  metrics  " + metrics_url + "\n" : "")
-            << "follow it with `xlhost exp status`, stop it with `xlhost exp stop " << id << "` (a checkpoint is saved)\n";
-  return 0;
-}
 
 void require_clean_tree(const std::string& config_path) {
   const auto git = core::read_git_state(std::filesystem::absolute(config_path).parent_path().string());
@@ -269,94 +202,118 @@ std::string command_line_of(const std::vector<std::string>& args) {
   return command_line;
 }
 
-// `args` without `option` and its value (`--option V` or `--option=V`): the command to
-// pass on to the runs this one starts.
-std::vector<std::string> without_option(const std::vector<std::string>& args, const std::string& option) {
-  std::vector<std::string> rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == option) ++i;
-    else if (args[i].rfind(option + "=", 0) != 0) rest.push_back(args[i]);
-  }
-  return rest;
+// The run folder for this process alone: the lock is held until the process ends, so a
+// second run of the same id started at the same moment is refused, not interleaved.
+core::FileLock claim_run_folder(const core::RunDirectory& run_dir, const std::string& id) {
+  core::ensure_directory(run_dir.root().string(), "run");
+  auto lock = core::FileLock::try_acquire(run_dir.lock().string());
+  if (!lock)
+    throw core::UserError("experiment " + id + " is already running (another process holds " + run_dir.lock().string() +
+                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
+  return std::move(*lock);
 }
 
-// `--seeds N`: the same command N times as sub-runs with their own seed, id and folder,
-// then the group's record (mean ± standard deviation) and the sub-runs side by side.
-int run_seeds(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id,
-              int64_t first_seed, int seeds) {
-  const auto base = without_option(args, "--seeds");
+void refuse_if_running(const core::RunDirectory& run_dir, const std::string& id) {
+  std::optional<core::RecordSummary> previous;
+  try {
+    previous = core::read_record_summary(run_dir.root().string());
+  } catch (const core::UserError&) {  // no record yet, or an unreadable one this run replaces
+  }
+  if (previous && previous->status == "running")
+    throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
+                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
+}
+
+// What `xlhost run` was asked, parsed: the arguments as given (for records and the
+// processes a run starts), the plugin, and the config's file and overrides.
+struct RunRequest {
+  std::vector<std::string> args;
+  po::variables_map vm;
+  std::string config_path;
+  std::vector<std::string> overrides;
+  const core::LoadedPlugin& plugin;
+
+  core::RunConfig config(const std::vector<std::string>& more_overrides = {}) const {
+    auto all = overrides;
+    all.insert(all.end(), more_overrides.begin(), more_overrides.end());
+    return core::Config::load(config_path, core::full_schema(plugin.descriptor().schema), all);
+  }
+};
+
+// One run: trains with `config` (this rank's part of it), keeps the record on rank 0,
+// prints the summary and the samples. `command_line` reproduces it.
+int train_run(const RunRequest& request, const core::RunConfig& config, const std::string& command_line) {
+  const auto& options = config.options;
+  const std::string& id = options.experiment.id;
+  const auto run_dir = options.run_directory();
+  core::TrainJob job;
+  job.config = config;
+  job.model = core::model_source(request.plugin);
+  set_start_point(request.vm, run_dir, id, job);
+  job.should_stop = [](int64_t) { return stop_requested.load(); };
+  const auto ranks = join_ranks(options);
+  job.communicator = ranks.get();
+  const int rank = ranks ? ranks->rank() : 0;
+  auto metrics_options = options.metrics;
+  if (ranks) metrics_options.listen = rank_listen_address(metrics_options.listen, ranks->local_rank());
+  const auto metrics = serve_metrics(metrics_options, request.vm.count("metrics-listen") > 0);
+  const auto& plugin_name = request.plugin.descriptor().name;
+  const auto training_metrics =
+      metrics.registry ? core::run_metrics(config, plugin_name, rank, *metrics.registry) : nullptr;
+  if (training_metrics) job.observers.push_back(training_metrics.get());
+
+  if (rank != 0) {  // rank 0 keeps the record, prints and samples; the others train
+    static std::ostream discard(nullptr);
+    job.log = &discard;
+    core::train(job);
+    return 0;
+  }
+  const auto claim = claim_run_folder(run_dir, id);
+  auto description = core::describe_run(config, request.config_path, command_line, metrics.server ? metrics.server->url() : "");
+  if (ranks) description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
+  core::ExperimentRecord record(description, core::plugin_identity(request.plugin), core::runtime_info());
+  core::copy_crash_reports_to(run_dir.crash_report().string());
+  const auto summary = train_recorded(job, record, id);
+  if (!summary) return 0;
+  record.finish(&*summary, summary->interrupted ? "interrupted" : "completed");
+  print_summary(*summary, plugin_name, id, record.path());
+  write_samples(*summary, options);
+  if (metrics.server && options.metrics.linger_seconds > 0) linger(*metrics.server, options.metrics.linger_seconds);
+  return 0;
+}
+
+// `--seeds N`: train_run N times as sub-runs with their own seed, id and folder, then the
+// group's record (mean ± standard deviation) and the sub-runs side by side.
+int run_seeds(const RunRequest& request, const core::Options& group, int seeds) {
+  const std::string& id = group.experiment.id;
+  const auto run_dir = group.run_directory();
+  const auto base = without_option(request.args, "--seeds");
   std::vector<std::string> dirs, ids;
   std::vector<long long> used;
   for (int k = 0; k < seeds && !stop_requested; ++k) {
-    const long long seed = first_seed + k;
-    auto sub = base;
-    for (const std::string& s : {"train.seed=" + std::to_string(seed), "experiment.id=" + core::seed_run_id(id, seed),
-                                 "run.out_dir=" + run_dir.seeds().string()})
-      sub.insert(sub.end(), {"--set", s});
+    const long long seed = group.train.seed + k;
+    const std::vector<std::string> sub_overrides{"train.seed=" + std::to_string(seed),
+                                                 "experiment.id=" + core::seed_run_id(id, seed),
+                                                 "run.out_dir=" + run_dir.seeds().string()};
+    auto sub_args = base;  // the command that reproduces this sub-run alone
+    for (const auto& s : sub_overrides) sub_args.insert(sub_args.end(), {"--set", s});
     std::cout << "\n== experiment " << id << ", seed " << seed << " (" << k + 1 << " of " << seeds << ")\n" << std::flush;
-    run_command(sub);
+    const auto config = request.config(sub_overrides);
+    refuse_if_running(config.options.run_directory(), config.options.experiment.id);
+    train_run(request, config, command_line_of(sub_args));
     ids.push_back(core::seed_run_id(id, seed));
     dirs.push_back((run_dir.seeds() / ids.back()).string());
     used.push_back(seed);
   }
-  core::write_seed_group_record(run_dir.root().string(), id, dirs, used, command_line_of(args));
+  core::write_seed_group_record(run_dir.root().string(), id, dirs, used, command_line_of(request.args));
   std::cout << "\nexperiment " << id << ": " << used.size() << " seeds, record " << run_dir.record().string()
             << " (mean ± standard deviation)\n"
             << core::format_comparison(core::compare_records(run_dir.seeds().string(), ids), false);
   return 0;
 }
 
-// `--nproc N`: the same command under torchrun, N processes on this machine. torchrun
-// starts, watches and (with --max-restarts) restarts them; xlhost manages no processes.
-int exec_torchrun(const std::vector<std::string>& args, int nproc) {
-  // torchrun is `python -m torch.distributed.run`: the module needs no script on PATH.
-  std::vector<std::string> words;
-  for (const std::string& env : {std::string(std::getenv("XLHOST_VENV") ? std::getenv("XLHOST_VENV") : ""),
-                                std::string(XLHOST_PYTHON_ENV)})
-    if (words.empty() && !env.empty() && access((env + "/bin/python").c_str(), X_OK) == 0)
-      words = {env + "/bin/python", "-m", "torch.distributed.run"};
-  if (words.empty()) words = {"torchrun"};  // from PATH
-  const std::string python = words.front();
-  for (const std::string& w : {std::string("--standalone"), std::string("--nproc-per-node"), std::to_string(nproc),
-                               std::string("--no-python"), launcher_path(), std::string("run")})
-    words.push_back(w);
-  for (const auto& a : without_option(args, "--nproc")) words.push_back(a);
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  std::cerr << "xlhost: starting " << nproc << " ranks with torchrun (" << python << ")\n";
-  execvp(argv[0], argv.data());
-  throw core::UserError("--nproc: cannot run " + python + " (" + std::strerror(errno) +
-                        "); run scripts/setup.sh, or put torchrun on PATH");
-}
-
-// Each rank on a machine serves /metrics on the configured port plus its local rank
-// (port 0, any free port, stays 0).
-std::string rank_listen_address(const std::string& listen, int local_rank) {
-  const auto address = core::metrics::parse_listen_address(listen, "metrics.listen");
-  if (address.port == 0) return listen;
-  return core::metrics::ListenAddress{address.host, address.port + local_rank}.to_string();
-}
-
-// The other ranks of a data-parallel run, when a launcher started this process as one.
-std::unique_ptr<core::distributed::C10dCommunicator> join_ranks(const core::Options& config) {
-  const auto env = core::distributed::launch_environment();
-  if (!env || env->world_size == 1) return nullptr;
-  const bool cuda = config.train.device == "cuda" || (config.train.device == "auto" && torch::cuda::is_available());
-  const std::string& b = config.dist.backend;
-  const auto kind = b == "nccl" || (b == "auto" && cuda) ? core::distributed::BackendKind::nccl
-                                                          : core::distributed::BackendKind::gloo;
-  if (cuda && kind == core::distributed::BackendKind::nccl) c10::cuda::set_device(static_cast<c10::DeviceIndex>(env->local_rank));
-  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.dist.timeout_s * 1000));
-  return std::make_unique<core::distributed::C10dCommunicator>(*env, kind, timeout,
-                                                               static_cast<int64_t>(config.dist.bucket_mb * (1 << 20)));
-}
-
-}  // namespace
-
-int run_command(const std::vector<std::string>& args) {
+po::options_description run_options(std::string& plugin_path, std::string& config_path) {
   po::options_description options("options");
-  std::string plugin_path, config_path;
   options.add_options()
       ("plugin,p", po::value(&plugin_path)->required(), "architecture plugin (.so)")
       ("config,c", po::value(&config_path)->required(), "experiment config (JSON)")
@@ -384,6 +341,24 @@ int run_command(const std::vector<std::string>& args) {
       ("seeds", po::value<int>()->default_value(1),
        "train N times, with train.seed, train.seed+1, ...: sub-runs in <run dir>/seeds/, and a record of the mean "
        "and standard deviation of every result that exp list/compare/report show");
+  return options;
+}
+
+// The config overrides the command line makes: --set, and the options that stand for keys.
+std::vector<std::string> overrides_of(const po::variables_map& vm) {
+  auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (vm.count("metrics-listen")) overrides.push_back("metrics.listen=" + vm["metrics-listen"].as<std::string>());
+  if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
+  if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
+  if (vm.count("init-from")) overrides.push_back("train.init_from=" + vm["init-from"].as<std::string>());
+  return overrides;
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& args) {
+  std::string plugin_path, config_path;
+  const auto options = run_options(plugin_path, config_path);
   po::variables_map vm;
   if (!parse_args(args, options, {}, "xlhost run --plugin P.so --config exp.json [options]",
                   "Trains the plugin's model as the config says. Writes <run.out_dir>/<experiment.id>/ with\n"
@@ -393,71 +368,28 @@ int run_command(const std::vector<std::string>& args) {
                   "With --detach it runs in the background (`xlhost exp status`, `xlhost exp stop ID`).",
                   vm))
     return 0;
-
+  const int seeds = vm["seeds"].as<int>();
   if (vm.count("nproc")) {
     const int nproc = vm["nproc"].as<int>();
     if (nproc < 1) throw core::UserError("--nproc must be at least 1");
-    if (vm.count("detach") || vm["seeds"].as<int>() > 1)
+    if (vm.count("detach") || seeds > 1)
       throw core::UserError("--nproc with --detach or --seeds is not supported: launch torchrun in a script");
-    return exec_torchrun(args, nproc);
+    exec_torchrun(args, nproc);
   }
-  core::TrainJob job;
   const auto plugin = core::load_plugin(plugin_path);
-  job.model = core::model_source(plugin);
-  const auto& d = plugin.descriptor();
-  auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  if (vm.count("metrics-listen")) overrides.push_back("metrics.listen=" + vm["metrics-listen"].as<std::string>());
-  if (vm.count("metrics-linger")) overrides.push_back("metrics.linger_seconds=" + std::to_string(vm["metrics-linger"].as<double>()));
-  if (vm.count("no-metrics")) overrides.push_back("metrics.enabled=false");
-  if (vm.count("init-from")) overrides.push_back("train.init_from=" + vm["init-from"].as<std::string>());
-  job.config = core::Config::load(config_path, core::full_schema(d.schema), overrides);
-  const auto config = core::Options::from(job.config);
-  const std::string& id = config.experiment.id;
-  const auto run_dir = config.run_directory();
+  const RunRequest request{args, vm, config_path, overrides_of(vm), plugin};
+  const auto config = request.config();
+  const std::string& id = config.options.experiment.id;
+  const auto run_dir = config.options.run_directory();
   if (vm.count("require-clean")) require_clean_tree(config_path);
-  std::optional<core::RecordSummary> previous;
-  try {
-    previous = core::read_record_summary(run_dir.root().string());
-  } catch (const core::UserError&) {  // no record yet, or an unreadable one this run replaces
-  }
-  if (previous && previous->status == "running")
-    throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
-                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
-  const int seeds = vm["seeds"].as<int>();
+  refuse_if_running(run_dir, id);
   if (seeds < 1) throw core::UserError("--seeds must be at least 1");
   if (seeds > 1) {
     if (vm.count("detach")) throw core::UserError("--seeds with --detach is not supported: detach a script that runs it");
-    return run_seeds(args, run_dir, id, config.train.seed, seeds);
+    return run_seeds(request, config.options, seeds);
   }
   if (vm.count("detach")) return run_detached(args, run_dir, id);
-  set_start_point(vm, run_dir, id, job);
-  job.should_stop = [](int64_t) { return stop_requested.load(); };
-  const auto ranks = join_ranks(config);
-  job.communicator = ranks.get();
-  auto metrics_options = config.metrics;
-  if (ranks) metrics_options.listen = rank_listen_address(metrics_options.listen, ranks->local_rank());
-  const auto metrics = serve_metrics(metrics_options, vm.count("metrics-listen") > 0);
-  job.metrics = metrics.registry.get();
-
-  if (ranks && ranks->rank() != 0) {  // rank 0 keeps the record, prints and samples; the others train
-    static std::ostream discard(nullptr);
-    job.log = &discard;
-    core::train(job);
-    return 0;
-  }
-  const std::string command_line = command_line_of(args);
-  auto description = core::describe_run(job.config, config_path, command_line, metrics.server ? metrics.server->url() : "");
-  if (ranks) description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
-  core::ExperimentRecord record(description, core::plugin_identity(plugin), core::runtime_info());
-  core::copy_crash_reports_to(run_dir.crash_report().string());
-  const auto summary = train_recorded(job, record, id);
-  if (!summary) return 0;
-  const auto results = core::run_results(*summary);
-  record.finish(&results, summary->interrupted ? "interrupted" : "completed");
-  print_summary(*summary, d.name, id, record.path());
-  write_samples(*summary, config);
-  if (metrics.server && config.metrics.linger_seconds > 0) linger(*metrics.server, config.metrics.linger_seconds);
-  return 0;
+  return train_run(request, config, command_line_of(args));
 }
 
 }  // namespace xlhost::host

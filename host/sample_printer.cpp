@@ -36,15 +36,7 @@ core::GenerateOptions generate_options(const core::GenerateSectionOptions& g, co
 void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                    bool chat, const core::GenerateOptions& options, const torch::Device& device, std::ostream& out) {
   std::vector<std::vector<int64_t>> encoded;
-  for (const auto& p : prompts) {
-    if (chat) {
-      encoded.push_back(tokenizer.encode(core::render_chatml({{"user", p}}, /*add_generation_prompt=*/true).text));
-      continue;
-    }
-    std::vector<int64_t> ids{tokenizer.bos_id()};
-    for (int64_t id : tokenizer.encode(p)) ids.push_back(id);
-    encoded.push_back(std::move(ids));
-  }
+  for (const auto& p : prompts) encoded.push_back(core::prompt_ids(tokenizer, p, chat));
   const auto report = core::generate_all(model, encoded, options, device);
   out << "\nsamples (temperature " << options.temperature << ", top-p " << options.top_p << ", at most "
             << options.max_new_tokens << " new tokens):\n";

@@ -69,4 +69,17 @@ for ms in 2 3 5 10 20 50 100 200 300 450 600 800; do
   wait "$pid"; code=$?
   check "SIGTERM $ms ms after start exits 0 (got $code)" test "$code" -eq 0
 done
+
+# Issue 28, defect 9: two runs of one id started together. One trains, the other is refused
+# (exit 2, "already running"); before, both ran into one folder, or one died with
+# "internal error: cannot rename ... record.json.tmp" (3 of 9 trials).
+for trial in 1 2 3; do
+  "${command[@]}" --set experiment.id=twin$trial --set train.max_steps=40 >twin_a$trial.log 2>&1 & a=$!
+  "${command[@]}" --set experiment.id=twin$trial --set train.max_steps=40 >twin_b$trial.log 2>&1 & b=$!
+  wait $a; code_a=$?; wait $b; code_b=$?
+  codes=$(printf '%s\n' $code_a $code_b | sort | tr '\n' ' ')
+  check "twin $trial: one run trains, the other exits 2 (got $code_a and $code_b)" test "$codes" = "0 2 "
+  check "twin $trial: the refused one says so" grep -q "is already running" twin_a$trial.log twin_b$trial.log
+done
+
 finish

@@ -2,13 +2,21 @@
 // The page itself is driven in Chromium by tests/python/dashboard_browser.py.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "http_get.hpp"
 #include "test_support.hpp"
 #include "xlhost/core/experiments/dashboard.hpp"
 #include "xlhost/core/http/http_server.hpp"
+#include "xlhost/core/util/json.hpp"
 
 using namespace xlhost;
 namespace fs = std::filesystem;
@@ -60,6 +68,87 @@ TEST(Dashboard, BrokenRunFoldersAreListedWithTheirProblem) {
   EXPECT_NE(body.find("\"status\":\"broken\""), std::string::npos) << body;
   EXPECT_NE(body.find("\"problem\":"), std::string::npos) << body;
   EXPECT_EQ(body.find("not_a_run"), std::string::npos) << body;
+}
+
+// Issue 28, defects 1 and 2: a link loop among the runs aborted `exp serve`; links to files
+// outside the run folder were served. Listed and answered now, nothing outside is read.
+TEST(Dashboard, LinksOutOfARunFolderOrInLoopsAreNotFollowed) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  test::write_text(dir / "secret.txt", "SECRET-CONTENTS\n");
+  fs::create_symlink("selfloop", dir / "out/selfloop");
+  fs::create_directories(dir / "out/run1");
+  fs::create_symlink(dir / "secret.txt", dir / "out/run1/record.json");
+  fs::create_symlink(dir / "secret.txt", dir / "out/run1/samples.txt");
+  fs::create_directories(dir / "out/looped");
+  fs::create_symlink("train.log", dir / "out/looped/train.log");
+  for (const char* target : {"/api/runs", "/api/run?id=run1", "/api/curves?id=run1", "/api/run?id=looped",
+                             "/api/curves?id=looped", "/api/run?id=selfloop"}) {
+    std::string answer;
+    try {
+      answer = get(d, target);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << target << ": " << e.what();
+      continue;
+    }
+    EXPECT_EQ(answer.find("SECRET"), std::string::npos) << target << ": " << answer;
+    if (status_of(answer) == 200 && std::string(target) != "/api/run?id=selfloop") {
+      rapidjson::Document doc;
+      EXPECT_FALSE(core::parse_json_into(doc, test::body_of(answer))) << target;
+    }
+  }
+  const auto runs = test::body_of(get(d, "/api/runs"));
+  EXPECT_NE(runs.find("\"id\":\"run1\""), std::string::npos) << runs;
+  EXPECT_NE(runs.find("leads outside the run folder"), std::string::npos) << runs;
+}
+
+// Issue 28, defect 3: a FIFO as train.log wedged the dashboard (the read blocked for
+// ever); it reads as no curve now. Asked on a thread, so that the old behaviour fails the
+// test instead of hanging it (the FIFO is then opened for writing to let the read end).
+TEST(Dashboard, AFifoAsTrainLogDoesNotBlock) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/fifo");
+  const std::string fifo = dir / "out/fifo/train.log";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  std::promise<std::string> promise;
+  auto answer = promise.get_future();
+  std::thread asker([&] { promise.set_value(get(d, "/api/curves?id=fifo")); });
+  const bool answered = answer.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!answered) close(open(fifo.c_str(), O_WRONLY | O_NONBLOCK));
+  asker.join();
+  EXPECT_TRUE(answered) << "no answer in 10 s";
+  EXPECT_EQ(status_of(answer.get()), 200);
+}
+
+// Issue 28, defect 3: /dev/zero as train.log grew /api/curves to 21 GB; it is not a
+// regular file, so it reads as no curve.
+TEST(Dashboard, ADeviceAsTrainLogIsNotRead) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/zero");
+  fs::create_symlink("/dev/zero", dir / "out/zero/train.log");
+  const auto answer = get(d, "/api/curves?id=zero");
+  EXPECT_LT(answer.size(), 4096u);
+}
+
+// Issue 28, defect 4: a rate so small that the time since the line before overflows
+// (tokens_per_s 1e-320) wrote `"time_s":[,]`; the curves stay valid JSON whatever a
+// train.log holds.
+TEST(Dashboard, CurvesAreValidJsonForAnyLoggedRate) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/odd");
+  std::ofstream log(dir / "out/odd/train.log");
+  for (const char* rate : {"1e-320", "1000", "0", "-5"})
+    log << "{\"step\":1,\"total_steps\":4,\"loss\":2.5,\"lr\":0.001,\"grad_norm\":1,\"tokens\":100,\"tokens_per_s\":" << rate
+        << ",\"step_s\":0.1}\n";
+  log.close();
+  const auto body = test::body_of(get(d, "/api/curves?id=odd"));
+  rapidjson::Document doc;
+  const auto problem = core::parse_json_into(doc, body);
+  EXPECT_FALSE(problem) << problem.reason << ": " << body;
+  EXPECT_NE(body.find("\"time_s\":[0.0,"), std::string::npos) << body;
 }
 
 TEST(Dashboard, CurvesOfLongRunsAreDecimated) {

@@ -11,7 +11,7 @@
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
-#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/device/device_info.hpp"
 #include "xlhost/core/train/run_record.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
@@ -84,9 +84,8 @@ TEST(ExperimentRecord, GitCommitDirtyStateAndDataMd5) {
     job.config = config;
     std::ostringstream log;
     job.log = &log;
-    auto summary = core::train(job);
-    const auto results = core::run_results(summary);
-    record.finish(&results, "completed");
+    const auto summary = core::train(job);
+    record.finish(&summary, "completed");
     return read_json(run_dir + "/record.json");
   };
 

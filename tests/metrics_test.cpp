@@ -40,7 +40,7 @@ TEST(MetricsText, GaugeHasNoSampleUntilSet) {
 
 TEST(MetricsText, EvaluationGaugesAreAbsentBeforeTheFirstEvaluation) {
   Registry r;
-  TrainingMetrics m(r, {{"rank", "0"}}, 0, 0, 10);
+  TrainingMetrics m(r, {{"rank", "0"}});
   for (const char* name : {"xl_eval_loss{", "xl_eval_perplexity{", "xl_eval_fact_recall_ratio{", "xl_train_loss{"})
     EXPECT_EQ(r.serialize().find(name), std::string::npos) << name << " before it was measured";
   EvalResult eval;
@@ -153,7 +153,7 @@ TEST(MetricsServer, BusyPortIsAClearError) {
 
 TEST(MetricsText, TrainLossIsCrossEntropyAndTheAuxiliaryLossItsOwnGauge) {
   Registry r;
-  TrainingMetrics m(r, {{"rank", "0"}}, 0, 0, 10);
+  TrainingMetrics m(r, {{"rank", "0"}});
   StepRecord s;
   s.step = 1, s.loss = 2.0, s.aux_loss = 0.5, s.lr = 1e-3;
   m.on_step(s);

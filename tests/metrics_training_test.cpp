@@ -31,7 +31,8 @@ TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
   const auto plugin = core::load_plugin(test::plugin_path("model_original"));
   job.model = core::model_source(plugin);
   job.config = test::tiny_config(plugin, dir, {"train.max_steps=300", "train.log_interval=1", "train.threads=1"});
-  job.metrics = &registry;
+  const auto metrics = core::run_metrics(job.config, "model_original", 0, registry);
+  job.observers.push_back(metrics.get());
   std::ostringstream log;
   job.log = &log;
   core::TrainSummary summary;

@@ -32,10 +32,10 @@ namespace {
 // The table after every step, to check that a skipped step changed nothing.
 class TableRecorder : public core::TrainingObserver {
  public:
-  explicit TableRecorder(sdk::Model& model) : table_(dynamic_cast<test::BigramModel&>(model).table) {}
+  void watch(sdk::Model& model) { table_ = dynamic_cast<test::BigramModel&>(model).table; }
   void on_step(const core::StepRecord& r) override {
     tables.push_back(table_.clone());
-    if (r.skipped) skipped.push_back(r.step), reasons.push_back(r.skip_reason);
+    if (r.skipped()) skipped.push_back(r.step), reasons.push_back(r.skip_reason);
   }
   std::vector<torch::Tensor> tables;  // tables[i]: after step i + 1
   std::vector<int64_t> skipped;
@@ -53,9 +53,10 @@ struct GuardedRun {
 
 std::unique_ptr<GuardedRun> run_bigram(const test::TempDir& dir, std::vector<std::string> overrides) {
   auto job = test::bigram_job(dir, std::move(overrides));
+  auto run = std::make_unique<GuardedRun>();
+  job.observers.push_back(&run->recorder);
   core::Trainer trainer(job);
-  auto run = std::make_unique<GuardedRun>(GuardedRun{{}, TableRecorder(trainer.model()), ""});
-  trainer.add_observer(run->recorder);
+  run->recorder.watch(trainer.model());
   try {
     run->summary = trainer.run();
   } catch (const core::UserError& e) {
@@ -96,7 +97,7 @@ TEST(Reliability, NonFiniteLossOrGradientIsSkippedAndCounted) {
     EXPECT_TRUE(torch::isfinite(run->recorder.tables.back()).all().item<bool>()) << fault;
     const auto log = core::read_train_log(fs::path(run->summary.run_dir) / "train.log");
     int skipped_lines = 0;
-    for (const auto& s : log.steps) skipped_lines += !s.skipped.empty();
+    for (const auto& s : log.steps) skipped_lines += s.skipped();
     EXPECT_EQ(skipped_lines, 2) << fault << ": train.log counts the skipped steps";
   }
 }

@@ -6,17 +6,17 @@
 #include <fstream>
 
 #include "test_support.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 
 using namespace xlhost;
 
 namespace {
 
-core::TrainLogStep step(int64_t n, double loss) {
-  core::TrainLogStep s;
-  s.step = n, s.total_steps = 100, s.loss = loss, s.lr = 1e-3, s.grad_norm = 0.5, s.tokens = n * 64;
-  s.tokens_per_s = 1000, s.step_s = 0.25;
+core::StepRecord step(int64_t n, double loss) {
+  core::StepRecord s;
+  s.step = n, s.total_steps = 100, s.loss = loss, s.lr = 1e-3, s.grad_norm = 0.5, s.tokens_seen = n * 64;
+  s.tokens_per_second = 1000, s.step_seconds = 0.25;
   return s;
 }
 

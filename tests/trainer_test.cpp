@@ -33,10 +33,9 @@ TEST(Trainer, TrainsAModelFromAnInProcessFactory) {
   test::write_tiny_corpus(dir);
   auto job = test::bigram_job(dir);
 
-  core::Trainer trainer(job);
   CountingObserver observer;
-  trainer.add_observer(observer);
-  auto s = trainer.run();
+  job.observers.push_back(&observer);
+  auto s = core::Trainer(job).run();
 
   ASSERT_EQ(s.losses.size(), 40u);
   EXPECT_NEAR(s.losses.front(), std::log(259.0), 1e-4) << "a zero table predicts uniformly";

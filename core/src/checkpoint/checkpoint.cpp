@@ -101,20 +101,21 @@ std::string CheckpointWriter::write(sdk::Model& model, torch::optim::Optimizer& 
 
 void CheckpointWriter::write_files(const fs::path& dir, sdk::Model& model, torch::optim::Optimizer& optimizer,
                                    const CheckpointState& state, const std::string& config_json) {
-  save_safetensors((dir / "model.safetensors").string(), state_tensors(model),
+  const CheckpointFolder folder(dir);
+  save_safetensors(folder.weights().string(), state_tensors(model),
                    {{"format", "pt"}, {"plugin", state.plugin_name}, {"plugin_version", state.plugin_version}});
   // LibTorch's archive writer raises from its destructor when the disk fills; serialised
   // in memory and written here, every failure is an exception with the file's name.
-  auto save = [&](const std::string& file, auto&& value) {
+  auto save = [&](const fs::path& file, auto&& value) {
     std::ostringstream bytes;
     torch::save(value, bytes);
-    write_file((dir / file).string(), bytes.str());
+    write_file(file.string(), bytes.str());
   };
-  save("optimizer.pt", optimizer);
-  save("rng.pt", at::detail::getDefaultCPUGenerator().get_state());
-  if (torch::cuda::is_available()) save("cuda_rng.pt", cuda_rng_states());
-  write_file((dir / "state.json").string(), state_json(state));
-  write_file((dir / "config.json").string(), config_json);
+  save(folder.optimizer(), optimizer);
+  save(folder.rng(), at::detail::getDefaultCPUGenerator().get_state());
+  if (torch::cuda::is_available()) save(folder.cuda_rng(), cuda_rng_states());
+  write_file(folder.state().string(), state_json(state));
+  write_file(folder.config().string(), config_json);
 }
 
 // tmp becomes final_dir in one rename. A checkpoint already there (a resumed run writing
@@ -146,7 +147,14 @@ void CheckpointWriter::retain(int64_t newest) {
   for (auto& e : earlier) order.push_back(e.second);
   for (auto& o : own) order.push_back(o.second);
   const size_t keep_others = static_cast<size_t>(keep_ - 1);
-  for (size_t i = 0; i + keep_others < order.size(); ++i) fs::remove_all(order[i]);
+  for (size_t i = 0; i + keep_others < order.size(); ++i) {
+    // Renamed out of the step_N names first: a kill while the files go leaves a folder no
+    // lookup takes for a checkpoint, never a step_N without some of its files.
+    const fs::path aside = order[i].parent_path() / (".pruned-" + order[i].filename().string());
+    fs::remove_all(aside);
+    fs::rename(order[i], aside);
+    fs::remove_all(aside);
+  }
 }
 
 void assign_weights(sdk::Model& model, std::map<std::string, torch::Tensor> tensors, const std::string& source,
@@ -188,17 +196,18 @@ void load_model_weights(sdk::Model& model, const std::string& path) {
 }
 
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& dir) {
-  torch::load(optimizer, (fs::path(dir) / "optimizer.pt").string());
+  torch::load(optimizer, CheckpointFolder(dir).optimizer().string());
 }
 
 void restore_rng_state(const std::string& dir) {
   torch::Tensor state;
-  torch::load(state, (fs::path(dir) / "rng.pt").string());
+  const CheckpointFolder folder(dir);
+  torch::load(state, folder.rng().string());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(state);
   // A GPU run's CUDA generators (dropout on the GPU); a GPU checkpoint resumed on the CPU
   // needs none of them.
-  const fs::path cuda_file = fs::path(dir) / "cuda_rng.pt";
+  const fs::path cuda_file = folder.cuda_rng();
   if (!torch::cuda::is_available() || !fs::exists(cuda_file)) return;
   std::vector<torch::Tensor> states;
   torch::load(states, cuda_file.string());

@@ -8,19 +8,18 @@
 #include <cstdio>
 #include <regex>
 
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/util/checksum.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
+#include "xlhost/core/util/md5.hpp"
 
 namespace xlhost::core {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kManifest = "manifest.json";
 
 // The checkpoints folder of `path` (a run directory or the folder itself).
 fs::path checkpoints_folder(const fs::path& path) {
@@ -43,6 +42,8 @@ std::optional<fs::path> read_latest(const fs::path& folder, std::ostream* warnin
 }
 
 }  // namespace
+
+std::string CheckpointFolder::weights_md5() const { return fs::exists(weights()) ? md5_file(weights().string()) : ""; }
 
 std::string checkpoint_name(int64_t step) {
   char name[32];
@@ -70,9 +71,10 @@ std::vector<fs::path> list_checkpoints(const fs::path& checkpoints_dir) {
 }
 
 void write_manifest(const fs::path& dir) {
+  const fs::path manifest = CheckpointFolder(dir).manifest();
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file() && entry.path().filename() != kManifest) files.push_back(entry.path());
+    if (entry.is_regular_file() && entry.path().filename() != manifest.filename()) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
@@ -88,15 +90,16 @@ void write_manifest(const fs::path& dir) {
   }
   w.EndObject();
   w.EndObject();
-  write_file((dir / kManifest).string(), std::string(buffer.GetString()) + "\n");
+  write_file(manifest.string(), std::string(buffer.GetString()) + "\n");
 }
 
 std::string verify_checkpoint(const fs::path& dir, bool* legacy) {
   if (legacy) *legacy = false;
-  const fs::path manifest = dir / kManifest;
+  const CheckpointFolder folder(dir);
+  const fs::path manifest = folder.manifest();
   if (!fs::exists(manifest)) {
     // Written before manifests: complete when it has the files a load needs.
-    if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "state.json")) {
+    if (fs::exists(folder.weights()) && fs::exists(folder.state())) {
       if (legacy) *legacy = true;
       return "";
     }
@@ -128,7 +131,7 @@ std::string verify_checkpoint(const fs::path& dir, bool* legacy) {
 
 std::string resolve_checkpoint(const std::string& path, std::ostream* warnings) {
   const fs::path p(path);
-  if (fs::exists(p / "model.safetensors") || fs::exists(p / kManifest)) {
+  if (fs::exists(CheckpointFolder(p).weights()) || fs::exists(CheckpointFolder(p).manifest())) {
     if (auto problem = verify_checkpoint(p); !problem.empty()) throw UserError(path + ": checkpoint fails verification: " + problem);
     return p.string();
   }
@@ -156,7 +159,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
 }
 
 CheckpointState read_checkpoint_state(const std::string& dir) {
-  const std::string path = (fs::path(dir) / "state.json").string();
+  const std::string path = CheckpointFolder(dir).state().string();
   const auto doc = parse_json(read_text_file(path, "checkpoint state"), path);
   const JsonFields fields(doc, path);
   CheckpointState s;
@@ -171,7 +174,7 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
 }
 
 std::string read_checkpoint_config(const std::string& dir) {
-  return read_text_file((fs::path(dir) / "config.json").string(), "checkpoint config");
+  return read_text_file(CheckpointFolder(dir).config().string(), "checkpoint config");
 }
 
 }  // namespace xlhost::core

@@ -11,6 +11,7 @@
 
 #include "xlhost/core/checkpoint/checkpoint.hpp"
 #include "xlhost/core/checkpoint/safetensors.hpp"
+#include "xlhost/core/checkpoint/weights_origin.hpp"
 #include "xlhost/core/config/options.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
@@ -108,11 +109,11 @@ bool copy_tokenizer(const std::string& tokenizer, const fs::path& dir) {
 
 }  // namespace
 
-ExportSpec export_spec(const Config& config, const Tokenizer& tokenizer, const sdk::PluginDescriptor& plugin) {
-  const auto options = Options::from(config);
+ExportSpec export_spec(const RunConfig& config, const Tokenizer& tokenizer, const sdk::PluginDescriptor& plugin) {
+  const auto& options = config.options;
   ExportSpec spec;
   spec.plugin_name = plugin.name, spec.plugin_version = plugin.version;
-  spec.config_json = config.to_json();
+  spec.config_json = config.values.to_json();
   spec.tokenizer = options.data.tokenizer;
   spec.bos_id = tokenizer.bos_id(), spec.eos_id = tokenizer.eos_id(), spec.pad_id = tokenizer.pad_id();
   spec.run_id = options.experiment.id;
@@ -162,7 +163,7 @@ ExportResult export_model(sdk::Model& model, const ExportSpec& spec, const std::
   try {
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    save_safetensors((tmp / "model.safetensors").string(), tensors,
+    save_safetensors((tmp / kHuggingFaceWeights).string(), tensors,
                      {{"format", "pt"}, {"xlhost_plugin", spec.plugin_name}});
     if (result.hugging_face) {
       write_file((tmp / "config.json").string(), hugging_face_config(layout, spec));
@@ -239,10 +240,10 @@ std::map<std::string, torch::Tensor> read_hugging_face_folder(const std::string&
 
   std::map<std::string, torch::Tensor> hf;
   std::set<std::string> files;
-  if (fs::exists(root / "model.safetensors")) {
-    files.insert("model.safetensors");
+  if (fs::exists(root / kHuggingFaceWeights)) {
+    files.insert(kHuggingFaceWeights);
   } else {
-    const std::string index_path = (root / "model.safetensors.index.json").string();
+    const std::string index_path = (root / kHuggingFaceWeightsIndex).string();
     const auto index = parse_json(read_text_file(index_path, "safetensors index"), index_path);
     if (!index.IsObject() || !index.HasMember("weight_map") || !index["weight_map"].IsObject())
       throw UserError(index_path + ": expected {\"weight_map\": {tensor: file}}");

@@ -84,13 +84,15 @@ torch::Tensor read_tensor(std::ifstream& in, const std::string& path, const std:
   if (it == dtype_names().end()) throw UserError(path + ": tensor '" + name + "' has unsupported dtype " + dtype);
   const auto element_size = static_cast<uint64_t>(c10::elementSize(it->first));
   std::vector<int64_t> shape;
-  uint64_t numel = 1;
+  uint64_t numel = 1, span = 1;  // span: the extents' product with 0 as 1, what LibTorch's strides must hold
   for (const auto& d : fields.array("shape").GetArray()) {
     if (!d.IsInt64() || d.GetInt64() < 0)
       throw UserError(path + ": tensor '" + name + "' has a shape entry that is not a non-negative integer");
     const auto extent = static_cast<uint64_t>(d.GetInt64());
     if (extent != 0 && numel > file_size / extent) throw UserError(path + ": tensor '" + name + "' is larger than the file");
-    numel *= extent;
+    if (extent != 0 && span > (uint64_t{1} << 62) / extent)  // an empty tensor of absurd extents
+      throw UserError(path + ": tensor '" + name + "' has a shape whose strides overflow");
+    numel *= extent, span *= std::max<uint64_t>(extent, 1);
     shape.push_back(d.GetInt64());
   }
   const auto& offsets = fields.array("data_offsets");

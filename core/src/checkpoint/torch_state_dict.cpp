@@ -3,7 +3,9 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -19,7 +21,9 @@ namespace {
 // fails) and it ends with BUILD setting its `_metadata` attribute (LibTorch's BUILD knows
 // only TorchScript's classes). This rewrites the opcode stream before LibTorch reads it:
 // every `OrderedDict()` becomes an empty dict, and a BUILD is dropped with its argument.
-// Pickle streams hold no offsets, so opcodes can be removed freely.
+// Pickle streams hold no offsets, so opcodes can be removed freely. It also measures how
+// deep values nest: LibTorch's unpickler builds and frees them recursively, so a stream of
+// a million TUPLE1s (a few MB) would overflow the stack; a state dict nests a handful deep.
 class StateDictPickle {
  public:
   explicit StateDictPickle(const std::string& path, std::string bytes) : path_(path), in_(std::move(bytes)) {}
@@ -99,20 +103,42 @@ class StateDictPickle {
     fail("OrderedDict not memoised");
   }
 
-  // Where each stack item's opcodes begin in out_, so that BUILD can cut its argument.
+  static constexpr int kMaxDepth = 100;
+
+  // Where each stack item's opcodes begin in out_ (so that BUILD can cut its argument), and
+  // how deep the item nests.
   void push(const char* token) {
-    starts_.push_back(out_.size());
+    push_item(out_.size(), 1);
     out_ += token;
+  }
+  void push_item(size_t start, int depth) {
+    if (depth > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    starts_.push_back(start);
+    depths_.push_back(depth);
+  }
+  // Removes the items from `index` on; returns one more than the deepest of them.
+  int take_from(size_t index) {
+    int deepest = 0;
+    for (size_t i = index; i < depths_.size(); ++i) deepest = std::max(deepest, depths_[i]);
+    starts_.resize(index), depths_.resize(index);
+    return deepest + 1;
+  }
+  // SETITEM(S), APPEND(S): the removed items go into the container below them.
+  void fill_container(size_t index) {
+    const int depth = take_from(index);
+    if (!depths_.empty()) depths_.back() = std::max(depths_.back(), depth);
+    if (!depths_.empty() && depths_.back() > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth) + " levels");
   }
   void pop() {
     if (starts_.empty()) fail("stack underflow");
     out_.resize(starts_.back());
-    starts_.pop_back();
+    take_from(starts_.size() - 1);
   }
   void pop_to_mark() {
     if (marks_.empty()) fail("no MARK");
-    starts_.resize(marks_.back());
+    const size_t mark = marks_.back();
     marks_.pop_back();
+    fill_container(mark);
   }
 
   void apply(char op, const std::string& token) {
@@ -121,17 +147,16 @@ class StateDictPickle {
     auto replace_top = [&](size_t popped) {  // pops `popped` items and pushes one that starts at the first
       if (starts_.size() < popped) fail("stack underflow");
       const size_t first = popped ? starts_[starts_.size() - popped] : at;
-      starts_.resize(starts_.size() - popped);
-      starts_.push_back(first);
+      push_item(first, take_from(starts_.size() - popped));
     };
     switch (op) {
-      case '(': marks_.push_back(starts_.size()), starts_.push_back(at); break;
+      case '(': marks_.push_back(starts_.size()), push_item(at, 0); break;
       case 't': {  // TUPLE: the items since the mark become one, starting at the mark
         if (marks_.empty()) fail("no MARK");
         const size_t first = starts_[marks_.back()];
-        starts_.resize(marks_.back());
+        const int depth = take_from(marks_.back());
         marks_.pop_back();
-        starts_.push_back(first);
+        push_item(first, depth);
         break;
       }
       case '\x85': replace_top(1); break;  // TUPLE1
@@ -139,14 +164,22 @@ class StateDictPickle {
       case '\x87': replace_top(3); break;  // TUPLE3
       case 'R': replace_top(2); break;     // REDUCE: callable, args → result
       case 'Q': replace_top(1); break;     // BINPERSID
-      case 's': starts_.resize(starts_.size() < 2 ? 0 : starts_.size() - 2); break;  // SETITEM
-      case 'a': if (!starts_.empty()) starts_.pop_back(); break;                     // APPEND
+      case 's': fill_container(starts_.size() < 2 ? 0 : starts_.size() - 2); break;  // SETITEM
+      case 'a': fill_container(starts_.empty() ? 0 : starts_.size() - 1); break;     // APPEND
       case 'u': case 'e': pop_to_mark(); break;                                     // SETITEMS, APPENDS
-      case 'c': case 'h': case 'j': case ')': case '}': case ']': case 'N': case '\x88': case '\x89':
-      case 'K': case 'M': case 'J': case '\x8a': case 'X': case 'G':
-        starts_.push_back(at);
+      case 'h': case 'j': {  // BINGET, LONG_BINGET: a memoised value, as deep as it was
+        const auto memo = memo_depths_.find(memo_index(token));
+        push_item(at, memo == memo_depths_.end() ? 1 : memo->second);
         break;
-      default: break;  // PROTO, BINPUT, STOP: the stack is unchanged
+      }
+      case 'q': case 'r':  // BINPUT, LONG_BINPUT: the stack is unchanged
+        if (!depths_.empty()) memo_depths_[memo_index(token)] = depths_.back();
+        break;
+      case 'c': case ')': case '}': case ']': case 'N': case '\x88': case '\x89':
+      case 'K': case 'M': case 'J': case '\x8a': case 'X': case 'G':
+        push_item(at, 1);
+        break;
+      default: break;  // PROTO, STOP: the stack is unchanged
     }
   }
 
@@ -155,6 +188,8 @@ class StateDictPickle {
   size_t pos_ = 0;
   std::string out_;
   std::vector<size_t> starts_, marks_;
+  std::vector<int> depths_;               // beside starts_
+  std::map<int64_t, int> memo_depths_;
   int64_t ordered_dict_memo_ = -1;
 };
 

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
-#include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/util/checksum.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
@@ -25,12 +25,18 @@ const char* format_name(WeightsFormat format) {
 
 namespace {
 
-// The run a checkpoint directory belongs to (<run>/checkpoints/step_N), when it has a record.
-void set_run(WeightsOrigin& origin, const fs::path& run_dir) {
+// The run a checkpoint belongs to (<run>/checkpoints/step_N), named by the experiment id of
+// the config saved with it, when the run folder still has its record.
+void set_run(WeightsOrigin& origin, const CheckpointFolder& checkpoint) {
+  const fs::path run_dir = checkpoint.root().parent_path().parent_path();
+  if (!fs::is_regular_file(RunDirectory(run_dir).record())) return;  // copied out of its run: no lineage to keep
   try {
-    origin.run_id = read_record_summary(run_dir.string()).id;
+    const std::string path = checkpoint.config().string();
+    const auto config = parse_json(read_checkpoint_config(checkpoint.root().string()), path);
+    if (!config.IsObject()) return;
+    origin.run_id = JsonFields(JsonFields(config, path).object("experiment"), path).string("id");
     origin.run_dir = run_dir.string();
-  } catch (const UserError&) {  // a checkpoint copied out of its run: no lineage to keep
+  } catch (const UserError&) {  // an unreadable config: no lineage either
   }
 }
 
@@ -46,7 +52,7 @@ void read_export_source(WeightsOrigin& origin, const fs::path& dir) {
   if (fields.has("step")) origin.step = fields.integer("step", -1);
   if (fields.has("format") && fields.string("format") == "xlhost") {  // a native export: the model's own names
     origin.format = WeightsFormat::kSafetensors;
-    origin.weights_file = (dir / "model.safetensors").string();
+    origin.weights_file = (dir / kHuggingFaceWeights).string();
   }
 }
 
@@ -64,18 +70,18 @@ WeightsOrigin locate_weights(const std::string& path) {
   const fs::path p(path);
   if (!fs::exists(p)) throw UserError("--init-from " + path + ": no such file or directory");
   if (fs::is_directory(p)) {
-    const bool checkpoint = fs::exists(p / "state.json") || fs::exists(p / "checkpoints") || fs::exists(p / "latest");
+    const bool checkpoint = fs::exists(CheckpointFolder(p).state()) || fs::exists(RunDirectory(p).checkpoints()) ||
+                            fs::exists(p / "latest");
     if (checkpoint) {
-      const std::string dir = resolve_checkpoint(path);
+      const CheckpointFolder folder(resolve_checkpoint(path));
       origin.format = WeightsFormat::kXlhostCheckpoint;
-      origin.weights_file = (fs::path(dir) / "model.safetensors").string();
-      origin.step = read_checkpoint_state(dir).step;
-      set_run(origin, fs::path(dir).parent_path().parent_path());
+      origin.weights_file = folder.weights().string();
+      origin.step = read_checkpoint_state(folder.root().string()).step;
+      set_run(origin, folder);
     } else if (fs::exists(p / "config.json") &&
-               (fs::exists(p / "model.safetensors") || fs::exists(p / "model.safetensors.index.json"))) {
+               (fs::exists(p / kHuggingFaceWeights) || fs::exists(p / kHuggingFaceWeightsIndex))) {
       origin.format = WeightsFormat::kHuggingFace;
-      origin.weights_file =
-          (p / (fs::exists(p / "model.safetensors") ? "model.safetensors" : "model.safetensors.index.json")).string();
+      origin.weights_file = (p / (fs::exists(p / kHuggingFaceWeights) ? kHuggingFaceWeights : kHuggingFaceWeightsIndex)).string();
       read_export_source(origin, p);
     } else {
       throw UserError("--init-from " + path + ": a directory that is neither an xlhost run or checkpoint (state.json, "

@@ -15,6 +15,7 @@
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/parallel.hpp"
+#include "xlhost/core/util/printable_text.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
@@ -50,16 +51,23 @@ WordCounts count_words(const BpeTrainingOptions& o, const TextSplitter& splitter
   };
   // Text lines and chat lines (each message's content) alike.
   std::vector<ChatMessage> messages;
+  // A line's texts, refused as a whole (and so named by file and line, or skipped with
+  // skip_malformed) when one is not valid UTF-8, which the pre-tokenizer cannot split.
   auto read_texts = [&](const rapidjson::Value& line, std::vector<std::string>& texts) -> std::string {
+    std::vector<std::string> found;
     std::string text;
     if (read_text_field(line, text).empty()) {
-      texts.push_back(std::move(text));
+      found.push_back(std::move(text));
     } else if (line.HasMember("conversations")) {
       if (auto problem = read_conversation(line, messages); !problem.empty()) return problem;
-      for (auto& m : messages) texts.push_back(std::move(m.content));
+      for (auto& m : messages) found.push_back(std::move(m.content));
     } else {
       return "expected a string field \"text\" or a \"conversations\" array";
     }
+    for (const auto& t : found)
+      if (const size_t at = first_invalid_utf8(t); at != std::string::npos)
+        return "text is not valid UTF-8 (at byte " + std::to_string(at) + " of the text)";
+    for (auto& t : found) texts.push_back(std::move(t));
     return "";
   };
   for (const auto& path : o.corpus) {

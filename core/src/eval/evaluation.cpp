@@ -90,12 +90,11 @@ FactRecall fact_recall(sdk::Model& model, const Tokenizer& tokenizer, const std:
     bool correct = false;
     if (chat) {  // asked as a question: the reply must state the fact, "The capital of X is Y"
       const std::string expected = std::string(doc["prompt"].GetString()) + doc["answer"].GetString();
-      const auto prompt = tokenizer.encode(render_chatml({{"user", doc["question"].GetString()}}, true).text);
+      const auto prompt = prompt_ids(tokenizer, doc["question"].GetString(), true);
       greedy.max_new_tokens = static_cast<int64_t>(tokenizer.encode(expected).size()) + 2;
       correct = tokenizer.decode(generate(model, prompt, greedy, device).tokens).rfind(expected, 0) == 0;
     } else {
-      std::vector<int64_t> prompt{tokenizer.bos_id()};
-      for (auto id : tokenizer.encode(doc["prompt"].GetString())) prompt.push_back(id);
+      const auto prompt = prompt_ids(tokenizer, doc["prompt"].GetString(), false);
       const auto answer = tokenizer.encode(doc["answer"].GetString());
       greedy.max_new_tokens = static_cast<int64_t>(answer.size());
       const auto out = generate(model, prompt, greedy, device).tokens;

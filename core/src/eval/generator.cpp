@@ -5,9 +5,17 @@
 #include <limits>
 #include <set>
 
+#include "xlhost/core/data/chat.hpp"
 #include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core {
+
+std::vector<int64_t> prompt_ids(const Tokenizer& tokenizer, const std::string& prompt, bool chat) {
+  if (chat) return tokenizer.encode(render_chatml({{"user", prompt}}, /*add_generation_prompt=*/true).text);
+  std::vector<int64_t> ids{tokenizer.bos_id()};
+  for (int64_t id : tokenizer.encode(prompt)) ids.push_back(id);
+  return ids;
+}
 
 int64_t sample_next(torch::Tensor logits, const std::vector<int64_t>& seen, const GenerateOptions& o,
                     at::Generator& rng) {

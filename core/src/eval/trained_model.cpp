@@ -1,4 +1,3 @@
-#include "xlhost/core/config/options.hpp"
 #include "xlhost/core/eval/trained_model.hpp"
 
 #include <filesystem>
@@ -15,7 +14,7 @@ TrainedModel load_trained_model(const std::string& path, const std::string& plug
   const std::string dir = resolve_checkpoint(path, &std::cerr);
   const auto state = read_checkpoint_state(dir);
   const std::string plugin_path = plugin_override.empty() ? state.plugin_path : plugin_override;
-  TrainedModel t{dir, load_plugin(plugin_path), Config{}, nullptr, nullptr, torch::kCPU};
+  TrainedModel t{dir, load_plugin(plugin_path), RunConfig{}, nullptr, nullptr, torch::kCPU};
   if (t.plugin.descriptor().name != state.plugin_name)
     throw UserError(plugin_path + ": plugin " + t.plugin.descriptor().name + " cannot load a checkpoint of " +
                     state.plugin_name);
@@ -25,7 +24,7 @@ TrainedModel load_trained_model(const std::string& path, const std::string& plug
   t.device = setup.device;
   t.tokenizer = std::move(setup.tokenizer);
   t.model = setup.model;
-  load_model_weights(*t.model, (std::filesystem::path(dir) / "model.safetensors").string());
+  load_model_weights(*t.model, CheckpointFolder(dir).weights().string());
   t.model->to(t.device);
   t.model->eval();
   return t;

@@ -10,7 +10,7 @@
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -35,8 +35,9 @@ bool is_run_id(const std::string& id) {
 
 // The run folder of `id` in the first out folder that has it.
 std::optional<fs::path> run_folder(const Dashboard& d, const std::string& id) {
+  std::error_code ec;
   for (const auto& out : d.out_dirs)
-    if (fs::is_directory(fs::path(out) / id)) return fs::path(out) / id;
+    if (fs::is_directory(fs::path(out) / id, ec)) return fs::path(out) / id;
   return std::nullopt;
 }
 
@@ -96,12 +97,11 @@ std::string runs_json(const Dashboard& d) {
     w.Key("runs"), w.StartArray();
     std::vector<std::string> seen;
     for (const auto& out : d.out_dirs) {
-      if (!fs::is_directory(out)) continue;
+      std::error_code ec;
+      if (!fs::is_directory(out, ec)) continue;
       std::vector<fs::path> dirs;
-      for (const auto& entry : fs::directory_iterator(out))
-        if (entry.is_directory() && (fs::exists(RunDirectory(entry.path()).record()) ||
-                                     fs::exists(RunDirectory(entry.path()).train_log())))
-          dirs.push_back(entry.path());
+      for (const auto& entry : fs::directory_iterator(out, ec))
+        if (RunDirectory::is_run_folder(entry.path())) dirs.push_back(entry.path());
       std::sort(dirs.begin(), dirs.end());
       for (const auto& dir : dirs) {
         if (std::find(seen.begin(), seen.end(), dir.filename().string()) != seen.end()) continue;
@@ -125,7 +125,9 @@ std::vector<const Item*> decimate(const std::vector<Item>& items) {
 }
 
 std::string curves_json(const fs::path& dir) {
-  const auto log = read_train_log(RunDirectory(dir).train_log());
+  const RunDirectory run(dir);
+  const auto path = run.resolve(run.train_log(), "train.log", kMaxTrainLogBytes);
+  const auto log = path ? read_train_log(*path) : TrainLogContents{};
   return write_json([&](JsonWriter& w) {
     const auto steps = decimate(log.steps);
     // Training time so far: each logged line's tokens/s covers the tokens since the line
@@ -135,8 +137,9 @@ std::string curves_json(const fs::path& dir) {
     int64_t tokens_before = 0;
     size_t next = 0;
     for (const auto& s : log.steps) {
-      if (s.tokens_per_s > 0) total += static_cast<double>(s.tokens - tokens_before) / s.tokens_per_s;
-      tokens_before = s.tokens;
+      const double seconds = static_cast<double>(s.tokens_seen - tokens_before) / s.tokens_per_second;
+      if (s.tokens_per_second > 0 && std::isfinite(seconds)) total += seconds;  // a mangled rate adds no time
+      tokens_before = s.tokens_seen;
       if (next < steps.size() && &s == steps[next]) elapsed.push_back(total), ++next;
     }
     auto column = [&](const char* key, auto value) {
@@ -149,22 +152,22 @@ std::string curves_json(const fs::path& dir) {
       w.EndArray();
     };
     w.StartObject();
-    column("step", [](const TrainLogStep& s) { return static_cast<double>(s.step); });
+    column("step", [](const StepRecord& s) { return static_cast<double>(s.step); });
     w.Key("time_s"), w.StartArray();
-    for (double t : elapsed) w.Double(t);
+    for (double t : elapsed) std::isfinite(t) ? w.Double(t) : w.Null();
     w.EndArray();
-    column("loss", [](const TrainLogStep& s) { return s.loss; });
-    column("lr", [](const TrainLogStep& s) { return s.lr; });
-    column("grad_norm", [](const TrainLogStep& s) { return s.grad_norm; });
-    column("tokens_per_s", [](const TrainLogStep& s) { return s.tokens_per_s; });
-    column("aux_loss", [](const TrainLogStep& s) { return s.aux_loss; });
+    column("loss", [](const StepRecord& s) { return s.loss; });
+    column("lr", [](const StepRecord& s) { return s.lr; });
+    column("grad_norm", [](const StepRecord& s) { return s.grad_norm; });
+    column("tokens_per_s", [](const StepRecord& s) { return s.tokens_per_second; });
+    column("aux_loss", [](const StepRecord& s) { return s.aux_loss; });
     std::vector<std::string> names;
     for (const auto* s : steps)
       for (const auto& [name, value] : s->diagnostics)
         if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
     w.Key("diagnostics"), w.StartObject();
     for (const auto& name : names)
-      column(name.c_str(), [&](const TrainLogStep& s) {
+      column(name.c_str(), [&](const StepRecord& s) {
         for (const auto& [n, v] : s.diagnostics)
           if (n == name) return v;
         return std::nan("");
@@ -182,20 +185,29 @@ std::string curves_json(const fs::path& dir) {
 
 std::string run_json(const fs::path& dir) {
   const RunDirectory run(dir);
-  auto text = [](const fs::path& p) { return fs::exists(p) ? read_text_file(p.string(), "file") : std::string(); };
+  auto text = [&](const fs::path& p, const char* what, uintmax_t max_bytes) {
+    try {
+      return run.read(p, what, max_bytes).value_or("");
+    } catch (const UserError& e) {  // shown in its place: the page still opens
+      return std::string("(not shown: ") + e.what() + ")";
+    }
+  };
   std::string record_md;
   try {
     const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
     const std::string config_path = doc["experiment"].IsObject() ? member_string(doc["experiment"], "config_path") : "";
-    if (!config_path.empty()) record_md = text(record_markdown_beside(config_path));
-  } catch (const UserError&) {  // a broken record: the page shows its text as it is
+    // record.md is the researcher's, beside the experiment's config: read only from the
+    // project the dashboard serves (its working folder), whatever a record claims.
+    if (!config_path.empty())
+      record_md = RunDirectory(fs::current_path()).read(record_markdown_beside(config_path), "record.md", kMaxRecordBytes).value_or("");
+  } catch (const UserError&) {  // a broken record, or a record.md elsewhere: not shown
   }
   return write_json([&](JsonWriter& w) {
     w.StartObject();
     write_string(w, "id", dir.filename().string());
-    write_string(w, "record", text(run.record()));
+    write_string(w, "record", text(run.record(), "record", kMaxRecordBytes));
     write_string(w, "record_md", record_md);
-    write_string(w, "samples", text(run.samples()));
+    write_string(w, "samples", text(run.samples(), "samples", kMaxSamplesBytes));
     w.Key("checkpoints"), w.StartArray();
     for (const auto& c : list_checkpoints(run.checkpoints())) w.String(c.string().c_str());
     w.EndArray();

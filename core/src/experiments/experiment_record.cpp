@@ -23,7 +23,7 @@
 
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/experiments/git_provenance.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
@@ -36,6 +36,12 @@ namespace xlhost::core {
 namespace fs = std::filesystem;
 using Writer = JsonWriter;
 
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
 namespace {
 
 std::string now_iso8601() {
@@ -43,12 +49,6 @@ std::string now_iso8601() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return text;
-}
-
-std::string hostname() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
 }
 
 std::string cpu_model() {
@@ -155,6 +155,71 @@ void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& pl
   w.EndObject();
 }
 
+// The results object: what the run measured. A resumed run continues the record of the
+// segments before it (`previous_record`): their first loss, their wall time added.
+rapidjson::Value results_json(const RunResults& s, const std::string& previous_record, rapidjson::Document::AllocatorType& a) {
+  rapidjson::Value results(rapidjson::kObjectType);
+  auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
+  auto number = [&](const char* key, double v) {
+    results.AddMember(rapidjson::StringRef(key), std::isfinite(v) ? rapidjson::Value(v) : rapidjson::Value(), a);
+  };
+  double first_loss = s.losses.empty() ? std::nan("") : s.losses.front(), wall_seconds = s.wall_seconds;
+  int64_t segments = 1;
+  rapidjson::Document previous;
+  if (s.first_step > 0 && !previous_record.empty() && !parse_json_into(previous, previous_record) &&
+      previous.IsObject() && previous.HasMember("results") && previous["results"].IsObject()) {
+    const auto& p = previous["results"];
+    if (p.HasMember("first_loss") && p["first_loss"].IsNumber()) first_loss = p["first_loss"].GetDouble();
+    if (p.HasMember("wall_seconds") && p["wall_seconds"].IsNumber()) wall_seconds += p["wall_seconds"].GetDouble();
+    segments = (p.HasMember("segments") && p["segments"].IsInt64() ? p["segments"].GetInt64() : 1) + 1;
+  }
+  results.AddMember("steps", s.steps, a);
+  results.AddMember("first_step", s.first_step, a);
+  results.AddMember("segments", segments, a);
+  results.AddMember("parameters", s.parameters, a);
+  results.AddMember("parameters_receiving_gradient",
+                    s.parameters_receiving_gradient >= 0 ? rapidjson::Value(s.parameters_receiving_gradient)
+                                                          : rapidjson::Value(),
+                    a);
+  rapidjson::Value dead(rapidjson::kArrayType);
+  for (const auto& name : s.dead_parameters) dead.PushBack(str(name), a);
+  results.AddMember("dead_parameters", dead, a);
+  rapidjson::Value warnings(rapidjson::kArrayType);
+  for (const auto& w : s.warnings) warnings.PushBack(str(w), a);
+  results.AddMember("warnings", warnings, a);
+  results.AddMember("skipped_steps", s.skipped_steps, a);
+  number("first_loss", first_loss);
+  number("final_loss", s.losses.empty() ? std::nan("") : s.losses.back());
+  number("final_aux_loss", s.final_aux_loss);
+  double best = std::nan("");
+  for (double l : s.losses) best = std::isnan(best) || l < best ? l : best;
+  number("best_loss", best);
+  const bool evaluated = s.val.tokens > 0, recalled = s.facts.facts > 0;  // NaN, written null, when not measured
+  number("val_loss", evaluated ? s.val.loss : std::nan(""));
+  number("val_perplexity", evaluated ? s.val.perplexity : std::nan(""));
+  number("fact_recall", recalled ? s.facts.rate() : std::nan(""));
+  number("fact_recall_seen", recalled ? s.facts.seen_rate() : std::nan(""));
+  number("fact_recall_unseen", recalled ? s.facts.unseen_rate() : std::nan(""));
+  number("tokens_per_second", s.tokens_per_second);
+  number("wall_seconds", wall_seconds);  // all segments
+  const double run_steps = static_cast<double>(s.steps - s.first_step);
+  auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
+  rapidjson::Value step_time(rapidjson::kObjectType);
+  for (const auto& [key, total] : {std::pair{"step_s", s.step_seconds}, {"forward_s", s.forward_seconds},
+                                   {"backward_s", s.backward_seconds}, {"optimizer_s", s.optimizer_seconds},
+                                   {"communication_s", s.communication_seconds}}) {
+    const double mean = per_step(total);
+    step_time.AddMember(rapidjson::StringRef(key), std::isfinite(mean) ? rapidjson::Value(mean) : rapidjson::Value(), a);
+  }
+  results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
+  results.AddMember("peak_rss_bytes", s.peak_rss_bytes, a);
+  results.AddMember("peak_cuda_bytes", s.peak_cuda_bytes > 0 ? rapidjson::Value(s.peak_cuda_bytes) : rapidjson::Value(), a);
+  results.AddMember("checkpoint", str(s.checkpoint), a);
+  if (const auto md5 = s.checkpoint.empty() ? "" : CheckpointFolder(s.checkpoint).weights_md5(); !md5.empty())
+    results.AddMember("checkpoint_md5", str(md5), a);
+  return results;
+}
+
 }  // namespace
 
 ExperimentRecord::ExperimentRecord(RunDescription run, PluginIdentity plugin, const RuntimeInfo& runtime)
@@ -238,69 +303,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   distributed.AddMember("hosts", hosts, a);
   doc.AddMember("distributed", distributed, a);
   doc.AddMember("environment", parsed(environment_json_), a);
-  rapidjson::Value results;
-  if (s) {
-    results.SetObject();
-    auto number = [&](const char* key, double v) {
-      results.AddMember(rapidjson::StringRef(key), std::isfinite(v) ? rapidjson::Value(v) : rapidjson::Value(), a);
-    };
-    // A resumed run continues the record of the segments before it: their first loss,
-    // their wall time added to this segment's.
-    double first_loss = s->losses.empty() ? std::nan("") : s->losses.front(), wall_seconds = s->wall_seconds;
-    int64_t segments = 1;
-    rapidjson::Document previous;
-    if (s->first_step > 0 && !previous_record_.empty() && !parse_json_into(previous, previous_record_) &&
-        previous.IsObject() && previous.HasMember("results") && previous["results"].IsObject()) {
-      const auto& p = previous["results"];
-      if (p.HasMember("first_loss") && p["first_loss"].IsNumber()) first_loss = p["first_loss"].GetDouble();
-      if (p.HasMember("wall_seconds") && p["wall_seconds"].IsNumber()) wall_seconds += p["wall_seconds"].GetDouble();
-      segments = (p.HasMember("segments") && p["segments"].IsInt64() ? p["segments"].GetInt64() : 1) + 1;
-    }
-    results.AddMember("steps", s->steps, a);
-    results.AddMember("first_step", s->first_step, a);
-    results.AddMember("segments", segments, a);
-    results.AddMember("parameters", s->parameters, a);
-    results.AddMember("parameters_receiving_gradient",
-                      s->parameters_receiving_gradient >= 0 ? rapidjson::Value(s->parameters_receiving_gradient)
-                                                            : rapidjson::Value(),
-                      a);
-    rapidjson::Value dead(rapidjson::kArrayType);
-    for (const auto& name : s->dead_parameters) dead.PushBack(str(name), a);
-    results.AddMember("dead_parameters", dead, a);
-    rapidjson::Value warnings(rapidjson::kArrayType);
-    for (const auto& w : s->warnings) warnings.PushBack(str(w), a);
-    results.AddMember("warnings", warnings, a);
-    results.AddMember("skipped_steps", s->skipped_steps, a);
-    number("first_loss", first_loss);
-    number("final_loss", s->losses.empty() ? std::nan("") : s->losses.back());
-    number("final_aux_loss", s->final_aux_loss);
-    double best = std::nan("");
-    for (double l : s->losses) best = std::isnan(best) || l < best ? l : best;
-    number("best_loss", best);
-    number("val_loss", s->val_loss);
-    number("val_perplexity", s->val_perplexity);
-    number("fact_recall", s->fact_recall);
-    number("fact_recall_seen", s->fact_recall_seen);
-    number("fact_recall_unseen", s->fact_recall_unseen);
-    number("tokens_per_second", s->tokens_per_second);
-    number("wall_seconds", wall_seconds);  // all segments
-    const double run_steps = static_cast<double>(s->steps - s->first_step);
-    auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };
-    rapidjson::Value step_time(rapidjson::kObjectType);
-    for (const auto& [key, total] : {std::pair{"step_s", s->step_seconds}, {"forward_s", s->forward_seconds},
-                                     {"backward_s", s->backward_seconds}, {"optimizer_s", s->optimizer_seconds},
-                                     {"communication_s", s->communication_seconds}}) {
-      const double mean = per_step(total);
-      step_time.AddMember(rapidjson::StringRef(key), std::isfinite(mean) ? rapidjson::Value(mean) : rapidjson::Value(), a);
-    }
-    results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
-    results.AddMember("peak_rss_bytes", s->peak_rss_bytes, a);
-    results.AddMember("peak_cuda_bytes", s->peak_cuda_bytes > 0 ? rapidjson::Value(s->peak_cuda_bytes) : rapidjson::Value(), a);
-    results.AddMember("checkpoint", str(s->checkpoint), a);
-    if (!s->checkpoint.empty() && fs::exists(fs::path(s->checkpoint) / "model.safetensors"))
-      results.AddMember("checkpoint_md5", str(md5_file((fs::path(s->checkpoint) / "model.safetensors").string())), a);
-  }
-  doc.AddMember("results", results, a);
+  doc.AddMember("results", s ? results_json(*s, previous_record_, a) : rapidjson::Value(), a);
   doc.AddMember("reproduce", parsed(reproduce_json_), a);
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
@@ -313,166 +316,6 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   } catch (const std::exception& e) {  // record.json is written; a failed run's own error matters more
     std::cerr << "warning: record.md not updated: " << e.what() << "\n";
   }
-}
-
-rapidjson::Document read_record(const std::string& out_dir, const std::string& id) {
-  const fs::path path = RunDirectory(out_dir, id).record();
-  if (!fs::exists(path)) throw UserError("no record for " + id + " (" + path.string() + " is missing)");
-  const std::string text = read_text_file(path.string(), "record");
-  rapidjson::Document doc;
-  if (parse_json_into(doc, text) || !doc.IsObject() || !doc.HasMember("experiment") || !doc["experiment"].IsObject() ||
-      !doc.HasMember("status") || !doc["status"].IsString() || !doc.HasMember("versions") ||
-      !doc["versions"].IsObject() || !doc["versions"].HasMember("plugin") || !doc["versions"]["plugin"].IsObject() ||
-      !doc.HasMember("hyperparameters") || !doc["hyperparameters"].IsObject())
-    throw UserError(path.string() + ": corrupted record (not the record.json schema)");
-  return doc;
-}
-
-std::string member_string(const rapidjson::Value& object, const char* key) {
-  return object.IsObject() && object.HasMember(key) && object[key].IsString() ? object[key].GetString() : "";
-}
-
-double member_number(const rapidjson::Value& object, const char* key) {
-  return object.IsObject() && object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : std::nan("");
-}
-
-std::string describe_code_version(const rapidjson::Value& git, bool full_commit) {
-  if (member_string(git, "commit").empty()) return "not in a git repository";
-  std::string text = full_commit ? member_string(git, "commit") + " on " + member_string(git, "branch")
-                                 : member_string(git, "short_commit");
-  if (git.HasMember("dirty") && git["dirty"].IsBool() && git["dirty"].GetBool() && git.HasMember("dirty_files") &&
-      git["dirty_files"].IsArray()) {
-    text += ", with uncommitted changes to";
-    for (const auto& f : git["dirty_files"].GetArray()) text += std::string(" `") + f.GetString() + "`";
-  }
-  return text;
-}
-
-RecordSummary read_record_summary(const std::string& run_dir) {
-  const fs::path dir(run_dir);
-  return summarize_record(read_record(dir.parent_path().string(), dir.filename().string()), run_dir);
-}
-
-RecordSummary summarize_record(const rapidjson::Document& doc, const std::string& run_dir) {
-  const fs::path dir(run_dir);
-  const auto& e = doc["experiment"];
-  RecordSummary r;
-  r.run_dir = run_dir;
-  r.id = member_string(e, "id");
-  if (r.id.empty()) r.id = dir.filename().string();
-  r.start_time = member_string(e, "start_time");
-  r.metrics_url = member_string(e, "metrics_url");
-  r.status = doc["status"].GetString();
-  r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;
-  if (r.status == "running" && r.pid > 0 && member_string(e, "host") == hostname() &&
-      kill(static_cast<pid_t>(r.pid), 0) != 0 && errno == ESRCH) {
-    // The process died without finishing its record: killed (SIGKILL, power loss), or a
-    // crash whose handler could only leave its one line.
-    const auto crash_report = RunDirectory(dir).crash_report();
-    r.status = "interrupted";
-    if (fs::is_regular_file(crash_report)) {
-      r.status = "crashed";
-      const std::string text = read_text_file(crash_report.string(), "crash report");
-      r.crash = text.substr(0, text.find('\n'));
-    }
-  }
-  r.last_checkpoint = latest_checkpoint(run_dir);
-  r.plugin = member_string(doc["versions"]["plugin"], "name");
-  if (doc.HasMember("results") && doc["results"].IsObject()) {
-    r.has_results = true;
-    r.final_loss = member_number(doc["results"], "final_loss");
-    r.val_loss = member_number(doc["results"], "val_loss");
-    if (doc.HasMember("results_std") && doc["results_std"].IsObject()) {
-      r.final_loss_std = member_number(doc["results_std"], "final_loss");
-      r.val_loss_std = member_number(doc["results_std"], "val_loss");
-    }
-    r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
-  }
-  return r;
-}
-
-std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems) {
-  std::vector<RecordSummary> out;
-  if (!fs::is_directory(out_dir)) return out;
-  for (const auto& entry : fs::directory_iterator(out_dir)) {
-    if (!fs::exists(RunDirectory(entry.path()).record())) continue;
-    try {
-      out.push_back(read_record_summary(entry.path().string()));
-    } catch (const UserError& e) {
-      if (problems) problems->push_back(e.what());
-    }
-  }
-  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.start_time < b.start_time; });
-  return out;
-}
-
-std::vector<std::string> record_lineage(const rapidjson::Value& record) {
-  std::vector<std::string> lines;
-  const rapidjson::Value* current = &record;
-  rapidjson::Document ancestor;
-  std::string id = current->HasMember("experiment") ? member_string((*current)["experiment"], "id") : "";
-  lines.push_back(id + " (this run)");
-  for (int depth = 0; depth < 64; ++depth) {
-    if (!current->HasMember("parent") || !(*current)["parent"].IsObject()) {
-      lines.push_back("the plugin's initialisation");
-      break;
-    }
-    const auto& p = (*current)["parent"];
-    const double step = member_number(p, "step");
-    const std::string run_id = member_string(p, "run_id"), run_dir = member_string(p, "run_dir");
-    lines.push_back((run_id.empty() ? "" : run_id + (std::isfinite(step) ? " step " + std::to_string(int64_t(step)) : "") +
-                                                ": ") +
-                    member_string(p, "format") + " " + member_string(p, "path") + ", xxh3 " +
-                    member_string(p, "xxh3").substr(0, 12));
-    if (run_dir.empty()) break;
-    const fs::path file = RunDirectory(fs::path(run_dir)).record();
-    if (!fs::exists(file) || parse_json_into(ancestor, read_text_file(file.string(), "record")) || !ancestor.IsObject()) {
-      lines.push_back("(" + file.string() + " is gone: the chain ends here)");
-      break;
-    }
-    current = &ancestor;
-  }
-  return lines;
-}
-
-std::string fill_record_markdown(const rapidjson::Document& record) {
-  const auto& e = record["experiment"];
-  const std::string config_path = member_string(e, "config_path");
-  if (config_path.empty()) return "";
-  const fs::path md = record_markdown_beside(config_path);
-  if (!fs::exists(md)) return "";
-  const auto& git = record["versions"].HasMember("git") ? record["versions"]["git"] : record["versions"];
-  const rapidjson::Value none;
-  const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
-  auto fixed = [](double v, int digits) { return std::isfinite(v) ? format_fixed(v, digits) : std::string("-"); };
-  std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
-  auto row = [&](const std::string& name, const std::string& value) { block += "| " + name + " | " + value + " |\n"; };
-  row("status", record["status"].GetString() + (member_string(record, "failure").empty() ? "" : ": " + member_string(record, "failure")));
-  row("run", member_string(e, "start_time") + " to " + member_string(e, "end_time") + " on " + member_string(e, "host"));
-  row("code", describe_code_version(git, false));
-  row("plugin", member_string(record["versions"]["plugin"], "name") + " " + member_string(record["versions"]["plugin"], "version"));
-  row("steps", fixed(member_number(r, "steps"), 0));
-  row("train loss first / final / best", fixed(member_number(r, "first_loss"), 4) + " / " + fixed(member_number(r, "final_loss"), 4) +
-                                             " / " + fixed(member_number(r, "best_loss"), 4));
-  row("val loss (perplexity)", fixed(member_number(r, "val_loss"), 4) + " (" + fixed(member_number(r, "val_perplexity"), 3) + ")");
-  row("fact recall", std::isfinite(member_number(r, "fact_recall")) ? fixed(100 * member_number(r, "fact_recall"), 1) + "%" : "-");
-  row("tokens/s", fixed(member_number(r, "tokens_per_second"), 0));
-  row("checkpoint", member_string(r, "checkpoint").empty() ? "-" : member_string(r, "checkpoint"));
-  row("command", "`" + member_string(e, "command_line") + "`");
-  block += "\nFull record: `xlhost exp show " + member_string(e, "id") + "`; report: `xlhost exp report " + member_string(e, "id") +
-           "`.\n" + kRecordResultsEnd + "\n";
-
-  std::string text = read_text_file(md.string(), "record.md");
-  const auto begin = text.find(kRecordResultsBegin), end = text.find(kRecordResultsEnd);
-  if (begin != std::string::npos && end != std::string::npos && end > begin) {
-    size_t after = end + std::strlen(kRecordResultsEnd);
-    if (after < text.size() && text[after] == '\n') ++after;
-    text.replace(begin, after - begin, block);
-  } else {
-    text += (text.empty() || text.back() == '\n' ? "\n" : "\n\n") + block;
-  }
-  write_file_atomically(md.string(), text);
-  return md.string();
 }
 
 }  // namespace xlhost::core

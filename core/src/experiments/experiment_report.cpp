@@ -10,7 +10,7 @@
 
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
@@ -35,7 +35,7 @@ std::pair<size_t, size_t> write_curves(const fs::path& train_log, const fs::path
   const auto log = read_train_log(train_log);
   std::ofstream train(train_dat), val(val_dat);
   train << "# step cross_entropy lr tokens_per_s\n";
-  for (const auto& s : log.steps) train << s.step << " " << s.loss << " " << s.lr << " " << s.tokens_per_s << "\n";
+  for (const auto& s : log.steps) train << s.step << " " << s.loss << " " << s.lr << " " << s.tokens_per_second << "\n";
   val << "# step val_loss\n";
   for (const auto& e : log.evals) val << e.step << " " << e.val_loss << "\n";
   return {log.steps.size(), log.evals.size()};

@@ -3,8 +3,11 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
+#include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 #include "xlhost/core/util/json.hpp"
 #include "xlhost/core/util/json_writer.hpp"
@@ -38,17 +41,38 @@ int64_t read_integer(const rapidjson::Value& v, const char* key) {
   return v.HasMember(key) && v[key].IsInt64() ? v[key].GetInt64() : 0;
 }
 
-TrainLogStep read_step(const rapidjson::Value& v) {
-  TrainLogStep s;
-  s.step = read_integer(v, "step"), s.total_steps = read_integer(v, "total_steps");
-  s.loss = read_number(v, "loss"), s.aux_loss = read_number(v, "aux_loss", std::nan(""));
+// A step line's keys and the StepRecord members they hold (an integer or a number), in the
+// order they are written. A new per-step figure needs one line here, its member, and the
+// trainer's value for it.
+struct StepKey {
+  const char* key;
+  int64_t StepRecord::*integer;
+  double StepRecord::*number;
+};
+constexpr StepKey kStepKeys[] = {
+    {"step", &StepRecord::step, nullptr},
+    {"total_steps", &StepRecord::total_steps, nullptr},
+    {"loss", nullptr, &StepRecord::loss},
+    {"lr", nullptr, &StepRecord::lr},
+    {"grad_norm", nullptr, &StepRecord::grad_norm},
+    {"tokens", &StepRecord::tokens_seen, nullptr},
+    {"tokens_per_s", nullptr, &StepRecord::tokens_per_second},
+    {"step_s", nullptr, &StepRecord::step_seconds},
+    {"forward_s", nullptr, &StepRecord::forward_seconds},
+    {"backward_s", nullptr, &StepRecord::backward_seconds},
+    {"optimizer_s", nullptr, &StepRecord::optimizer_seconds},
+    {"data_s", nullptr, &StepRecord::data_seconds},
+};
+
+StepRecord read_step(const rapidjson::Value& v) {
+  StepRecord s;
+  for (const auto& k : kStepKeys)
+    if (k.integer) s.*k.integer = read_integer(v, k.key);
+    else s.*k.number = read_number(v, k.key);
+  s.aux_loss = read_number(v, "aux_loss", std::nan(""));
   // Logs written before "objective" existed had the objective (cross-entropy + aux) as "loss".
   if (!std::isnan(s.aux_loss) && !v.HasMember("objective")) s.loss -= s.aux_loss;
-  s.lr = read_number(v, "lr"), s.grad_norm = read_number(v, "grad_norm");
-  s.tokens = read_integer(v, "tokens"), s.tokens_per_s = read_number(v, "tokens_per_s");
-  s.step_s = read_number(v, "step_s"), s.forward_s = read_number(v, "forward_s");
-  s.backward_s = read_number(v, "backward_s"), s.optimizer_s = read_number(v, "optimizer_s");
-  if (v.HasMember("skipped") && v["skipped"].IsString()) s.skipped = v["skipped"].GetString();
+  if (v.HasMember("skipped") && v["skipped"].IsString()) s.skip_reason = v["skipped"].GetString();
   if (v.HasMember("diagnostics") && v["diagnostics"].IsObject())
     for (const auto& d : v["diagnostics"].GetObject())
       s.diagnostics.emplace_back(d.name.GetString(), d.value.IsNumber() ? d.value.GetDouble() : std::nan(""));
@@ -84,22 +108,29 @@ std::string lines_through(const std::filesystem::path& path, int64_t step) {
 
 }  // namespace
 
-TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, std::optional<int64_t> resumed_at) {
+TrainLogWriter::TrainLogWriter(const std::filesystem::path& path, std::optional<int64_t> resumed_at) : path_(path) {
   if (resumed_at) write_file_atomically(path.string(), lines_through(path, *resumed_at));
   out_.open(path, std::ios::app);
+  if (!out_) throw UserError(path.string() + ": cannot open for writing (" + std::strerror(errno) + ")");
 }
 
-void TrainLogWriter::write_line(const std::string& json) { out_ << json << "\n" << std::flush; }
+// Every line reaches the file before training goes on: a full disk stops the run at this
+// step, with its last checkpoint, instead of losing the rest of the curve unnoticed.
+void TrainLogWriter::write_line(const std::string& json) {
+  errno = 0;
+  out_ << json << "\n" << std::flush;
+  if (!out_)
+    throw UserError(path_.string() + ": cannot write (" + (errno ? std::strerror(errno) : "stream error") +
+                    "); the run stops here");
+}
 
-void TrainLogWriter::write(const TrainLogStep& s) {
+void TrainLogWriter::write(const StepRecord& s) {
   write_line(json_object([&](JsonWriter& w) {
-    integer(w, "step", s.step), integer(w, "total_steps", s.total_steps);
-    write_number(w, "loss", s.loss), write_number(w, "lr", s.lr), write_number(w, "grad_norm", s.grad_norm);
-    integer(w, "tokens", s.tokens), write_number(w, "tokens_per_s", s.tokens_per_s);
-    write_number(w, "step_s", s.step_s), write_number(w, "forward_s", s.forward_s);
-    write_number(w, "backward_s", s.backward_s), write_number(w, "optimizer_s", s.optimizer_s);
+    for (const auto& k : kStepKeys)
+      if (k.integer) integer(w, k.key, s.*k.integer);
+      else write_number(w, k.key, s.*k.number);
     if (!std::isnan(s.aux_loss)) write_number(w, "aux_loss", s.aux_loss), write_number(w, "objective", s.objective());
-    if (!s.skipped.empty()) w.Key("skipped"), w.String(s.skipped.c_str());
+    if (s.skipped()) w.Key("skipped"), w.String(s.skip_reason.c_str());
     if (!s.diagnostics.empty()) {
       w.Key("diagnostics");
       w.StartObject();
@@ -124,12 +155,16 @@ void TrainLogWriter::write(const TrainLogFactRecall& f) {
 
 TrainLogContents read_train_log(const std::filesystem::path& path) {
   TrainLogContents contents;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return contents;  // a FIFO would block, a device never end
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);) read_line(line, contents);
   return contents;
 }
 
-std::optional<TrainLogStep> last_logged_step(const std::filesystem::path& path) {
+std::optional<StepRecord> last_logged_step(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return std::nullopt;
   // A step line is a few hundred bytes; 16 KiB holds the last one even with many diagnostics

@@ -1,13 +1,8 @@
 #include "xlhost/core/metrics/training_metrics.hpp"
 
-#include <torch/torch.h>
-#include <unistd.h>
-
 #include <cmath>
-#include <chrono>
-#include <fstream>
 
-#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/device/device_info.hpp"
 
 namespace xlhost::core {
 
@@ -21,11 +16,9 @@ const std::vector<double>& seconds_buckets() {
 
 }  // namespace
 
-TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double flops_per_token, double peak_flops,
-                                 int64_t total_steps, int cuda_device)
+TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double peak_flops)
     : registry_(r),
       labels_(l),
-      flops_per_token_(flops_per_token),
       peak_flops_(peak_flops),
       steps_(r.counter("xl_train_steps_total", "Optimizer steps completed.", l)),
       tokens_(r.counter("xl_train_tokens_total", "Training tokens processed.", l)),
@@ -49,13 +42,19 @@ TrainingMetrics::TrainingMetrics(metrics::Registry& r, metrics::Labels l, double
       backward_seconds_(r.histogram("xl_train_backward_seconds", "Backward time of a step.", seconds_buckets(), l)),
       optimizer_seconds_(r.histogram("xl_train_optimizer_seconds", "Clipping and optimizer update time of a step.",
                                      seconds_buckets(), l)),
-      checkpoint_seconds_(r.histogram("xl_checkpoint_write_seconds", "Time to write a checkpoint.", seconds_buckets(), l)),
-      cuda_device_(cuda_device) {
-  total_steps_.set(static_cast<double>(total_steps));
+      checkpoint_seconds_(r.histogram("xl_checkpoint_write_seconds", "Time to write a checkpoint.", seconds_buckets(), l)) {
+  update_memory();
+}
+
+void TrainingMetrics::on_start(const RunStart& start) {
+  total_steps_.set(static_cast<double>(start.total_steps));
+  flops_per_token_ = start.flops_per_token;
+  if (peak_flops_ == 0) peak_flops_ = measure_peak_flops(start.cuda_device >= 0);
+  cuda_device_ = start.cuda_device;
   if (cuda_device_ >= 0) {
-    cuda_allocated_ = &r.gauge("xl_cuda_memory_allocated_bytes", "CUDA memory held by tensors.", l);
-    cuda_reserved_ = &r.gauge("xl_cuda_memory_reserved_bytes", "CUDA memory reserved by LibTorch's caching allocator.", l);
-    cuda_peak_ = &r.gauge("xl_cuda_memory_peak_allocated_bytes", "Most CUDA memory held by tensors so far.", l);
+    cuda_allocated_ = &registry_.gauge("xl_cuda_memory_allocated_bytes", "CUDA memory held by tensors.", labels_);
+    cuda_reserved_ = &registry_.gauge("xl_cuda_memory_reserved_bytes", "CUDA memory reserved by LibTorch's caching allocator.", labels_);
+    cuda_peak_ = &registry_.gauge("xl_cuda_memory_peak_allocated_bytes", "Most CUDA memory held by tensors so far.", labels_);
   }
   update_memory();
 }
@@ -73,7 +72,7 @@ void TrainingMetrics::on_step(const StepRecord& s) {
   steps_.increment();
   tokens_.increment(static_cast<double>(s.tokens));
   samples_.increment(static_cast<double>(s.samples));
-  if (s.skipped) skipped_.increment();
+  if (s.skipped()) skipped_.increment();
   step_.set(static_cast<double>(s.step));
   loss_.set(s.loss);
   if (!std::isnan(s.aux_loss)) aux_loss_.set(s.aux_loss);
@@ -105,39 +104,6 @@ void TrainingMetrics::on_fact_recall(int64_t, const FactRecall& r) { fact_recall
 void TrainingMetrics::on_checkpoint(const std::string&, double seconds) {
   checkpoints_.increment();
   checkpoint_seconds_.observe(seconds);
-}
-
-double measure_peak_flops(bool cuda) {
-  torch::NoGradGuard no_grad;
-  const auto device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
-  const int64_t n = cuda ? 4096 : 512;
-  // Constant operands: drawing random ones would advance the global generator, and a
-  // run's dropout (and so its losses) would then depend on whether metrics are served.
-  auto a = torch::full({n, n}, 0.5, torch::TensorOptions().device(device).dtype(dtype));
-  auto b = torch::full({n, n}, 0.25, torch::TensorOptions().device(device).dtype(dtype));
-  auto sync = [&] {
-    if (cuda) torch::cuda::synchronize();
-  };
-  torch::mm(a, b);
-  sync();
-  int64_t reps = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  while (elapsed < 0.2) {
-    torch::mm(a, b);
-    sync();
-    ++reps;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  return 2.0 * n * n * n * reps / elapsed;
-}
-
-int64_t resident_memory_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
 }
 
 }  // namespace xlhost::core

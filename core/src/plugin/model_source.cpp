@@ -8,8 +8,6 @@
 
 namespace xlhost::core {
 
-namespace {
-
 torch::Device resolve_device(const std::string& name) {
   if (name == "cuda" && !torch::cuda::is_available())
     throw UserError("train.device=cuda but LibTorch " TORCH_VERSION " sees no CUDA device on this machine "
@@ -17,6 +15,8 @@ torch::Device resolve_device(const std::string& name) {
   if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return torch::kCUDA;
   return torch::kCPU;
 }
+
+namespace {
 
 // threads 0: every core, shared out among the ranks a launcher started on this machine.
 void configure_threads(int64_t threads) {
@@ -34,13 +34,13 @@ ModelSource model_source(const LoadedPlugin& plugin) {
   return {plugin.descriptor(), plugin.path(), [plugin](const sdk::ModelConfig& c) { return plugin.create(c); }};
 }
 
-ModelSetup set_up_model(const ModelSource& source, const Config& config) {
-  const auto train = TrainOptions::from(config.section("train"));
+ModelSetup set_up_model(const ModelSource& source, const RunConfig& config) {
+  const auto& train = config.options.train;
   configure_threads(train.threads);
   ModelSetup setup;
   setup.device = resolve_device(train.device);
-  setup.tokenizer = make_tokenizer(DataOptions::from(config.section("data")).tokenizer);
-  setup.model = source.create(config.section("model"));
+  setup.tokenizer = make_tokenizer(config.options.data.tokenizer);
+  setup.model = source.create(config.values.section("model"));
   return setup;
 }
 

@@ -31,6 +31,15 @@ size_t utf8_sequence_length(const std::string& s, size_t i) {
 
 }  // namespace
 
+size_t first_invalid_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_sequence_length(text, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string::npos;
+}
+
 std::string printable_text(const std::string& bytes) {
   std::string out;
   out.reserve(bytes.size());

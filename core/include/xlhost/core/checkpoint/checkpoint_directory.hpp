@@ -14,6 +14,26 @@
 
 namespace xlhost::core {
 
+// One checkpoint folder, step_N/, and the one place that names its files (as RunDirectory
+// does for a run folder).
+class CheckpointFolder {
+ public:
+  explicit CheckpointFolder(std::filesystem::path root) : root_(std::move(root)) {}
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path weights() const { return root_ / "model.safetensors"; }  // every parameter and buffer
+  std::filesystem::path optimizer() const { return root_ / "optimizer.pt"; }     // LibTorch's archive of AdamW
+  std::filesystem::path rng() const { return root_ / "rng.pt"; }                 // the CPU generator
+  std::filesystem::path cuda_rng() const { return root_ / "cuda_rng.pt"; }       // every GPU's generator, when any
+  std::filesystem::path state() const { return root_ / "state.json"; }           // CheckpointState
+  std::filesystem::path config() const { return root_ / "config.json"; }         // the run's resolved config
+  std::filesystem::path manifest() const { return root_ / "manifest.json"; }     // written last: size and xxh3 of the rest
+  // md5 of the weights, as records keep it; "" when the folder has none.
+  std::string weights_md5() const;
+
+ private:
+  std::filesystem::path root_;
+};
+
 struct CheckpointState {
   int64_t step = 0;           // optimizer steps completed
   int64_t micro_batches = 0;  // training micro-batches consumed (the data position)

@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-#include "xlhost/core/config/config.hpp"
+#include "xlhost/core/config/options.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
 #include "xlhost/sdk/plugin.hpp"
 
@@ -27,7 +27,7 @@ struct ExportSpec {
 
 // The spec of a model trained with `config` (its tokenizer made from it); the source
 // fields (run, checkpoint, step) are the caller's.
-ExportSpec export_spec(const Config& config, const Tokenizer& tokenizer, const sdk::PluginDescriptor& plugin);
+ExportSpec export_spec(const RunConfig& config, const Tokenizer& tokenizer, const sdk::PluginDescriptor& plugin);
 
 // UserError "no Hugging Face mapping for plugin X" unless the model declares a form
 // export_model can write.

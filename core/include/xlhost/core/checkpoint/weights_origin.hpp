@@ -9,6 +9,10 @@
 
 namespace xlhost::core {
 
+// A Hugging Face folder's weights: one file, or an index naming its shards.
+inline constexpr const char* kHuggingFaceWeights = "model.safetensors";
+inline constexpr const char* kHuggingFaceWeightsIndex = "model.safetensors.index.json";
+
 enum class WeightsFormat {
   kXlhostCheckpoint,  // a run directory (its newest valid checkpoint) or a checkpoint directory
   kHuggingFace,       // a folder with config.json and model.safetensors (or a sharded index)

@@ -9,7 +9,7 @@
 
 #include "xlhost/core/config/config.hpp"
 #include "xlhost/core/data/token_data.hpp"
-#include "xlhost/core/experiments/run_directory.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 
 namespace xlhost::core {
 
@@ -91,6 +91,15 @@ struct Options {
 
   RunDirectory run_directory() const { return RunDirectory(run.out_dir, experiment.id); }
   int64_t eval_batch_size() const { return eval.batch_size > 0 ? eval.batch_size : train.batch_size; }
+};
+
+// A validated config with its host sections decoded, once: what the trainer, the record,
+// exports and evaluation are handed. The model section stays the plugin's to read.
+struct RunConfig {
+  RunConfig() = default;
+  RunConfig(Config validated) : values(std::move(validated)), options(Options::from(values)) {}  // NOLINT: implicit
+  Config values;
+  Options options;
 };
 
 // Every section's schema, the model's (from the plugin) among them: what Config::load checks.

@@ -8,6 +8,7 @@
 
 #include "xlhost/core/data/token_data.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
+#include "xlhost/core/run/run_results.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::core {
@@ -25,25 +26,9 @@ torch::Tensor logits_predicting(const torch::Tensor& logits, int64_t first, int6
 double continuation_loss(sdk::Model& model, const std::vector<int64_t>& prompt,
                          const std::vector<int64_t>& continuation, const torch::Device& device);
 
-struct EvalResult {
-  double loss = 0, perplexity = 0;
-  int64_t tokens = 0;
-};
-
 // Held-out loss over the first `max_batches` batches of `tokens` in file order.
 EvalResult evaluate_loss(sdk::Model& model, const TokenFile& tokens, int64_t seq_len, int64_t batch_size,
                          int64_t max_batches, const torch::Device& device);
-
-struct FactRecall {
-  int64_t facts = 0, correct = 0;
-  int64_t seen_facts = 0, seen_correct = 0;  // facts that appear in the training text
-  double rate() const { return facts ? static_cast<double>(correct) / static_cast<double>(facts) : 0.0; }
-  double seen_rate() const { return seen_facts ? static_cast<double>(seen_correct) / static_cast<double>(seen_facts) : 0.0; }
-  double unseen_rate() const {
-    const int64_t n = facts - seen_facts;
-    return n ? static_cast<double>(correct - seen_correct) / static_cast<double>(n) : 0.0;
-  }
-};
 
 // Share of facts whose greedy completion of "prompt" begins with exactly "answer"; with
 // `chat`, whose reply to "question" (a ChatML user turn) begins with prompt + answer.

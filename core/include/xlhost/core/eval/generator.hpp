@@ -7,9 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "xlhost/core/data/tokenizer.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::core {
+
+// A prompt as the model is given it: BOS then the prompt's tokens, or with `chat` the prompt
+// as a ChatML user turn followed by the assistant's header.
+std::vector<int64_t> prompt_ids(const Tokenizer& tokenizer, const std::string& prompt, bool chat);
 
 struct GenerateOptions {
   int64_t max_new_tokens = 64;

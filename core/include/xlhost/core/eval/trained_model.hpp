@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "xlhost/core/config/config.hpp"
+#include "xlhost/core/config/options.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
 #include "xlhost/core/plugin/plugin_loader.hpp"
 
@@ -15,7 +15,7 @@ namespace xlhost::core {
 struct TrainedModel {
   std::string checkpoint;
   LoadedPlugin plugin;
-  Config config;
+  RunConfig config;
   std::shared_ptr<sdk::Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;

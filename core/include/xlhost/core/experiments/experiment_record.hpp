@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "xlhost/core/checkpoint/weights_origin.hpp"
-#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/run/run_results.hpp"
+#include "xlhost/core/run/runtime_info.hpp"
 
 namespace xlhost::core {
 
@@ -38,24 +39,6 @@ struct RunDescription {
 struct PluginIdentity {
   std::string path, name, version, torch_version;
   unsigned abi_version = 0;
-};
-
-// A run's outcome, in plain numbers.
-struct RunResults {
-  int64_t first_step = 0, steps = 0, parameters = 0;  // steps run: (first_step, steps]
-  int64_t parameters_receiving_gradient = -1;          // -1: not measured
-  std::vector<std::string> dead_parameters;            // trainable but reached by no gradient
-  std::vector<std::string> warnings;                   // what the run warned about
-  int64_t skipped_steps = 0;                           // updates not applied (non-finite or spiking)
-  std::vector<double> losses;                           // per optimizer step: cross-entropy (the aux loss apart)
-  double final_aux_loss = std::nan("");
-  double val_loss = std::nan(""), val_perplexity = std::nan("");
-  double fact_recall = std::nan(""), fact_recall_seen = std::nan(""), fact_recall_unseen = std::nan("");
-  double tokens_per_second = 0, wall_seconds = 0;
-  double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // summed
-  double communication_seconds = 0;  // summed time in collectives (data-parallel runs)
-  int64_t peak_rss_bytes = 0, peak_cuda_bytes = 0;
-  std::string checkpoint;
 };
 
 class ExperimentRecord {
@@ -100,6 +83,9 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
 // out_dir/<id>/record.json, parsed and checked against the schema; UserError names the file
 // when it is missing or corrupted.
 rapidjson::Document read_record(const std::string& out_dir, const std::string& id);
+
+// This machine's name, as records keep it (a running record's process is looked for only here).
+std::string hostname();
 
 // Lenient readers of a record's members: "" or NaN when absent or of another type.
 std::string member_string(const rapidjson::Value& object, const char* key);

@@ -1,5 +1,6 @@
 // The training loop's view of the metrics registry: every family is registered once with
-// the run's labels (experiment, plugin, rank), then updated with plain atomic stores.
+// the run's labels (experiment, plugin, rank), then updated with plain atomic stores. The
+// command that starts a run builds it and hands it to the trainer as an observer.
 #pragma once
 
 #include <map>
@@ -8,16 +9,17 @@
 #include <vector>
 
 #include "xlhost/core/metrics/metrics_registry.hpp"
-#include "xlhost/core/train/training_observer.hpp"
+#include "xlhost/core/run/training_observer.hpp"
 
 namespace xlhost::core {
 
 class TrainingMetrics final : public TrainingObserver {
  public:
-  // peak_flops: the device's peak FLOP/s for xl_train_mfu_ratio (0 = not exported).
-  // cuda_device: the GPU whose memory is exported (xl_cuda_memory_*); -1 on the CPU.
-  TrainingMetrics(metrics::Registry& registry, metrics::Labels labels, double flops_per_token, double peak_flops,
-                  int64_t total_steps, int cuda_device = -1);
+  // peak_flops: the device's peak FLOP/s for xl_train_mfu_ratio; 0 = measured when the run
+  // starts (measure_peak_flops), negative = not exported.
+  TrainingMetrics(metrics::Registry& registry, metrics::Labels labels, double peak_flops = -1);
+  // The model's FLOPs per token, the step count and, on a GPU, its memory gauges.
+  void on_start(const RunStart& start) override;
   void on_step(const StepRecord& r) override;
   void on_eval(int64_t step, const EvalResult& r) override;
   void on_fact_recall(int64_t step, const FactRecall& r) override;
@@ -29,20 +31,13 @@ class TrainingMetrics final : public TrainingObserver {
   metrics::Registry& registry_;
   metrics::Labels labels_;
   std::map<std::string, metrics::Gauge*> diagnostics_;  // registered on first sight
-  double flops_per_token_, peak_flops_;
+  double flops_per_token_ = 0, peak_flops_;
   metrics::Counter &steps_, &tokens_, &samples_, &skipped_, &checkpoints_;
   metrics::Gauge &step_, &total_steps_, &loss_, &aux_loss_, &lr_, &grad_norm_, &tokens_per_second_, &mfu_, &rss_, &eval_loss_,
       &eval_perplexity_, &fact_recall_;
   metrics::Histogram &step_seconds_, &forward_seconds_, &backward_seconds_, &optimizer_seconds_, &checkpoint_seconds_;
-  int cuda_device_;
+  int cuda_device_ = -1;
   metrics::Gauge *cuda_allocated_ = nullptr, *cuda_reserved_ = nullptr, *cuda_peak_ = nullptr;
 };
-
-// Peak FLOP/s for utilisation figures: the measured throughput of a square matmul
-// (float32 on the CPU, bfloat16 on CUDA) over about 0.2 s. A measured peak, not the
-// datasheet's, so the ratio says how close training gets to what the BLAS achieves.
-double measure_peak_flops(bool cuda);
-
-int64_t resident_memory_bytes();
 
 }  // namespace xlhost::core

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "xlhost/core/config/config.hpp"
+#include "xlhost/core/config/options.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
 #include "xlhost/core/plugin/plugin_loader.hpp"
 
@@ -29,6 +29,9 @@ struct ModelSetup {
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;
 };
-ModelSetup set_up_model(const ModelSource& source, const Config& config);
+ModelSetup set_up_model(const ModelSource& source, const RunConfig& config);
+
+// train.device resolved: cuda when asked for (UserError when there is none), or auto with a GPU.
+torch::Device resolve_device(const std::string& name);
 
 }  // namespace xlhost::core

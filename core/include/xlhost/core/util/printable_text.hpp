@@ -11,4 +11,8 @@ namespace xlhost::core {
 // escapes and other control bytes \xNN.
 std::string printable_text(const std::string& bytes);
 
+// The offset of the first byte that begins no well-formed UTF-8 sequence; npos when the
+// whole text is valid UTF-8.
+size_t first_invalid_utf8(const std::string& text);
+
 }  // namespace xlhost::core

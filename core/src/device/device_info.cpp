@@ -1,14 +1,18 @@
-#include "xlhost/core/train/device_info.hpp"
+#include "xlhost/core/device/device_info.hpp"
 
 #include <ATen/cuda/CUDAContextLight.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/csrc/distributed/c10d/NCCLUtils.hpp>
 #include <torch/cuda.h>
+#include <torch/torch.h>
 #include <torch/version.h>
 #include <sys/resource.h>
 
-#include <sstream>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
 
 namespace xlhost::core {
 
@@ -36,20 +40,6 @@ RuntimeInfo runtime_info() {
   return info;
 }
 
-std::string describe(const RuntimeInfo& info) {
-  auto or_none = [](const std::string& s) { return s.empty() ? std::string("none") : s; };
-  std::ostringstream out;
-  out << "libtorch: " << info.libtorch << "\n"
-      << "cuda (built with): " << or_none(info.cuda) << "\n"
-      << "cudnn: " << or_none(info.cudnn) << "\n"
-      << "nccl: " << or_none(info.nccl) << "\n"
-      << "cuda devices: " << info.cuda_devices.size();
-  for (size_t i = 0; i < info.cuda_devices.size(); ++i) out << (i ? ", " : " (") << info.cuda_devices[i];
-  if (!info.cuda_devices.empty()) out << ")";
-  out << "\n";
-  return out.str();
-}
-
 CudaMemory cuda_memory(int device) {
   if (!torch::cuda::is_available()) return {};
   namespace alloc = c10::cuda::CUDACachingAllocator;
@@ -62,6 +52,39 @@ int64_t peak_rss_bytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+double measure_peak_flops(bool cuda) {
+  torch::NoGradGuard no_grad;
+  const auto device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
+  const int64_t n = cuda ? 4096 : 512;
+  // Constant operands: drawing random ones would advance the global generator, and a
+  // run's dropout (and so its losses) would then depend on whether metrics are served.
+  auto a = torch::full({n, n}, 0.5, torch::TensorOptions().device(device).dtype(dtype));
+  auto b = torch::full({n, n}, 0.25, torch::TensorOptions().device(device).dtype(dtype));
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize();
+  };
+  torch::mm(a, b);
+  sync();
+  int64_t reps = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  while (elapsed < 0.2) {
+    torch::mm(a, b);
+    sync();
+    ++reps;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return 2.0 * n * n * n * reps / elapsed;
+}
+
+int64_t resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
 }
 
 }  // namespace xlhost::core
