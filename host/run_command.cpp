@@ -9,6 +9,7 @@
 
 #include "build_info.hpp"
 #include "cli.hpp"
+#include "run_folder.hpp"
 #include "run_launch.hpp"
 #include "sample_printer.hpp"
 #include "xlhost/core/device/device_info.hpp"
@@ -22,7 +23,6 @@
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
-#include "xlhost/core/util/file_lock.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
@@ -202,28 +202,6 @@ std::string command_line_of(const std::vector<std::string>& args) {
   return command_line;
 }
 
-// The run folder for this process alone: the lock is held until the process ends, so a
-// second run of the same id started at the same moment is refused, not interleaved.
-core::FileLock claim_run_folder(const core::RunDirectory& run_dir, const std::string& id) {
-  core::ensure_directory(run_dir.root().string(), "run");
-  auto lock = core::FileLock::try_acquire(run_dir.lock().string());
-  if (!lock)
-    throw core::UserError("experiment " + id + " is already running (another process holds " + run_dir.lock().string() +
-                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
-  return std::move(*lock);
-}
-
-void refuse_if_running(const core::RunDirectory& run_dir, const std::string& id) {
-  std::optional<core::RecordSummary> previous;
-  try {
-    previous = core::read_record_summary(run_dir.root().string());
-  } catch (const core::UserError&) {  // no record yet, or an unreadable one this run replaces
-  }
-  if (previous && previous->status == "running")
-    throw core::UserError("experiment " + id + " is already running (pid " + std::to_string(previous->pid) +
-                          "); stop it with `xlhost exp stop " + id + "` or pick another experiment.id");
-}
-
 // What `xlhost run` was asked, parsed: the arguments as given (for records and the
 // processes a run starts), the plugin, and the config's file and overrides.
 struct RunRequest {
@@ -269,7 +247,9 @@ int train_run(const RunRequest& request, const core::RunConfig& config, const st
     return 0;
   }
   const auto claim = claim_run_folder(run_dir, id);
+  job.run_uid = run_identity(run_dir, id, job.resume_from.empty(), request.vm.count("overwrite") > 0);
   auto description = core::describe_run(config, request.config_path, command_line, metrics.server ? metrics.server->url() : "");
+  description.run_uid = job.run_uid;
   if (ranks) description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
   core::ExperimentRecord record(description, core::plugin_identity(request.plugin), core::runtime_info());
   core::copy_crash_reports_to(run_dir.crash_report().string());
@@ -322,6 +302,8 @@ po::options_description run_options(std::string& plugin_path, std::string& confi
       ("resume,r", po::value<std::string>()->implicit_value(""),
        "continue from a checkpoint directory; without a value from this experiment's newest valid checkpoint "
        "(corrupt ones are skipped with a warning); 'auto' the same, or a fresh start when there is none")
+      ("overwrite", "start afresh in a folder that holds an earlier run of this experiment.id: that run's files "
+       "are first moved to <run.out_dir>/.archive/<id>-<time>/ (without it such a run is refused)")
       ("init-from", po::value<std::string>(),
        "initial weights, fresh optimizer and schedule (train.init_from): an xlhost run or checkpoint, a Hugging Face "
        "folder (xlhost export), a PyTorch state dict (.pth, MiniMind's) or a .safetensors file; the record keeps "
@@ -336,7 +318,8 @@ po::options_description run_options(std::string& plugin_path, std::string& confi
       ("require-clean", "refuse to run when the git tree around the config has uncommitted changes")
       ("detach", "run in the background: returns once the run has started, output goes to <run dir>/run.log")
       ("nproc", po::value<int>(),
-       "data-parallel on this machine: N ranks started by torchrun (from the project's Python environment), "
+       "data-parallel on this machine: N ranks started and watched by xlhost (torchrun, srun or any launcher "
+       "that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT works too), "
        "Gloo on the CPU, NCCL with one GPU per rank; the global batch is batch_size x accumulation_steps x N")
       ("seeds", po::value<int>()->default_value(1),
        "train N times, with train.seed, train.seed+1, ...: sub-runs in <run dir>/seeds/, and a record of the mean "
@@ -374,7 +357,7 @@ int run_command(const std::vector<std::string>& args) {
     if (nproc < 1) throw core::UserError("--nproc must be at least 1");
     if (vm.count("detach") || seeds > 1)
       throw core::UserError("--nproc with --detach or --seeds is not supported: launch torchrun in a script");
-    exec_torchrun(args, nproc);
+    return launch_ranks(args, nproc);
   }
   const auto plugin = core::load_plugin(plugin_path);
   const RunRequest request{args, vm, config_path, overrides_of(vm), plugin};

@@ -1,15 +1,22 @@
 #include "run_launch.hpp"
 
 #include <c10/cuda/CUDAFunctions.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "cli.hpp"
@@ -93,28 +100,108 @@ std::vector<std::string> without_option(const std::vector<std::string>& args, co
   return rest;
 }
 
-// `--nproc N`: the same command under torchrun, N processes on this machine. torchrun
-// starts, watches and (with --max-restarts) restarts them; xlhost manages no processes.
-[[noreturn]] void exec_torchrun(const std::vector<std::string>& args, int nproc) {
-  // torchrun is `python -m torch.distributed.run`: the module needs no script on PATH.
-  std::vector<std::string> words;
-  for (const std::string& env : {std::string(std::getenv("XLHOST_VENV") ? std::getenv("XLHOST_VENV") : ""),
-                                std::string(XLHOST_PYTHON_ENV)})
-    if (words.empty() && !env.empty() && access((env + "/bin/python").c_str(), X_OK) == 0)
-      words = {env + "/bin/python", "-m", "torch.distributed.run"};
-  if (words.empty()) words = {"torchrun"};  // from PATH
-  const std::string python = words.front();
-  for (const std::string& w : {std::string("--standalone"), std::string("--nproc-per-node"), std::to_string(nproc),
-                               std::string("--no-python"), launcher_path(), std::string("run")})
-    words.push_back(w);
+namespace {
+
+// A port for the rendezvous that nothing listens on now (rank 0 binds it a moment later).
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  const bool bound = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+  if (fd >= 0) close(fd);
+  if (!bound) throw core::UserError(std::string("--nproc: no free loopback port for the rendezvous: ") + std::strerror(errno));
+  return ntohs(address.sin_port);
+}
+
+// This process's environment with the rank variables of `rank` set (others' values dropped).
+std::vector<std::string> rank_environment(int rank, int nproc, int port) {
+  const std::vector<std::pair<std::string, std::string>> ours{
+      {"RANK", std::to_string(rank)},  {"LOCAL_RANK", std::to_string(rank)},
+      {"WORLD_SIZE", std::to_string(nproc)}, {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
+      {"MASTER_ADDR", "127.0.0.1"},    {"MASTER_PORT", std::to_string(port)},
+      {"XLHOST_LAUNCHER", "xlhost"}};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e, name = entry.substr(0, entry.find('='));
+    if (std::none_of(ours.begin(), ours.end(), [&](const auto& o) { return o.first == name; }) &&
+        name.rfind("TORCHELASTIC_", 0) != 0)
+      env.push_back(entry);
+  }
+  for (const auto& [name, value] : ours) env.push_back(name + "=" + value);
+  return env;
+}
+
+std::string describe_end(int rank, int status) {
+  if (WIFSIGNALED(status))
+    return "rank " + std::to_string(rank) + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  return "rank " + std::to_string(rank) + " exited " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
+
+int launch_ranks(const std::vector<std::string>& args, int nproc) {
+  const int port = free_loopback_port();
+  std::vector<std::string> words{"xlhost", "run"};
   for (const auto& a : without_option(args, "--nproc")) words.push_back(a);
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
-  std::cerr << "xlhost: starting " << nproc << " ranks with torchrun (" << python << ")\n";
-  execvp(argv[0], argv.data());
-  throw core::UserError("--nproc: cannot run " + python + " (" + std::strerror(errno) +
-                        "); run scripts/setup.sh, or put torchrun on PATH");
+  const std::string launcher = launcher_path();
+  std::cerr << "xlhost: starting " << nproc << " ranks on this machine (rendezvous 127.0.0.1:" << port << ")\n";
+  std::vector<pid_t> pids;
+  pid_t group = 0;  // the ranks' own process group: a Ctrl-C reaches this process, which stops them once
+  for (int rank = 0; rank < nproc; ++rank) {
+    auto env = rank_environment(rank, nproc, port);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {  // only async-signal-safe calls until exec
+      setpgid(0, group);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // ranks do not outlive this process
+      execve(launcher.c_str(), argv.data(), envp.data());
+      _exit(127);
+    }
+    setpgid(pid, group);  // both sides, so the group exists before either goes on
+    if (group == 0) group = pid;
+    pids.push_back(pid);
+  }
+  // Watch: a stop is passed on once; after the first failure the others get time to say why
+  // they stopped (a dead peer ends their collective), then SIGTERM, then SIGKILL.
+  std::vector<int> ended;  // ranks in the order they ended
+  std::vector<int> status(pids.size(), 0);
+  std::optional<std::chrono::steady_clock::time_point> failed_at;
+  bool stopped = false, termed = false, killed = false;
+  while (ended.size() < pids.size()) {
+    if (stop_requested && !stopped) stopped = true, kill(-group, SIGTERM);
+    int st = 0;
+    const pid_t pid = waitpid(-group, &st, WNOHANG);
+    if (pid > 0) {
+      const int rank = static_cast<int>(std::find(pids.begin(), pids.end(), pid) - pids.begin());
+      status[rank] = st, ended.push_back(rank);
+      if (!failed_at && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) failed_at = std::chrono::steady_clock::now();
+      continue;
+    }
+    const double since = failed_at ? std::chrono::duration<double>(std::chrono::steady_clock::now() - *failed_at).count() : 0;
+    if (since > 30 && !termed) termed = true, kill(-group, SIGTERM);
+    if (since > 45 && !killed) killed = true, kill(-group, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto first = std::find_if(ended.begin(), ended.end(), [&](int r) {
+    return !(WIFEXITED(status[r]) && WEXITSTATUS(status[r]) == 0);
+  });
+  if (first == ended.end()) return 0;
+  std::string line = "xlhost: the run stopped: " + describe_end(*first, status[*first]) + " first";
+  for (const int r : ended)
+    if (r != *first) line += "; " + describe_end(r, status[r]);
+  std::cerr << line << " (the ranks' own errors are above)\n";
+  const int code = WIFEXITED(status[*first]) ? WEXITSTATUS(status[*first]) : 2;
+  return code >= 1 && code <= 3 ? code : 3;
 }
 
 std::string rank_listen_address(const std::string& listen, int local_rank) {

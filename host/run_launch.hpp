@@ -1,5 +1,5 @@
 // How `xlhost run` starts processes and joins ranks: in the background (--detach), under
-// torchrun (--nproc), and as one rank of a data-parallel run.
+// --nproc, and as one rank of a data-parallel run.
 #pragma once
 
 #include <memory>
@@ -16,9 +16,12 @@ namespace xlhost::host {
 // once the child has written its record (so `exp status` sees it) or has ended.
 int run_detached(const std::vector<std::string>& args, const core::RunDirectory& run_dir, const std::string& id);
 
-// `--nproc N`: the same command under torchrun, N processes on this machine. Does not
-// return when torchrun starts.
-[[noreturn]] void exec_torchrun(const std::vector<std::string>& args, int nproc);
+// `--nproc N`: the same command as N ranks on this machine, started and watched here (not
+// through torchrun, whose own failure ends in exit 1 and a Python traceback). Ctrl-C or
+// SIGTERM stops every rank once (each saves its checkpoint); when a rank fails, the others
+// are stopped and one line says which ended how. Returns 0, or the first failed rank's
+// exit code (2 for a rank killed by a signal).
+int launch_ranks(const std::vector<std::string>& args, int nproc);
 
 // `args` without `option` and its value (`--option V` or `--option=V`): the command to
 // pass on to the runs this one starts.

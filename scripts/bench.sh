@@ -16,7 +16,7 @@ measure() {  # measure NAME ENV CONFIG STEPS SETTINGS...
   for s in "$@"; do sets+=(--set "$s"); done
   local log
   log=$(env $env "$xlhost" run -p "$plugin" -c "$config" --set train.max_steps="$steps" --set run.out_dir="$out" \
-        --set experiment.id=bench --set eval.interval=0 --set eval.max_batches=1 --set generate.samples=0 \
+        --set experiment.id=bench --overwrite --set eval.interval=0 --set eval.max_batches=1 --set generate.samples=0 \
         --set train.log_interval=1 "${sets[@]}" 2>&1)
   # Steady state: mean tokens/s of the logged steps after the first (warm-up).
   local tps

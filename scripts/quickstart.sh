@@ -31,11 +31,11 @@ if $sft; then
   # Each SFT run starts from its pretraining run's folder (train.init_from): one seed.
   ((seeds == 1)) || { echo "scripts/quickstart.sh: --sft runs one seed" >&2; exit 2; }
   for stage in quickstart_bpe quickstart_sft; do
-    build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/$stage.json
+    build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/$stage.json --overwrite
   done
   if ! $baseline_only; then
     for stage in quickstart_memory_bpe quickstart_memory_sft; do
-      build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/$stage.json
+      build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/$stage.json --overwrite
     done
   fi
   echo
@@ -46,9 +46,9 @@ if $sft; then
   exit 0
 fi
 
-build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json --seeds "$seeds"
+build/bin/xlhost run --plugin build/plugins/model_original.so --config configs/quickstart.json --seeds "$seeds" --overwrite
 $baseline_only && exit 0
-build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/quickstart_memory.json --seeds "$seeds"
+build/bin/xlhost run --plugin build/plugins/model_memory.so --config configs/quickstart_memory.json --seeds "$seeds" --overwrite
 
 echo
 echo "quickstart comparison (same data, 300 steps of 16x128 tokens, $seeds seed(s) each):"

@@ -61,7 +61,7 @@ kill_loop termed TERM 8 10
 # the moment the process is seen to run the launcher (or already the host); the shortest is 2 ms, well past the
 # ~0.2 ms a statically linked program needs to reach main().
 for ms in 2 3 5 10 20 50 100 200 300 450 600 800; do
-  "${command[@]}" --set experiment.id=early >>early.log 2>&1 &
+  "${command[@]}" --set experiment.id=early --overwrite >>early.log 2>&1 &
   pid=$!
   until [[ /proc/$pid/exe -ef $xlhost || /proc/$pid/exe -ef $xlhost-host || ! -e /proc/$pid ]]; do :; done
   sleep "0.$(printf %03d "$ms")"
@@ -81,5 +81,29 @@ for trial in 1 2 3; do
   check "twin $trial: one run trains, the other exits 2 (got $code_a and $code_b)" test "$codes" = "0 2 "
   check "twin $trial: the refused one says so" grep -q "is already running" twin_a$trial.log twin_b$trial.log
 done
+
+# Issue 28, defect 7: a fresh run never starts in a folder that holds another run. Before,
+# run B of A's id wrote its curve into A's train.log, and B's --resume continued from A's
+# step-10 checkpoint without a word.
+short=("${command[@]}" --set experiment.id=reuse --set train.checkpoint_interval=5)
+"${short[@]}" --set train.max_steps=10 >reuse_a.log 2>&1
+check "reuse: run A completes" test $? -eq 0
+out=$("${short[@]}" --set train.max_steps=3 2>&1); code=$?
+check "reuse: a fresh run in A's folder exits 2 (got $code)" test $code -eq 2
+check "reuse: the refusal says what the folder holds" contains "$out" "holds an earlier run (train.log to step 10, 2 checkpoints)"
+check "reuse: A's train.log keeps one curve" test "$(grep -c '"step":1,' out/reuse/train.log)" -eq 1
+"${short[@]}" --set train.max_steps=3 --overwrite >reuse_b.log 2>&1
+check "reuse: --overwrite starts run B" test $? -eq 0
+archived=$(ls -d out/.archive/reuse-* 2>/dev/null | head -1)
+check "reuse: A is archived with its checkpoints" test -d "$archived/checkpoints/step_00000010"
+out=$("${short[@]}" --set train.max_steps=10 --resume 2>&1); code=$?
+check "reuse: B's resume exits 0 (got $code)" test $code -eq 0
+check "reuse: B resumes from its own step 3" grep -q "resumed from .*reuse/checkpoints/step_00000003 at step 3" <<<"$out"
+uid=$(grep -o '"run_uid": *"[0-9a-f]*"' out/reuse/record.json | grep -o '[0-9a-f]\{16\}')
+check "reuse: the record names B's identity" test -n "$uid"
+check "reuse: B's checkpoints carry it" grep -q "\"run_uid\": \"$uid\"" out/reuse/checkpoints/step_00000010/state.json
+out=$("${short[@]}" --set train.max_steps=20 --resume "$archived/checkpoints/step_00000010" 2>&1); code=$?
+check "reuse: resuming A's checkpoint as B exits 2 (got $code)" test $code -eq 2
+check "reuse: the refusal names the other run" contains "$out" "checkpoint of another run"
 
 finish

@@ -103,7 +103,7 @@ TEST(Dashboard, LinksOutOfARunFolderOrInLoopsAreNotFollowed) {
 }
 
 // Issue 28, defect 3: a FIFO as train.log wedged the dashboard (the read blocked for
-// ever); it reads as no curve now. Asked on a thread, so that the old behaviour fails the
+// ever); now it is refused at once, with the reason. Asked on a thread, so that the old behaviour fails the
 // test instead of hanging it (the FIFO is then opened for writing to let the read end).
 TEST(Dashboard, AFifoAsTrainLogDoesNotBlock) {
   test::TempDir dir;
@@ -118,11 +118,13 @@ TEST(Dashboard, AFifoAsTrainLogDoesNotBlock) {
   if (!answered) close(open(fifo.c_str(), O_WRONLY | O_NONBLOCK));
   asker.join();
   EXPECT_TRUE(answered) << "no answer in 10 s";
-  EXPECT_EQ(status_of(answer.get()), 200);
+  const auto response = answer.get();
+  EXPECT_EQ(status_of(response), 404);
+  EXPECT_NE(test::body_of(response).find("train.log is not a regular file"), std::string::npos) << response;
 }
 
 // Issue 28, defect 3: /dev/zero as train.log grew /api/curves to 21 GB; it is not a
-// regular file, so it reads as no curve.
+// regular file, so it is not read.
 TEST(Dashboard, ADeviceAsTrainLogIsNotRead) {
   test::TempDir dir;
   const auto d = dashboard_in(dir);
@@ -130,6 +132,7 @@ TEST(Dashboard, ADeviceAsTrainLogIsNotRead) {
   fs::create_symlink("/dev/zero", dir / "out/zero/train.log");
   const auto answer = get(d, "/api/curves?id=zero");
   EXPECT_LT(answer.size(), 4096u);
+  EXPECT_NE(test::body_of(answer).find("leads outside the run folder (to /dev/zero); not read"), std::string::npos) << answer;
 }
 
 // Issue 28, defect 4: a rate so small that the time since the line before overflows

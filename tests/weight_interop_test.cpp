@@ -61,6 +61,34 @@ TEST(WeightInterop, ExportIntervalWritesFoldersBesideSelectedCheckpoints) {
   EXPECT_NE(config.find("\"vocab_size\": 512"), std::string::npos) << config;
 }
 
+// Issue 28, defect 11: before, this export was written, and transformers computed the
+// sequential Llama block from it (another greedy next token).
+TEST(WeightInterop, AnExportTransformersWouldComputeDifferentlyIsRefused) {
+  test::TempDir dir;
+  auto small = [](const core::LoadedPlugin& plugin) {
+    auto config = sdk::SectionValues::defaults(plugin.descriptor().schema);
+    for (const auto& [k, v] : std::vector<std::pair<std::string, sdk::Value>>{
+             {"dim", int64_t{32}}, {"n_layers", int64_t{2}}, {"n_heads", int64_t{4}}, {"n_kv_heads", int64_t{2}},
+             {"vocab_size", int64_t{259}}})
+      config.set(k, v);
+    torch::manual_seed(3);
+    return plugin.create(config);
+  };
+  core::ExportSpec spec;
+  spec.tokenizer = "byte", spec.config_json = "{}\n";
+  const auto variant_plugin = core::load_plugin(std::string(XLHOST_TEST_PLUGIN_DIR) + "/parallel_block_plugin.so");
+  auto variant = small(variant_plugin);
+  spec.plugin_name = "parallel_block_plugin";
+  const auto message = test::error_of([&] { core::export_model(*variant, spec, dir / "variant"); });
+  EXPECT_NE(message.find("would compute other logits than the plugin"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "variant")) << "nothing written";
+
+  const auto original_plugin = core::load_plugin(test::plugin_path("model_original"));
+  auto original = small(original_plugin);
+  spec.plugin_name = "model_original";
+  EXPECT_TRUE(core::export_model(*original, spec, dir / "original").hugging_face) << "the Llama block itself passes";
+}
+
 TEST(WeightInterop, MemoryModelsExportTheirOwnNamesAndLoadThemBack) {
   test::TempDir dir;
   const auto plugin = core::load_plugin(test::plugin_path("model_memory"));

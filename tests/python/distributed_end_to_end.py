@@ -1,7 +1,7 @@
 """Data-parallel training on c10d (Gloo, loopback), launched as users launch it.
 
 Usage: distributed_end_to_end.py XLHOST PLUGIN_DIR WORKDIR
-1. 2 ranks (`xlhost run --nproc 2`, i.e. the project's torchrun) against one process with
+1. 2 ranks (`xlhost run --nproc 2`) against one process with
    the same global batch: per-step losses within 1e-5, identical weights on both ranks; for
    model_original and model_memory.
 2. One of 2 ranks killed: the survivor exits non-zero within dist.timeout_s, naming it.
@@ -90,7 +90,7 @@ for plugin in MODELS:
     single = run("run", "-p", so, "-c", config(f"{plugin}-single", plugin, batch_size=8, threads=2))
     check(single.returncode == 0, f"{plugin}: one process, batch 8" + ("" if single.returncode == 0 else single.stderr[-500:]))
     ranks = run("run", "-p", so, "-c", config(f"{plugin}-two", plugin), "--nproc", "2")
-    check(ranks.returncode == 0, f"{plugin}: 2 ranks of batch 4 through --nproc 2 (torchrun)" +
+    check(ranks.returncode == 0, f"{plugin}: 2 ranks of batch 4 through --nproc 2" +
           ("" if ranks.returncode == 0 else ranks.stderr[-1500:]))
     if single.returncode == 0 and ranks.returncode == 0:
         diff, ok = same_losses(losses(f"{plugin}-single"), losses(f"{plugin}-two"), range(1, 9))
@@ -135,6 +135,9 @@ def survivor_of(name, fault, timeout_s):
               f"{name}: the surviving rank exits {procs[0].returncode} {seconds:.1f} s after rank 1 "
               f"{'died' if fault == signal.SIGKILL else 'stopped'} (timeout {timeout_s} s)")
         check("rank 1 exited or hangs" in err, f"{name}: its message names rank 1: " + err.strip().splitlines()[-1][:200])
+        if fault == signal.SIGSTOP:  # issue 28: before, silence until the timeout
+            check(f"still waiting after {timeout_s // 2} s" in err and "rank 1 stopped beating" in err,
+                  f"{name}: a waiting line names rank 1 before the timeout")
     except subprocess.TimeoutExpired:
         procs[0].kill()
         check(False, f"{name}: the surviving rank was still running {timeout_s + 60} s after the fault")
@@ -144,6 +147,43 @@ def survivor_of(name, fault, timeout_s):
 
 survivor_of("killed", signal.SIGKILL, 20)
 survivor_of("hung", signal.SIGSTOP, 8)
+
+# 2c. Under `--nproc 2` (xlhost starts the ranks): a killed rank ends the run with one line
+# and exit 2, Ctrl-C with a checkpoint and exit 0; before (torchrun), both ended in exit 1
+# and a Python traceback.
+def nproc_run(name, fault):
+    parent = subprocess.Popen([xlhost, "run", "-p", str(plugin_dir / "model_original.so"), "-c",
+                               config(name, max_steps=100000, checkpoint_interval=1000), "--nproc", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = work / "out" / name / "train.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 5):
+        time.sleep(0.2)
+    if fault == signal.SIGINT:
+        parent.send_signal(signal.SIGINT)
+    else:
+        for pid in subprocess.run(["pgrep", "-f", f"{name}.json"], capture_output=True, text=True).stdout.split():
+            try:
+                if b"RANK=1\0" in Path(f"/proc/{pid}/environ").read_bytes():
+                    os.kill(int(pid), fault)
+            except OSError:
+                pass
+    try:
+        out, err = parent.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        parent.kill()
+        out, err = parent.communicate()
+    return parent.returncode, out + err
+
+
+code, output = nproc_run("nproc-killed", signal.SIGKILL)
+last = output.strip().splitlines()[-1] if output.strip() else ""
+check(code == 2 and "Traceback" not in output and "rank 1 was killed by signal 9" in last,
+      f"--nproc 2, rank 1 killed: exit {code}, one line: {last[:200]}")
+code, output = nproc_run("nproc-stopped", signal.SIGINT)
+check(code == 0 and "Traceback" not in output and
+      any((work / "out/nproc-stopped/checkpoints").glob("step_*/manifest.json")),
+      f"--nproc 2, Ctrl-C: exit {code}, a checkpoint saved" + ("" if code == 0 else output[-800:]))
 
 # 2b. The same under torchrun with one restart and --resume auto: completes from the last checkpoint.
 reference = run("run", "-p", str(plugin_dir / "model_original.so"), "-c",

@@ -216,6 +216,20 @@ if r.returncode == 0:
     check(diff < 1e-4, f"MiniMind .pth logits match the reference model: max |diff| {diff:.2e}")
 
 
+# 2b. Issue 28, defect 12: head counts that give the same tensor shapes. The trained 4/2-head
+# model's weights as a .pth without a config, loaded as 8 heads / 4 KV heads: before, it
+# loaded silently and computed something else; now the probe on the training data names 4/2.
+weights = load_file(str(next((checkpoint / "checkpoints").glob("step_*")) / "model.safetensors"))
+torch.save(weights, work / "trained_4_2.pth")
+r = run("run", "-p", plugin, "-c", config("heads_8_4", max_steps=1, lr=0.0), "--set", "model.n_heads=8",
+        "--set", "model.n_kv_heads=4", "--init-from", str(work / "trained_4_2.pth"), expect_ok=False)
+check(r.returncode == 2 and "fit 4 query / 2 KV heads far better than the configured 8 / 4" in r.stderr,
+      f"a .pth read with the wrong head layout is refused, naming 4/2 (exit {r.returncode}): {r.stderr.strip()[-400:]}")
+r = init_run("heads_4_2", work / "trained_4_2.pth")
+check(r.returncode == 0 and "probe cannot tell" not in r.stderr,
+      "the same .pth with its own head layout loads without a warning" + ("" if r.returncode == 0 else r.stderr[-400:]))
+
+
 # 3. Broken inputs: one clear error each.
 def expect_error(name, source, *needles):
     r = init_run(name, source)

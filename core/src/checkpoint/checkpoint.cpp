@@ -57,6 +57,7 @@ std::string state_json(const CheckpointState& s) {
   w.Key("plugin_name"), w.String(s.plugin_name.c_str());
   w.Key("plugin_version"), w.String(s.plugin_version.c_str());
   w.Key("plugin_path"), w.String(s.plugin_path.c_str());
+  w.Key("run_uid"), w.String(s.run_uid.c_str());
   w.EndObject();
   return std::string(buffer.GetString()) + "\n";
 }

@@ -170,6 +170,7 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
   s.plugin_name = fields.string("plugin_name");
   s.plugin_version = fields.string("plugin_version");
   s.plugin_path = fields.string("plugin_path");
+  if (fields.has("run_uid")) s.run_uid = fields.string("run_uid");
   return s;
 }
 

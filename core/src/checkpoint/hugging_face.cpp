@@ -10,6 +10,8 @@
 #include <set>
 
 #include "xlhost/core/checkpoint/checkpoint.hpp"
+#include "xlhost/core/checkpoint/hugging_face_tensors.hpp"
+#include "xlhost/core/checkpoint/llama_checks.hpp"
 #include "xlhost/core/checkpoint/safetensors.hpp"
 #include "xlhost/core/checkpoint/weights_origin.hpp"
 #include "xlhost/core/config/options.hpp"
@@ -46,20 +48,6 @@ void write_value(Writer& w, const sdk::Value& v) {
       v);
 }
 
-// MiniMind rotates adjacent pairs (x0,x1),(x2,x3)…; Hugging Face's Llama rotates x_i with
-// x_{i+d/2}. Both use frequency i for pair i, so reordering each head's rows — even rows
-// first, then odd — makes the rotate-half code compute the same q·k.
-torch::Tensor adjacent_to_halves(const torch::Tensor& w, int64_t heads) {
-  const int64_t d = w.size(0) / heads;
-  return w.reshape({heads, d / 2, 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
-torch::Tensor halves_to_adjacent(const torch::Tensor& w, int64_t heads) {
-  const int64_t d = w.size(0) / heads;
-  return w.reshape({heads, 2, d / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
-bool permutable(const torch::Tensor& w, int64_t heads) {
-  return w.dim() == 2 && heads > 0 && w.size(0) % (2 * heads) == 0;
-}
 
 std::string hugging_face_config(const sdk::HuggingFaceLayout& layout, const ExportSpec& spec) {
   return json_text([&](Writer& w) {
@@ -137,24 +125,14 @@ ExportResult export_model(sdk::Model& model, const ExportSpec& spec, const std::
   const fs::path out(out_dir);
   if (fs::exists(out) && !replace && !(fs::is_directory(out) && fs::is_empty(out)))
     throw UserError(out_dir + " exists; export into a new folder (or pass --force to replace it)");
-  std::map<std::string, torch::Tensor> ours;
-  for (const auto& [name, tensor] : state_tensors(model)) ours[name] = tensor.detach().to(torch::kCPU, torch::kFloat32);
-
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   if (result.hugging_face) {
-    for (const auto& t : layout.tensors) {
-      auto it = ours.find(t.name);
-      if (it == ours.end())
-        throw UserError("plugin " + spec.plugin_name + ": its Hugging Face layout names " + t.name +
-                        ", which the model does not have");
-      tensors.emplace_back(t.hf_name, t.rope_heads > 0 ? adjacent_to_halves(it->second, t.rope_heads) : it->second);
-      ours.erase(it);
-    }
-    if (!ours.empty())
-      throw UserError("plugin " + spec.plugin_name + ": its Hugging Face layout leaves out " + ours.begin()->first +
-                      (ours.size() > 1 ? " and " + std::to_string(ours.size() - 1) + " more tensors" : ""));
+    tensors = hugging_face_tensors(model, layout, spec.plugin_name);
+    if (layout.architecture == "LlamaForCausalLM") verify_llama_export(model, layout, tensors, spec.plugin_name);
   } else {
-    tensors.assign(ours.begin(), ours.end());
+    for (const auto& [name, tensor] : state_tensors(model))
+      tensors.emplace_back(name, tensor.detach().to(torch::kCPU, torch::kFloat32));
+    std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     result.note = interop.native_export_note;
   }
 
@@ -261,7 +239,7 @@ std::map<std::string, torch::Tensor> read_hugging_face_folder(const std::string&
   for (const auto& t : layout.tensors) {
     auto it = hf.find(t.hf_name);
     if (it == hf.end()) continue;  // assign_weights names it as missing under the model's name
-    ours[t.name] = t.rope_heads > 0 && permutable(it->second, t.rope_heads) ? halves_to_adjacent(it->second, t.rope_heads)
+    ours[t.name] = t.rope_heads > 0 && rope_rows_permutable(it->second, t.rope_heads) ? halves_to_adjacent(it->second, t.rope_heads)
                                                                              : it->second;
     hf.erase(it);
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 
 #include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/util/checksum.hpp"
@@ -17,6 +18,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kHeartbeat = std::chrono::milliseconds(500);
+constexpr auto kWaitNotice = std::chrono::milliseconds(10000);
+
+// Whether `work` ended within `limit`; a failure it ended with is thrown.
+bool finished_within(c10d::Work& work, std::chrono::milliseconds limit) {
+  try {
+    return work.wait(limit);
+  } catch (const std::exception&) {
+    if (work.isCompleted()) throw;
+    return false;  // only the wait timed out; the collective goes on
+  }
+}
 
 c10::intrusive_ptr<c10d::Store> client_store(const LaunchEnvironment& env, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions options;
@@ -95,10 +107,7 @@ void C10dCommunicator::heartbeat() {
 }
 
 // Which ranks stopped beating: their counters do not move over a few heartbeat periods.
-void C10dCommunicator::fail(const std::string& operation, const std::exception& e) {
-  std::string detail = e.what();
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) detail = c10->what_without_backtrace();
-  detail = detail.substr(0, detail.find('\n'));
+std::string C10dCommunicator::silent_ranks() {
   std::string silent;
   try {
     auto read = [&] {
@@ -120,6 +129,14 @@ void C10dCommunicator::fail(const std::string& operation, const std::exception& 
   } catch (const std::exception&) {
     silent = env_.agent_store ? "the launcher's store" : "rank 0 (it hosts the rendezvous store)";
   }
+  return silent;
+}
+
+void C10dCommunicator::fail(const std::string& operation, const std::exception& e) {
+  std::string detail = e.what();
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) detail = c10->what_without_backtrace();
+  detail = detail.substr(0, detail.find('\n'));
+  const std::string silent = silent_ranks();
   throw UserError("rank " + std::to_string(env_.rank) + ": " + operation + " failed: " +
                   (silent.empty() ? "every rank still beats, one may be stuck" : silent + " exited or hangs") + " (" +
                   detail + ")");
@@ -160,9 +177,17 @@ void C10dCommunicator::all_reduce(torch::Tensor& tensor, c10d::ReduceOp op) {
   collective("an all-reduce", [&] { return backend_->allreduce(tensors, options); });
 }
 
+// A rank left waiting (dist.timeout_s may be minutes) says so after kWaitNotice, naming the
+// ranks that stopped beating, then waits on.
 void C10dCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const char* operation) {
+  const auto notice = std::min(timeout_ / 2, kWaitNotice);
   try {
-    work->wait(timeout_);
+    if (finished_within(*work, notice)) return;
+    const std::string silent = silent_ranks();
+    std::cerr << "rank " << env_.rank << ": still waiting after " << notice.count() / 1000 << " s for " << operation
+              << " (" << (silent.empty() ? "every rank still beats" : silent + " stopped beating") << "); giving up after "
+              << timeout_.count() / 1000 << " s (dist.timeout_s)\n";
+    work->wait(std::max(timeout_ - notice, std::chrono::milliseconds(1)));  // 0 would mean no limit
   } catch (const std::exception& e) {
     fail(operation, e);
   }

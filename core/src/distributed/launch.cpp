@@ -38,7 +38,7 @@ std::optional<LaunchEnvironment> launch_environment(const std::function<const ch
     env.rank = number("RANK", 0, 0), env.world_size = number("WORLD_SIZE", 1, 1);
     env.local_rank = number("LOCAL_RANK", 0, env.rank);
     env.local_world_size = number("LOCAL_WORLD_SIZE", 1, env.world_size);
-    env.launcher = value("TORCHELASTIC_RUN_ID") ? "torchrun" : "environment";
+    env.launcher = value("XLHOST_LAUNCHER") ? "xlhost" : value("TORCHELASTIC_RUN_ID") ? "torchrun" : "environment";
   } else if (value("SLURM_PROCID") && value("SLURM_NTASKS")) {
     env.rank = number("SLURM_PROCID", 0, 0), env.world_size = number("SLURM_NTASKS", 1, 1);
     env.local_rank = number("SLURM_LOCALID", 0, 0);

@@ -14,8 +14,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <iterator>
+#include <random>
 #include <sstream>
 #include <algorithm>
 #include <cmath>
@@ -40,6 +42,13 @@ std::string hostname() {
   char name[256] = {0};
   gethostname(name, sizeof name - 1);
   return name;
+}
+
+std::string new_run_uid() {
+  std::random_device entropy;
+  std::ostringstream uid;
+  uid << std::hex << std::setfill('0') << std::setw(8) << entropy() << std::setw(8) << entropy();
+  return uid.str();
 }
 
 namespace {
@@ -269,6 +278,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   doc.AddMember("schema", 2, a);  // 2: the *_loss results are cross-entropy, the aux loss apart
   rapidjson::Value experiment(rapidjson::kObjectType);
   experiment.AddMember("id", str(run_.id), a);
+  experiment.AddMember("run_uid", str(run_.run_uid), a);
   experiment.AddMember("description", str(run_.description), a);
   experiment.AddMember("start_time", str(start_time_), a);
   experiment.AddMember("end_time", status == "running" ? rapidjson::Value() : str(now_iso8601()), a);

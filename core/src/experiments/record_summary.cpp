@@ -72,6 +72,7 @@ RecordSummary summarize_record(const rapidjson::Document& doc, const std::string
   r.id = member_string(e, "id");
   if (r.id.empty()) r.id = dir.filename().string();
   r.start_time = member_string(e, "start_time");
+  r.run_uid = member_string(e, "run_uid");
   r.metrics_url = member_string(e, "metrics_url");
   r.status = doc["status"].GetString();
   r.pid = e.HasMember("pid") && e["pid"].IsInt64() ? e["pid"].GetInt64() : 0;

@@ -5,6 +5,7 @@
 
 #include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/checkpoint/initial_weights.hpp"
+#include "xlhost/core/checkpoint/llama_checks.hpp"
 #include "xlhost/core/data/knowledge_file.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/train/trainer.hpp"
@@ -46,8 +47,8 @@ Trainer::Trainer(const TrainJob& job)
       communicator_(job.communicator ? *job.communicator : local_),
       guard_(train_.spike_sigma, train_.spike_window, train_.max_bad_steps) {
   build_model();
-  load_initial_weights();
   open_data();
+  load_initial_weights();
   set_up_optimizer();
   gradient_watch_.emplace(setup_.model->named_parameters());
   prepare_run_folder();
@@ -75,6 +76,11 @@ void Trainer::load_initial_weights() {
     const auto origin = locate_weights(train_.init_from);
     core::load_initial_weights(model, origin, descriptor.name);
     log_ << "initial weights: " << describe_origin(origin) << "\n";
+    // A file without a config: head counts that give the same shapes would load silently.
+    const auto interop = model.weight_interop();
+    const bool without_config = origin.format == WeightsFormat::kTorchStateDict || origin.format == WeightsFormat::kSafetensors;
+    if (const auto probe = probe_batch(); without_config && interop.hugging_face.architecture == "LlamaForCausalLM" && probe.size(0) > 0)
+      if (auto warning = check_head_layout(model, interop.hugging_face, probe, origin.path); !warning.empty()) warn(warning);
     if (auto warning = tokenizer_mismatch(origin, data_.tokenizer); !warning.empty()) warn(warning);
   }
   if (train_.export_interval > 0) require_exportable(model, descriptor.name);
@@ -85,6 +91,16 @@ void Trainer::load_initial_weights() {
   summary_.model = setup_.model, summary_.device = setup_.device;
   summary_.parameters = model.parameter_count();
   check_vocabulary(model, *setup_.tokenizer, setup_.device);
+}
+
+// Up to 4 windows from the start of the training data, for checks of the initial weights.
+torch::Tensor Trainer::probe_batch() const {
+  const int64_t length = std::min<int64_t>(data_.seq_len, 64) + 1;
+  const int64_t n = std::min<int64_t>(4, static_cast<int64_t>(train_tokens_->size()) / length);
+  auto batch = torch::empty({n, length}, torch::kInt64);
+  auto ids = batch.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n * length; ++i) ids[i / length][i % length] = (*train_tokens_)[static_cast<size_t>(i)];
+  return batch;
 }
 
 // The token files (rank 0 tokenises into the cache; the other ranks wait for it, then open
@@ -119,6 +135,7 @@ void Trainer::prepare_run_folder() {
   checkpoints_.emplace(run_dir.checkpoints().string(), options_.run.keep_checkpoints);
   state_.plugin_name = job_.model.descriptor.name, state_.plugin_version = job_.model.descriptor.version;
   state_.plugin_path = job_.model.path.empty() ? "" : fs::absolute(job_.model.path).string();
+  state_.run_uid = job_.run_uid;
   if (!job_.resume_from.empty()) resume(job_.resume_from);
   summary_.first_step = state_.step;
   config_json_ = job_.config.values.to_json();
@@ -169,6 +186,10 @@ void Trainer::resume(const std::string& path) {
   const CheckpointState saved = read_checkpoint_state(dir);
   if (saved.plugin_name != state_.plugin_name)
     throw UserError(dir + ": checkpoint of plugin " + saved.plugin_name + ", not " + state_.plugin_name);
+  if (!saved.run_uid.empty() && !state_.run_uid.empty() && saved.run_uid != state_.run_uid)
+    throw UserError(dir + ": checkpoint of another run (run " + saved.run_uid + ", this is run " + state_.run_uid +
+                    "); a resume continues its own run: start from those weights with --set train.init_from=" + dir);
+  if (state_.run_uid.empty()) state_.run_uid = saved.run_uid;
   load_model_weights(*setup_.model, CheckpointFolder(dir).weights().string());
   load_optimizer_state(*optimizer_, dir);
   restore_rng_state(dir);

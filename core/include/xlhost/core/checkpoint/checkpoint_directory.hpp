@@ -43,6 +43,9 @@ struct CheckpointState {
   // number of ranks converts micro_batches through it.
   int64_t windows_per_micro_batch = 0;
   std::string plugin_name, plugin_version, plugin_path;
+  // The run that wrote it (record.json's experiment.run_uid); "" in checkpoints written
+  // before runs had one. A resume refuses a checkpoint of another run.
+  std::string run_uid;
 };
 
 // "step_00000042" for 42; the step of such a name, or nothing for any other name.

@@ -40,7 +40,8 @@ struct ExportResult {
 
 // Writes out_dir through a temporary folder renamed into place; out_dir must not exist
 // unless `replace`. UserError "no Hugging Face mapping for plugin X" when the plugin
-// declares neither form.
+// declares neither form. A Llama layout is first checked against the SDK's reference
+// Llama (verify_llama_export): an export transformers would compute differently is refused.
 ExportResult export_model(sdk::Model& model, const ExportSpec& spec, const std::string& out_dir, bool replace = false);
 
 // The tensors of a Hugging Face folder under the model's names, rotary rows permuted back;

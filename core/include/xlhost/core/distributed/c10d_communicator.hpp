@@ -65,6 +65,7 @@ class C10dCommunicator final : public Communicator {
   void launch_complete_buckets();
   void all_reduce(torch::Tensor& tensor, c10d::ReduceOp op);
   bool identical(const std::vector<torch::Tensor>& tensors);
+  std::string silent_ranks();
   [[noreturn]] void fail(const std::string& operation, const std::exception& e);
   void heartbeat();
 

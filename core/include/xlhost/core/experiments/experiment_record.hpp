@@ -29,6 +29,7 @@ struct DistributedRun {
 // the host fills these from the config, the plugin and the trainer's summary.
 struct RunDescription {
   std::string run_dir, id, description;
+  std::string run_uid;      // this run's identity (TrainJob::run_uid), kept across resumes
   std::string config_json;  // the fully resolved config
   std::string config_path, command_line, metrics_url;
   std::vector<std::string> data_files;  // their md5 goes into the record (as DVC would)
@@ -61,6 +62,7 @@ class ExperimentRecord {
 
 struct RecordSummary {
   std::string id, run_dir, start_time, plugin, status, metrics_url;
+  std::string run_uid;  // "" in records written before runs had one
   int64_t pid = 0;
   std::string last_checkpoint;  // newest complete checkpoint on disk, "" if none
   std::string crash;            // status "crashed": the line the crash printed
@@ -83,6 +85,9 @@ std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<
 // out_dir/<id>/record.json, parsed and checked against the schema; UserError names the file
 // when it is missing or corrupted.
 rapidjson::Document read_record(const std::string& out_dir, const std::string& id);
+
+// A fresh identity for a run that starts from scratch: 16 random hex digits.
+std::string new_run_uid();
 
 // This machine's name, as records keep it (a running record's process is looked for only here).
 std::string hostname();

@@ -34,6 +34,9 @@ struct TrainJob {
   RunConfig config;  // validated and decoded; its model section goes to the plugin
   ModelSource model;
   std::string resume_from;  // checkpoint or run directory; empty = fresh start
+  // This run's identity, kept in every checkpoint's state.json: a resume refuses a
+  // checkpoint another run wrote. Empty: adopt the resumed checkpoint's (tests, old runs).
+  std::string run_uid;
   // Data micro-batches [first, end) are passed over (a region that made the loss spike,
   // after rewinding to a checkpoint before it); empty when first == end.
   int64_t skip_batches_first = 0, skip_batches_end = 0;
@@ -75,8 +78,9 @@ class Trainer {
     bool has_aux_loss = false;
   };
   void build_model();
-  void load_initial_weights();
   void open_data();
+  void load_initial_weights();
+  torch::Tensor probe_batch() const;
   void set_up_optimizer();
   void prepare_run_folder();
   void announce();
