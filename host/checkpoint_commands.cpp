@@ -1,6 +1,11 @@
-// The commands that load a trained checkpoint: eval, generate, export.
+// The commands that load a trained checkpoint: eval (with memory ablations), generate, inspect, export.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "cli.hpp"
 #include "sample_printer.hpp"
@@ -8,8 +13,14 @@
 #include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/config/options.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
+#include "xlhost/core/eval/generator.hpp"
+#include "xlhost/core/eval/memory_inspection.hpp"
 #include "xlhost/core/eval/trained_model.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json_writer.hpp"
+#include "xlhost/core/util/printable_text.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::host {
@@ -30,13 +41,92 @@ core::TrainedModel load(const po::variables_map& vm) {
 
 }  // namespace
 
+namespace {
+
+struct EvalFigures {
+  std::string ablation = "none";
+  core::EvalResult loss;
+  std::optional<core::FactRecall> facts;
+};
+
+EvalFigures evaluate(const core::TrainedModel& t, const core::TokenFile& tokens, const std::string& facts) {
+  const auto& config = t.config.options;
+  EvalFigures f;
+  f.loss = core::evaluate_loss(*t.model, tokens, config.data.seq_len, config.eval_batch_size(), config.eval.max_batches,
+                               t.device);
+  if (!facts.empty())
+    f.facts = core::fact_recall(*t.model, *t.tokenizer, facts, config.eval.max_facts, t.device,
+                                config.data.format == core::DocumentFormat::kChat);
+  return f;
+}
+
+const std::map<std::string, sdk::MemoryAblation> kAblations{
+    {"off", sdk::MemoryAblation::kOff}, {"shuffle", sdk::MemoryAblation::kShuffle}, {"random", sdk::MemoryAblation::kRandom}};
+
+// --ablate memory=off|shuffle|random|all → the ablations asked for, checked against the model's.
+std::vector<std::string> ablations_asked(const std::string& value, const sdk::Model& model) {
+  if (value.rfind("memory=", 0) != 0) throw core::UserError("--ablate " + value + ": expected memory=off|shuffle|random|all");
+  const std::string how = value.substr(7);
+  std::vector<std::string> asked;
+  for (const auto& [name, kind] : kAblations)
+    if (how == name || how == "all") asked.push_back(name);
+  if (asked.empty()) throw core::UserError("--ablate " + value + ": expected memory=off|shuffle|random|all");
+  const auto supported = model.memory_ablations();
+  for (const auto& name : asked)
+    if (std::find(supported.begin(), supported.end(), kAblations.at(name)) == supported.end())
+      throw core::UserError("--ablate memory=" + name + ": this plugin declares no such memory ablation" +
+                            (supported.empty() ? " (it has no memory)" : ""));
+  return asked;
+}
+
+void print_figures(const std::vector<EvalFigures>& rows) {
+  std::cout << "\nmemory        loss  perplexity  fact recall\n";
+  for (const auto& r : rows)
+    std::cout << std::left << std::setw(9) << r.ablation << std::right << std::setw(9) << core::format_fixed(r.loss.loss, 4)
+              << std::setw(12) << core::format_fixed(r.loss.perplexity, 3) << std::setw(13)
+              << (r.facts ? core::format_fixed(100 * r.facts->rate(), 1) + "%" : "-") << "\n";
+}
+
+// <run>/ablations.json: what exp report shows beside the run.
+void write_ablations(const std::string& checkpoint, const std::string& data, int64_t seed,
+                     const std::vector<EvalFigures>& rows) {
+  const auto run_dir = std::filesystem::absolute(checkpoint).parent_path().parent_path();
+  if (!std::filesystem::exists(core::RunDirectory(run_dir).record())) return;  // a checkpoint outside a run folder
+  const auto json = core::write_json([&](core::JsonWriter& w) {
+    w.StartObject();
+    core::write_string(w, "checkpoint", std::filesystem::absolute(checkpoint).string());
+    core::write_string(w, "data", data);
+    w.Key("seed"), w.Int64(seed);
+    w.Key("rows"), w.StartArray();
+    for (const auto& r : rows) {
+      w.StartObject();
+      core::write_string(w, "ablation", r.ablation);
+      core::write_number(w, "val_loss", r.loss.loss);
+      core::write_number(w, "val_perplexity", r.loss.perplexity);
+      core::write_number(w, "fact_recall", r.facts ? r.facts->rate() : std::nan(""));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  });
+  core::write_file_atomically(core::RunDirectory(run_dir).ablations().string(), json + "\n");
+  std::cout << "written to " << core::RunDirectory(run_dir).ablations().string() << "\n";
+}
+
+}  // namespace
+
 int eval_command(const std::vector<std::string>& args) {
   po::options_description options("options");
   add_checkpoint_options(options);
   options.add_options()
       ("data", po::value<std::string>()->default_value(""), "JSON-lines file (default: data.val_path)")
       ("facts", po::value<std::string>()->default_value(""),
-       "facts.jsonl: also report fact recall, the share of greedy completions that are right (default: eval.facts_path)");
+       "facts.jsonl: also report fact recall, the share of greedy completions that are right (default: eval.facts_path)")
+      ("ablate", po::value<std::string>(),
+       "memory=off|shuffle|random|all: evaluate again with the memory taken away (off: its path adds nothing; "
+       "shuffle: the bank's rows permuted; random: random token rows), beside the unablated figures; kept in "
+       "<run>/ablations.json for exp report")
+      ("ablate-seed", po::value<int64_t>()->default_value(0), "the seed of shuffle and random");
   po::positional_options_description positional;
   positional.add("checkpoint", 1);
   po::variables_map vm;
@@ -51,22 +141,30 @@ int eval_command(const std::vector<std::string>& args) {
   std::string path = vm["data"].as<std::string>();
   if (path.empty()) path = config.data.val_path;
   if (path.empty()) throw core::UserError("no evaluation data: pass --data or set data.val_path");
+  const auto asked = vm.count("ablate") ? ablations_asked(vm["ablate"].as<std::string>(), *t.model) : std::vector<std::string>{};
   auto tokens = core::TokenFile::open_or_build(path, *t.tokenizer, config.data.cache_dir, config.data.skip_malformed,
                                                std::cerr, config.data.format);
-  auto r = core::evaluate_loss(*t.model, tokens, config.data.seq_len, config.eval_batch_size(), config.eval.max_batches,
-                               t.device);
-  std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.tokens
-            << " target tokens)\nloss        " << core::format_fixed(r.loss, 4) << "\nperplexity  "
-            << core::format_fixed(r.perplexity, 3) << "\n";
   std::string facts = vm["facts"].as<std::string>();
   if (facts.empty()) facts = config.eval.facts_path;
-  if (!facts.empty()) {
-    auto recall = core::fact_recall(*t.model, *t.tokenizer, facts, config.eval.max_facts, t.device,
-                                    config.data.format == core::DocumentFormat::kChat);
-    std::cout << "fact recall " << core::format_fixed(100 * recall.rate(), 1) << "% of " << recall.facts
-              << " facts (in training text " << core::format_fixed(100 * recall.seen_rate(), 1) << "%, knowledge-only "
-              << core::format_fixed(100 * recall.unseen_rate(), 1) << "%)\n";
+  std::vector<EvalFigures> rows{evaluate(t, tokens, facts)};
+  const auto& r = rows.front();
+  std::cout << "checkpoint  " << t.checkpoint << "\ndata        " << path << " (" << r.loss.tokens
+            << " target tokens)\nloss        " << core::format_fixed(r.loss.loss, 4) << "\nperplexity  "
+            << core::format_fixed(r.loss.perplexity, 3) << "\n";
+  if (r.facts)
+    std::cout << "fact recall " << core::format_fixed(100 * r.facts->rate(), 1) << "% of " << r.facts->facts
+              << " facts (in training text " << core::format_fixed(100 * r.facts->seen_rate(), 1) << "%, knowledge-only "
+              << core::format_fixed(100 * r.facts->unseen_rate(), 1) << "%)\n";
+  if (asked.empty()) return 0;
+  const int64_t seed = vm["ablate-seed"].as<int64_t>();
+  for (const auto& name : asked) {
+    auto ablated = load(vm);  // shuffle and random rewrite the bank: each ablation from the checkpoint
+    ablated.model->ablate_memory(kAblations.at(name), static_cast<uint64_t>(seed));
+    rows.push_back(evaluate(ablated, tokens, facts));
+    rows.back().ablation = name;
   }
+  print_figures(rows);
+  write_ablations(t.checkpoint, path, seed, rows);
   return 0;
 }
 
@@ -115,6 +213,57 @@ int generate_command(const std::vector<std::string>& args) {
   }
   if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
   print_samples(*t.model, *t.tokenizer, prompts, chat, o, t.device, std::cout);
+  return 0;
+}
+
+int inspect_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  add_checkpoint_options(options);
+  options.add_options()
+      ("prompt", po::value<std::vector<std::string>>()->composing(), "a prompt (repeatable)")
+      ("prompts", po::value<std::string>()->default_value(""), "file with one prompt per line")
+      ("top", po::value<int64_t>()->default_value(3), "rows shown per layer and position, by weight")
+      ("generate", po::value<int64_t>()->default_value(0), "also greedily generate N tokens, each with what was read to choose it")
+      ("json", "one JSON object per prompt instead of the table");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost inspect RUN_OR_CHECKPOINT --prompt TEXT [options]",
+                  "What a memory model reads: for every prompt token, each memory layer's rows of its\n"
+                  "token-id bank with their weights and their text (decoded with the run's tokenizer); with\n"
+                  "--generate, the same for each generated token. Models without a memory say so (exit 2).",
+                  vm))
+    return 0;
+  auto t = load(vm);
+  std::vector<std::string> prompts;
+  if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
+  if (const auto file = vm["prompts"].as<std::string>(); !file.empty()) {
+    auto more = read_prompts(file, 0);
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
+  const int64_t top = vm["top"].as<int64_t>(), generate = vm["generate"].as<int64_t>();
+  if (top < 1 || generate < 0) throw core::UserError("--top must be at least 1 and --generate at least 0");
+  const bool chat = t.config.options.data.format == core::DocumentFormat::kChat;
+  for (const auto& prompt : prompts) {
+    const auto inspection =
+        core::inspect_memory(*t.model, *t.tokenizer, core::prompt_ids(*t.tokenizer, prompt, chat), top, generate, t.device);
+    if (vm.count("json")) {
+      std::cout << core::memory_inspection_json(inspection) << "\n";
+      continue;
+    }
+    std::cout << "prompt: " << core::printable_text(prompt)
+              << (inspection.whole_sequence ? "  (one read for the whole sequence)" : "") << "\n";
+    auto print = [](const core::PositionReads& p, const char* mark) {
+      std::cout << mark << std::setw(4) << p.position << " " << std::quoted(p.token) << "\n";
+      for (size_t layer = 0; layer < p.layers.size(); ++layer)
+        for (const auto& r : p.layers[layer])
+          std::cout << "      layer " << layer << "  row " << std::setw(7) << r.row << "  " << core::format_fixed(r.score, 3)
+                    << "  " << r.text << "\n";
+    };
+    for (const auto& p : inspection.prompt) print(p, "  ");
+    for (const auto& p : inspection.generated) print(p, "+ ");
+  }
   return 0;
 }
 

@@ -27,10 +27,12 @@ int run_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int generate_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
+int inspect_command(const std::vector<std::string>& args);
 int plugin_command(const std::vector<std::string>& args);
 int plugin_new_command(const std::vector<std::string>& args);
 int data_command(const std::vector<std::string>& args);
 int tokenizer_command(const std::vector<std::string>& args);
 int exp_command(const std::vector<std::string>& args);
+int exp_serve_command(const std::vector<std::string>& args);
 
 }  // namespace xlhost::host

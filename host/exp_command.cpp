@@ -31,8 +31,6 @@
 
 namespace xlhost::host {
 
-extern const char* const kDashboardPage;  // generated from dashboard.html
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -336,38 +334,6 @@ int list_command(const std::vector<std::string>& args) {
   return 0;
 }
 
-int serve_command(const std::vector<std::string>& args) {
-  std::string listen;
-  po::options_description options("options");
-  options.add_options()
-      ("out,o", po::value<std::vector<std::string>>()->composing(), "folder of runs (repeatable; default out)")
-      ("listen", po::value(&listen)->default_value("127.0.0.1:8787"), "host:port to serve on (port 0: any free port)")
-      ("allow-remote", "serve on an address other machines can reach (anyone who can reach it reads the records)");
-  po::variables_map vm;
-  if (!parse_args(args, options, {}, "xlhost exp serve [--listen 127.0.0.1:PORT] [--out DIR]...",
-                  "A web page over the runs: a sortable, filterable table (text, or expressions such as\n"
-                  "`train.lr<1e-3 and status=completed`), curves of the selected runs against step or\n"
-                  "training time (updated while they run), the exp compare table and a parallel-coordinates\n"
-                  "view, and each run's record, plan and samples. The view is kept in the URL. Ctrl-C stops.",
-                  vm))
-    return 0;
-  core::Dashboard dashboard;
-  dashboard.out_dirs = vm.count("out") ? vm["out"].as<std::vector<std::string>>() : std::vector<std::string>{"out"};
-  dashboard.page = kDashboardPage;
-  dashboard.scripts = {{"/chart.js", "/usr/share/javascript/chart.js/chart.min.js"},
-                       {"/marked.js", "/usr/share/javascript/marked/marked.min.js"}};
-  const auto address = core::http::parse_listen_address(listen, "--listen");
-  if (!address.is_loopback() && !vm.count("allow-remote"))
-    throw core::UserError("--listen " + listen + " is not a loopback address; add --allow-remote to serve other machines");
-  core::http::Server server(address, "exp serve",
-                            [&dashboard](const std::string& head) { return core::answer_dashboard(head, dashboard); });
-  std::cout << "serving " << server.base_url() << "/ (runs in";
-  for (const auto& out : dashboard.out_dirs) std::cout << " " << out;
-  std::cout << "); Ctrl-C stops\n" << std::flush;
-  while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  return 0;
-}
-
 }  // namespace
 
 int exp_command(const std::vector<std::string>& args) {
@@ -392,7 +358,7 @@ int exp_command(const std::vector<std::string>& args) {
   if (args[0] == "report") return report_command(rest);
   if (args[0] == "status") return status_command(rest);
   if (args[0] == "stop") return stop_command(rest);
-  if (args[0] == "serve") return serve_command(rest);
+  if (args[0] == "serve") return exp_serve_command(rest);
   throw core::UserError("unknown exp subcommand '" + args[0] + "' (usage: " + usage + ")");
 }
 

@@ -42,8 +42,9 @@ plugin (.so) built against the xlhost SDK.
 commands:
   run          train a model:   xlhost run --plugin P.so --config exp.json [--set k=v]...
                (--init-from RUN|HF_DIR|FILE.pth: start from other weights, e.g. SFT after pretraining)
-  eval         held-out loss and perplexity of a checkpoint
+  eval         held-out loss and perplexity of a checkpoint (--ablate memory=...: without its memory)
   generate     sample from a checkpoint
+  inspect      what a memory model reads: per token and layer, the bank rows, weights and text
   export       a checkpoint as a Hugging Face folder (transformers, vLLM, llama.cpp converters)
   plugin info  print a plugin's descriptor and config schema
   plugin check run the conformance suite (causality, gradients, save/load, cache) on a plugin
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return eval_command(args);
     if (command == "generate") return generate_command(args);
     if (command == "export") return export_command(args);
+    if (command == "inspect") return inspect_command(args);
     if (command == "plugin") return plugin_command(args);
     if (command == "data") return data_command(args);
     if (command == "tokenizer") return tokenizer_command(args);

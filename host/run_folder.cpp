@@ -42,8 +42,11 @@ std::string utc_stamp() {
 
 // Moves everything but the lock this process holds into the archive folder.
 fs::path archive_run(const core::RunDirectory& run_dir, const std::string& id) {
-  const fs::path archive = run_dir.root().parent_path() / ".archive" / (id + "-" + utc_stamp());
-  fs::create_directories(archive);
+  const fs::path archives = run_dir.root().parent_path() / ".archive";
+  fs::create_directories(archives);
+  fs::path archive = archives / (id + "-" + utc_stamp());
+  for (int n = 2; !fs::create_directory(archive); ++n)  // two archives in one second
+    archive = archives / (id + "-" + utc_stamp() + "-" + std::to_string(n));
   for (const auto& entry : fs::directory_iterator(run_dir.root()))
     if (entry.path() != run_dir.lock()) fs::rename(entry.path(), archive / entry.path().filename());
   return archive;

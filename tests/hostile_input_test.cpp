@@ -8,11 +8,13 @@
 #include <fstream>
 #include <thread>
 
+#include "http_get.hpp"
 #include "test_support.hpp"
 #include "xlhost/core/checkpoint/checkpoint.hpp"
 #include "xlhost/core/checkpoint/safetensors.hpp"
 #include "xlhost/core/checkpoint/torch_state_dict.hpp"
 #include "xlhost/core/data/bpe_trainer.hpp"
+#include "xlhost/core/http/http_server.hpp"
 
 using namespace xlhost;
 namespace fs = std::filesystem;
@@ -139,4 +141,54 @@ TEST(HostileInput, InvalidUtf8InATokenizerCorpusIsAMalformedLine) {
   const auto error = test::error_of([&] { core::train_bpe(o, test::discard()); });
   EXPECT_NE(error.find("corpus.jsonl:2"), std::string::npos) << error;
   EXPECT_NE(error.find("not valid UTF-8"), std::string::npos) << error;
+}
+
+namespace {
+
+// Connects, asks for "/", then reads 1 KiB every half second for `seconds` (a slow reader).
+void read_slowly(int port, double seconds) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  int small = 4096;  // a small receive buffer, so the server's sends block on this client
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    char buffer[1024];
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < until && recv(fd, buffer, sizeof buffer, 0) > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  close(fd);
+}
+
+}  // namespace
+
+// Issue 28, HTTP limits: 16 clients that read their 8 MiB answers a trickle at a time held
+// all 16 workers for as long as they kept reading (every later request: 503). Now each is
+// cut off at the write deadline (10 s), and the server answers others again.
+TEST(HostileInput, SlowReadersDoNotHoldTheServersWorkers) {
+  const std::string big(8 << 20, 'x');
+  core::http::Server server(core::http::ListenAddress{"127.0.0.1", 0}, "test",
+                            [&](const std::string&) { return core::http::response(200, "text/plain", big); });
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 16; ++i) readers.emplace_back(read_slowly, server.port(), 25.0);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(test::http_get(server.port(), "/").rfind("HTTP/1.1 503", 0), 0u) << "16 slow readers hold every worker";
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  const auto answer = test::http_get(server.port(), "/");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 80);
+  for (auto& r : readers) r.join();
+}
+
+// Issue 28, HTTP limits: an answer beyond 64 MiB is not sent; the client learns why.
+TEST(HostileInput, AnOversizedAnswerIsRefusedWithItsSize) {
+  core::http::Server server(core::http::ListenAddress{"127.0.0.1", 0}, "test",
+                            [](const std::string&) { return std::string((64 << 20) + 1, 'x'); });
+  const auto answer = test::http_get(server.port(), "/");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 500", 0), 0u) << answer.substr(0, 80);
+  EXPECT_NE(answer.find("more than the server's limit"), std::string::npos) << answer.substr(0, 200);
 }

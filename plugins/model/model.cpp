@@ -43,7 +43,12 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
   // query. Neither step is differentiable: with selection=faithful, to_queries and keys get
   // no gradient (as in the group's code); score_weighted scales the memory by the chosen
   // candidate's softmax weight among the k, the path by which they learn.
-  torch::Tensor search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
+  struct Found {
+    torch::Tensor memory;       // [..., Lk, D]
+    torch::Tensor row, weight;  // [..., 1]: the chosen row, and its softmax weight among the k
+    torch::Tensor query;        // the pooled query it was found with
+  };
+  Found search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
     // keys is [√N, 2, Kd/2], the layout of the group's checkpoints
     auto [scores, candidates] = product_key_top_k(to_queries(pooled), keys.select(1, 0), keys.select(1, 1), topk_);  // [..., k]
     auto candidate_emb = embed_memory_rows(table, candidates, embedding);          // [..., k, D]
@@ -54,9 +59,9 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
     auto shape = best.sizes().vec();
     shape.push_back(table.size(1));
     auto memory = F::embedding(table.index_select(0, best.reshape({-1})).view(shape), embedding);  // [..., Lk, D]
-    if (!score_weighted_) return memory;
     auto weight = scores.softmax(-1).gather(-1, chosen);  // [..., 1]
-    return memory * weight.unsqueeze(-1).to(memory.scalar_type());
+    if (score_weighted_) memory = memory * weight.unsqueeze(-1).to(memory.scalar_type());
+    return {memory, best.unsqueeze(-1), weight, pooled};
   }
 
   torch::nn::Linear to_queries{nullptr};
@@ -112,8 +117,10 @@ class BlockImpl : public torch::nn::Module {
     }
   }
 
-  torch::Tensor forward(const torch::Tensor& x, RotaryEmbedding& rope, KnowledgeDataset& knowledge,
-                        const torch::Tensor& embedding, bool causal_pooling) {
+  // memory_off (an ablation): the retrieval runs, its cross-attention adds nothing.
+  std::pair<torch::Tensor, KnowledgeDatasetImpl::Found> forward(const torch::Tensor& x, RotaryEmbedding& rope,
+                                                              KnowledgeDataset& knowledge, const torch::Tensor& embedding,
+                                                              bool causal_pooling, bool memory_off) {
     const int64_t T = x.size(1);
     auto a = attention(attention_norm(x), rope);
     torch::Tensor pooled;
@@ -123,9 +130,9 @@ class BlockImpl : public torch::nn::Module {
     } else {
       pooled = a.mean(1, /*keepdim=*/true);  // [B,1,D]: the whole sequence, future included
     }
-    auto memory = knowledge->search(pooled, embedding);  // [B,T or 1,Lk,D]
-    auto h = x + cross_attention(a, memory);  // the raw attention output is not added (group's code)
-    return kFeedForward ? h + feed_forward(ffn_norm(h)) : h;
+    auto found = knowledge->search(pooled, embedding);  // memory [B,T or 1,Lk,D]
+    auto h = memory_off ? x : x + cross_attention(a, found.memory);  // the raw attention output is not added (group's code)
+    return {kFeedForward ? h + feed_forward(ffn_norm(h)) : h, found};
   }
 
   RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
@@ -140,6 +147,7 @@ class KnowledgeModel : public Model {
   explicit KnowledgeModel(const ModelConfig& c)
       : causal_pooling_(c.get_string("retrieval_pooling") == "causal_prefix_mean"),
         dropout_(c.get_float("dropout")),
+        vocab_size_(c.get_int("vocab_size")),
         rope_(c.get_int("dim") / c.get_int("n_heads"), c.get_float("rope_theta")) {
     const int64_t dim = c.get_int("dim");
     tok_embeddings = register_module("tok_embeddings", TiedEmbedding(c.get_int("vocab_size"), dim));
@@ -161,9 +169,17 @@ class KnowledgeModel : public Model {
   ForwardResult forward(const torch::Tensor& tokens, DecodeCache*) override {
     auto h = tok_embeddings->embed(tokens);
     if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
-    for (const auto& layer : *layers)
-      h = layer->as<BlockImpl>()->forward(h, rope_, knowledge_dataset, tok_embeddings->weight, causal_pooling_);
-    return {tok_embeddings->logits(norm(h)), {}, {}};
+    std::vector<KnowledgeDatasetImpl::Found> reads;
+    for (const auto& layer : *layers) {
+      auto [out, found] = layer->as<BlockImpl>()->forward(h, rope_, knowledge_dataset, tok_embeddings->weight,
+                                                          causal_pooling_, memory_off());
+      h = out, reads.push_back(found);
+    }
+    ForwardResult result{tok_embeddings->logits(norm(h)), {}, {}, {}};
+    for (size_t i = 0; i < reads.size(); ++i)
+      record_memory_read(*this, result, static_cast<int64_t>(i), reads[i].row, reads[i].weight, reads[i].query,
+                         knowledge_dataset->table);
+    return result;
   }
 
   std::string causality_warning() const override {
@@ -174,6 +190,13 @@ class KnowledgeModel : public Model {
 
   WeightInterop weight_interop() const override { return memory_model_interop(kName); }
 
+  std::vector<MemoryAblation> memory_ablations() const override {
+    return {MemoryAblation::kOff, MemoryAblation::kShuffle, MemoryAblation::kRandom};
+  }
+  void ablate_memory(MemoryAblation how, uint64_t seed) override {
+    ablate_memory_bank(knowledge_dataset->table, how, seed, vocab_size_, memory_off_);
+  }
+
   TiedEmbedding tok_embeddings{nullptr};
   KnowledgeDataset knowledge_dataset{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -182,6 +205,7 @@ class KnowledgeModel : public Model {
  private:
   bool causal_pooling_;
   double dropout_;
+  int64_t vocab_size_;
   RotaryEmbedding rope_;
 };
 

@@ -13,6 +13,7 @@ namespace F = torch::nn::functional;
 
 struct LayerOutput {
   torch::Tensor out, selected, query;  // selected [B,T,S] rows, query [B,T,D] (for the EMA rule)
+  torch::Tensor read_scores;           // [B,T,S]: the weight of each selected row in the read
   torch::Tensor sim_loss, div_loss;    // gated_mlp only
   SelectionStats stats;
 };
@@ -40,8 +41,9 @@ class MemoryBlockImpl : public torch::nn::Module {
                                                                     c.get_float("fusion_dropout")));
   }
 
+  // memory_off (an ablation): the selection runs, its memories add nothing.
   LayerOutput forward(const torch::Tensor& x, RotaryEmbedding& rope, const torch::Tensor& bank,
-                      const torch::Tensor& embedding) {
+                      const torch::Tensor& embedding, bool memory_off) {
     LayerOutput r;
     auto a = attention(attention_norm(x), rope);
     auto h = x + a;
@@ -54,8 +56,8 @@ class MemoryBlockImpl : public torch::nn::Module {
     if (score_weighted_) memories = memories * scores.unsqueeze(-1).to(memories.scalar_type());
     r.query = q.detach();
     if (!gated_) {
-      r.out = h + cross_fusion(q, memories, causal_mask_);
-      r.selected = indices;
+      r.out = memory_off ? h : h + cross_fusion(q, memories, causal_mask_);
+      r.selected = indices, r.read_scores = scores;
       return r;
     }
     auto sim = F::cosine_similarity(q.unsqueeze(2), memories, F::CosineSimilarityFuncOptions().dim(-1));  // [B,T,C]
@@ -73,8 +75,9 @@ class MemoryBlockImpl : public torch::nn::Module {
     const int64_t C = gram.size(-1);
     auto off_diagonal = 1 - torch::eye(C, gram.options());
     r.div_loss = (gram * off_diagonal).sum({-1, -2}).mean() / static_cast<double>(C * (C - 1));
-    r.out = h + gated_fusion(q, (memories * w.unsqueeze(-1)).sum(2));
-    r.selected = indices.gather(-1, y.argmax(-1, /*keepdim=*/true));
+    r.out = memory_off ? h : h + gated_fusion(q, (memories * w.unsqueeze(-1)).sum(2));
+    const auto chosen = y.argmax(-1, /*keepdim=*/true);
+    r.selected = indices.gather(-1, chosen), r.read_scores = y.gather(-1, chosen);
     return r;
   }
 
@@ -118,10 +121,13 @@ class ModelMemory : public Model {
     if (dropout > 0) x = torch::dropout(x, dropout, is_training());
     std::vector<LayerOutput> outs;
     for (const auto& layer : *layers) {
-      outs.push_back(layer->as<MemoryBlockImpl>()->forward(x, rope_, memory_bank, tok_embeddings->weight));
+      outs.push_back(layer->as<MemoryBlockImpl>()->forward(x, rope_, memory_bank, tok_embeddings->weight, memory_off()));
       x = outs.back().out;
     }
-    ForwardResult result{tok_embeddings->logits(norm(x)), {}, {}};
+    ForwardResult result{tok_embeddings->logits(norm(x)), {}, {}, {}};
+    for (size_t i = 0; i < outs.size(); ++i)
+      record_memory_read(*this, result, static_cast<int64_t>(i), outs[i].selected, outs[i].read_scores, outs[i].query,
+                         memory_bank);
     double balance = 0, entropy = 0, coverage = 0;
     for (const auto& o : outs) balance += o.stats.balance_loss, entropy += o.stats.entropy, coverage += o.stats.coverage;
     const double n = static_cast<double>(outs.size());
@@ -194,6 +200,13 @@ class ModelMemory : public Model {
   }
 
   WeightInterop weight_interop() const override { return memory_model_interop("model_memory"); }
+
+  std::vector<MemoryAblation> memory_ablations() const override {
+    return {MemoryAblation::kOff, MemoryAblation::kShuffle, MemoryAblation::kRandom};
+  }
+  void ablate_memory(MemoryAblation how, uint64_t seed) override {
+    ablate_memory_bank(memory_bank, how, seed, config_.get_int("vocab_size"), memory_off_);
+  }
 
   TiedEmbedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};

@@ -1,5 +1,7 @@
 #include "xlhost/sdk/memory.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <optional>
 #include <stdexcept>
@@ -184,6 +186,24 @@ void init_memory_variant_weights(torch::nn::Module& model, torch::Tensor& tied_e
     }
   }
   torch::nn::init::xavier_uniform_(tied_embedding);
+}
+
+void record_memory_read(const Model& model, ForwardResult& result, int64_t layer, const torch::Tensor& rows,
+                        const torch::Tensor& scores, const torch::Tensor& query, const torch::Tensor& bank) {
+  if (!model.memory_probes()) return;
+  result.memory_reads.push_back({layer, rows.detach(), scores.detach(), query.detach(), bank});
+}
+
+void ablate_memory_bank(torch::Tensor& bank, MemoryAblation how, uint64_t seed, int64_t vocab_size, bool& off) {
+  torch::NoGradGuard no_grad;
+  off = how == MemoryAblation::kOff;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);  // the training RNG stays untouched
+  if (how == MemoryAblation::kShuffle) {
+    const auto order = torch::randperm(bank.size(0), generator, torch::kInt64).to(bank.device());
+    bank.copy_(bank.index_select(0, order));
+  } else if (how == MemoryAblation::kRandom) {
+    bank.copy_(torch::randint(vocab_size, bank.sizes(), generator, torch::kInt64).to(bank.device()));
+  }
 }
 
 WeightInterop memory_model_interop(const std::string& plugin_name) {

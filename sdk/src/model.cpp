@@ -1,5 +1,7 @@
 #include "xlhost/sdk/model.hpp"
 
+#include <stdexcept>
+
 namespace xlhost::sdk {
 
 ParamGroups Model::parameter_groups() {
@@ -18,6 +20,10 @@ int64_t Model::parameter_count(bool trainable_only) const {
   for (const auto& p : parameters())
     if (!trainable_only || p.requires_grad()) n += p.numel();
   return n;
+}
+
+void Model::ablate_memory(MemoryAblation, uint64_t) {
+  throw std::invalid_argument("this model has no memory to ablate");
 }
 
 }  // namespace xlhost::sdk

@@ -4,7 +4,10 @@ Usage: dashboard_browser.py XLHOST PLUGIN_DIR WORKDIR
 Two real tiny runs, one finished and one still training; the page must list both with
 their status, draw two series when both are selected, advance the running run's curve
 without a reload, show the differing config key in the compare view, and hide a run
-behind a filter expression. Saves WORKDIR/dashboard.png.
+behind a filter expression. A third, a finished memory model with its ablations: its
+memory page must show a heatmap with reads, the most-read rows with their knowledge-file
+text and the ablation table, and its inspect box the rows read for a typed prompt.
+Saves WORKDIR/dashboard.png and WORKDIR/memory.png.
 """
 import base64
 import json
@@ -97,13 +100,17 @@ class DevTools:
         return False
 
 
-def config(name, lr, steps):
+def config(name, lr, steps, memory=False):
     path = work / f"{name}.json"
+    model = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259}
+    if memory:
+        model.update({"knowledge_num": 256, "knowledge_length": 64, "knowledge_dim": 16, "num_selected": 4,
+                      "fusion_heads": 4, "fusion_mask": "causal"})
     path.write_text(json.dumps({
         "experiment": {"id": name, "description": f"lr {lr}"},
-        "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259},
+        "model": model,
         "data": {"train_path": str(work / "data/train.jsonl"), "val_path": str(work / "data/val.jsonl"), "seq_len": 32,
-                 "cache_dir": str(work / "cache")},
+                 "cache_dir": str(work / "cache"), "knowledge_path": str(work / "data/knowledge.txt")},
         "eval": {"max_batches": 2},
         "train": {"batch_size": 4, "max_steps": steps, "lr": lr, "log_interval": 1, "threads": 1},
         "metrics": {"enabled": False}, "run": {"out_dir": str(work / "out")}}))
@@ -114,10 +121,14 @@ subprocess.run([xlhost, "data", "synth", "--out", str(work / "data"), "--entitie
                 "--val-docs", "40"], check=True, capture_output=True)
 plugin = str(plugin_dir / "model_original.so")
 subprocess.run([xlhost, "run", "-p", plugin, "-c", config("finished", 3e-3, 20)], check=True, capture_output=True)
+subprocess.run([xlhost, "run", "-p", str(plugin_dir / "model_memory.so"), "-c", config("memory", 3e-3, 20, memory=True)],
+               check=True, capture_output=True)
+subprocess.run([xlhost, "eval", str(work / "out/memory"), "--ablate", "memory=all"], check=True, capture_output=True)
+knowledge = set((work / "data/knowledge.txt").read_text().splitlines())
 running = subprocess.Popen([xlhost, "run", "-p", plugin, "-c", config("running", 1e-4, 1000000)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 server = subprocess.Popen([xlhost, "exp", "serve", "--listen", "127.0.0.1:0", "--out", str(work / "out")],
-                          stdout=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, text=True, cwd=work)  # the project: the knowledge file is inside
 browser = None
 try:
     url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
@@ -139,12 +150,12 @@ try:
     page = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
     page.call("Page.enable")
     page.call("Page.navigate", url=url)
-    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 2"), "the page lists the two runs")
+    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 3"), "the page lists the three runs")
     statuses = dict(page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => [tr.dataset.id, tr.cells[4].textContent])"))
-    check(statuses == {"finished": "completed", "running": "running"}, f"with their status: {statuses}")
+    check(statuses == {"finished": "completed", "running": "running", "memory": "completed"}, f"with their status: {statuses}")
 
     page.js("window.loadedAt = performance.timeOrigin; "
-            "document.querySelectorAll('#runs tbody tr input[type=checkbox]').forEach(box => box.click()); true")
+            "document.querySelectorAll('#runs tbody tr:not([data-id=memory]) input[type=checkbox]').forEach(box => box.click()); true")
     check(page.wait_for("chart && chart.data.datasets.length === 2 && chart.data.datasets.every(d => d.data.length > 0)"),
           "selecting both draws a chart with two series")
     first = page.js("curves.running.step.at(-1)")
@@ -155,7 +166,7 @@ try:
           "the compare view shows the differing key train.lr")
     page.js("const e = document.getElementById('expr'); e.value = 'train.lr<1e-3'; e.dispatchEvent(new Event('input')); true")
     rows = page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => tr.dataset.id)")
-    check(rows == ["running"], f"the filter train.lr<1e-3 hides the other run: {rows}")
+    check(rows == ["running"], f"the filter train.lr<1e-3 hides the other runs: {rows}")
     check("train.lr" in page.js("decodeURIComponent(location.hash)"), "the view is kept in the URL")
     page.js("document.getElementById('expr').value = ''; document.getElementById('expr').dispatchEvent(new Event('input')); true")
     page.js("document.querySelector('#runs tbody tr[data-id=finished] td:nth-child(2)').click(); true")
@@ -165,6 +176,26 @@ try:
     shot = page.call("Page.captureScreenshot", format="png")
     (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {work / 'dashboard.png'}")
+
+    # Issue 29: the memory page of the memory run.
+    page.js("document.querySelector('#runs tbody tr[data-id=memory] td:nth-child(2)').click(); true")
+    check(page.wait_for("memoryPage && !document.getElementById('memory').hidden"), "the memory run opens its memory page")
+    check(page.js("memoryPage.heatmap.flat().reduce((a, b) => a + b, 0)") == 20 * 4 * 32 * 4 * 2,
+          "the heatmap holds every read: 20 steps x batch 4 x 32 tokens x 4 rows x 2 layers")
+    top = page.js("[...document.querySelectorAll('#memory-top tr')].slice(1).map(tr => tr.cells[2].textContent)")
+    texts = [t for t in top if not t.startswith("(padding")]  # rows past the knowledge file's lines
+    check(len(texts) > 0 and all(t in knowledge for t in texts), f"the most-read rows show their knowledge lines: {top[:3]}")
+    ablations = page.js("[...document.querySelectorAll('#memory-ablations tr')].slice(1).map(tr => tr.cells[0].textContent)")
+    check(ablations == ["none", "off", "random", "shuffle"], f"the ablation table: {ablations}")
+    page.js("document.getElementById('inspect-prompt').value = 'The capital of'; document.getElementById('inspect-go').click(); true")
+    check(page.wait_for("inspection && inspection.prompt.length === 15 && document.querySelectorAll('#inspect-out tr').length > 30", 60),
+          "the inspect box shows the rows read for each of the prompt's 15 tokens in both layers")
+    read = page.js("inspection.prompt.flatMap(p => p.layers.flat()).map(r => r.text).filter(t => t)")
+    check(len(read) > 0 and all(t in knowledge for t in read), f"... decoded to knowledge lines: {read[:2]}")
+    page.js("document.getElementById('memory').scrollIntoView(); true")
+    shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    (work / "memory.png").write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {work / 'memory.png'}")
 finally:
     for p in (browser, server, running):
         if p:

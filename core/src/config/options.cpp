@@ -73,6 +73,10 @@ Schema TrainOptions::schema() {
                      "folder, a PyTorch state dict (.pth) or a .safetensors file; \"\" = the plugin's initialisation. "
                      "Ignored when the run resumes from its own checkpoint"),
           int_key("threads", 0, "CPU threads for LibTorch; 0 = all cores", 0, 4096),
+          bool_key("memory_usage", true,
+                   "memory models: count the bank rows each layer reads (memory_usage.bin in the run folder; rows "
+                   "read and never read, hot rows, per-layer entropy and Gini in train.log); false = no memory probes "
+                   "during training"),
           float_key("spike_sigma", 6.0,
                     "skip a step whose loss or gradient norm exceeds the rolling mean by this many standard "
                     "deviations; 0 = off",
@@ -95,7 +99,7 @@ TrainOptions TrainOptions::from(const SectionValues& s) {
   o.checkpoint_interval = s.get_int("checkpoint_interval"), o.threads = s.get_int("threads");
   o.export_interval = s.get_int("export_interval"), o.init_from = s.get_string("init_from");
   o.spike_sigma = s.get_float("spike_sigma"), o.spike_window = s.get_int("spike_window");
-  o.max_bad_steps = s.get_int("max_bad_steps");
+  o.max_bad_steps = s.get_int("max_bad_steps"), o.memory_usage = s.get_bool("memory_usage");
   o.device = s.get_string("device"), o.dtype = s.get_string("dtype");
   return o;
 }

@@ -2,10 +2,16 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <optional>
+#include <thread>
 #include <iostream>
 
 #include "xlhost/core/http/http_server.hpp"
@@ -19,6 +25,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kHeartbeat = std::chrono::milliseconds(500);
 constexpr auto kWaitNotice = std::chrono::milliseconds(10000);
+
+// `work`'s result when it comes within `limit` (its exception rethrown), else nothing; the
+// thread is then left behind, so `work` must own everything it uses.
+template <typename T, typename Work>
+std::optional<T> within(std::chrono::milliseconds limit, Work work) {
+  std::packaged_task<T()> task(std::move(work));
+  auto result = task.get_future();
+  std::thread(std::move(task)).detach();
+  if (result.wait_for(limit) != std::future_status::ready) return std::nullopt;
+  return result.get();
+}
 
 // Whether `work` ended within `limit`; a failure it ended with is thrown.
 bool finished_within(c10d::Work& work, std::chrono::milliseconds limit) {
@@ -64,6 +81,31 @@ c10::intrusive_ptr<c10d::Store> join_store(const LaunchEnvironment& env, std::ch
   return with_prefix(env, connect_store(rendezvous_of(env, timeout)));
 }
 
+// Where Gloo listens for the other ranks: loopback for a loopback rendezvous; else this
+// machine's address on the route to the rendezvous host (what a UDP connect picks), so that
+// ranks on several machines reach each other whatever the host name resolves to. "": the
+// host name's address (c10d's default).
+std::string gloo_address(const LaunchEnvironment& env) {
+  if (http::ListenAddress{env.master_addr, env.master_port}.is_loopback()) return "127.0.0.1";
+  addrinfo hints{}, *found = nullptr;
+  hints.ai_socktype = SOCK_DGRAM;
+  if (getaddrinfo(env.master_addr.c_str(), std::to_string(env.master_port).c_str(), &hints, &found) != 0) return "";
+  std::string address;
+  const int fd = socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage local{};
+  socklen_t size = sizeof local;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (fd >= 0 && connect(fd, found->ai_addr, found->ai_addrlen) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) == 0) {
+    const void* raw = local.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
+                                                  : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
+    if (inet_ntop(local.ss_family, raw, text, sizeof text)) address = text;
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  return address;
+}
+
 std::string host_name() {
   char name[256] = {};
   gethostname(name, sizeof(name) - 1);
@@ -78,58 +120,65 @@ C10dCommunicator::C10dCommunicator(const LaunchEnvironment& env, BackendKind kin
   store_ = join_store(env, timeout);
   try {
     backend_ = make_backend(kind, c10::make_intrusive<c10d::PrefixStore>("pg", store_), rendezvous_of(env, timeout),
-                            http::ListenAddress{env.master_addr, env.master_port}.is_loopback() ? "127.0.0.1" : "");
+                            gloo_address(env));
   } catch (const c10::Error& e) {
     throw UserError("rank " + std::to_string(env.rank) + ": the " + backend_name() + " process group did not form: " +
                     e.what_without_backtrace());
   }
   store_->set("host/" + std::to_string(env.rank), host_name());
   // A connection of its own: the heartbeat thread must not share the main thread's client.
-  heartbeat_store_ = with_prefix(env, client_store(env, timeout));
-  heartbeat_thread_ = std::thread([this] { heartbeat(); });
+  stop_heartbeat_ = std::make_shared<std::atomic<bool>>(false);
+  std::packaged_task<void()> beat([store = with_prefix(env, client_store(env, timeout)), rank = env.rank,
+                                   stop = stop_heartbeat_] {
+    const std::string key = "heartbeat/" + std::to_string(rank);
+    for (int64_t n = 0; !*stop; ++n) {
+      try {
+        store->set(key, std::to_string(n));
+      } catch (const std::exception&) {  // the store is gone: a collective will fail and say so
+        return;
+      }
+      std::this_thread::sleep_for(kHeartbeat);
+    }
+  });
+  heartbeat_done_ = beat.get_future();
+  std::thread(std::move(beat)).detach();
 }
 
 C10dCommunicator::~C10dCommunicator() {
-  stopping_ = true;
-  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
-}
-
-void C10dCommunicator::heartbeat() {
-  const std::string key = "heartbeat/" + std::to_string(env_.rank);
-  for (int64_t beat = 0; !stopping_; ++beat) {
-    try {
-      heartbeat_store_->set(key, std::to_string(beat));
-    } catch (const std::exception&) {  // the store is gone: a collective will fail and say so
-      return;
-    }
-    std::this_thread::sleep_for(kHeartbeat);
-  }
+  *stop_heartbeat_ = true;
+  heartbeat_done_.wait_for(4 * kHeartbeat);  // a beat stuck on a dead link is left behind
 }
 
 // Which ranks stopped beating: their counters do not move over a few heartbeat periods.
+// Asked of the store with a deadline: across a dead link it never answers (its client has
+// no receive timeout), and naming the silent ranks must not hang the rank that asks.
 std::string C10dCommunicator::silent_ranks() {
-  std::string silent;
+  const std::string store_gone = env_.agent_store ? "the launcher's store" : "rank 0 (it hosts the rendezvous store)";
   try {
-    auto read = [&] {
-      std::vector<std::string> beats;
-      for (int r = 0; r < env_.world_size; ++r) {
-        const std::string key = "heartbeat/" + std::to_string(r);
-        beats.push_back(r == env_.rank || !store_->check({key}) ? "" : [&] {
-          auto v = store_->get(key);
-          return std::string(v.begin(), v.end());
-        }());
-      }
-      return beats;
-    };
-    const auto before = read();
-    std::this_thread::sleep_for(6 * kHeartbeat);
-    const auto after = read();
-    for (int r = 0; r < env_.world_size; ++r)
-      if (r != env_.rank && before[r] == after[r]) silent += (silent.empty() ? "rank " : ", rank ") + std::to_string(r);
+    const auto silent = within<std::string>(8 * kHeartbeat, [store = store_, rank = env_.rank, world = env_.world_size] {
+      auto read = [&] {
+        std::vector<std::string> beats;
+        for (int r = 0; r < world; ++r) {
+          const std::string key = "heartbeat/" + std::to_string(r);
+          beats.push_back(r == rank || !store->check({key}) ? "" : [&] {
+            auto v = store->get(key);
+            return std::string(v.begin(), v.end());
+          }());
+        }
+        return beats;
+      };
+      const auto before = read();
+      std::this_thread::sleep_for(6 * kHeartbeat);
+      const auto after = read();
+      std::string names;
+      for (int r = 0; r < world; ++r)
+        if (r != rank && before[r] == after[r]) names += (names.empty() ? "rank " : ", rank ") + std::to_string(r);
+      return names;
+    });
+    return silent ? *silent : store_gone + " (the store does not answer)";
   } catch (const std::exception&) {
-    silent = env_.agent_store ? "the launcher's store" : "rank 0 (it hosts the rendezvous store)";
+    return store_gone;
   }
-  return silent;
 }
 
 void C10dCommunicator::fail(const std::string& operation, const std::exception& e) {

@@ -5,6 +5,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/cuda.h>
 
+#include <cstdlib>
+
 #include "xlhost/core/util/error.hpp"
 
 namespace xlhost::core::distributed {
@@ -37,8 +39,11 @@ c10::intrusive_ptr<c10d::Backend> make_backend(BackendKind kind, const c10::intr
                                                const Rendezvous& r, const std::string& gloo_hostname) {
   if (kind == BackendKind::gloo) {
     auto options = c10d::ProcessGroupGloo::Options::create(r.timeout);
-    options->devices.push_back(gloo_hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
-                                                     : c10d::ProcessGroupGloo::createDeviceForHostname(gloo_hostname));
+    // GLOO_SOCKET_IFNAME (as PyTorch reads it) names the interface when the user knows better.
+    const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+    options->devices.push_back(interface && *interface ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                               : gloo_hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                                       : c10d::ProcessGroupGloo::createDeviceForHostname(gloo_hostname));
     return c10::make_intrusive<c10d::ProcessGroupGloo>(store, r.rank, r.world_size, options);
   }
   if (!torch::cuda::is_available())

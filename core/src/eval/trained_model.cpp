@@ -11,6 +11,10 @@ namespace xlhost::core {
 
 TrainedModel load_trained_model(const std::string& path, const std::string& plugin_override,
                                 const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides)  // the bank is a trained buffer: another file cannot replace it here
+    if (o.rfind("data.knowledge_path=", 0) == 0)
+      throw UserError("--set " + o + ": a trained model's memory bank comes from its checkpoint, so this cannot take "
+                      "effect; to measure what the bank contributes use `xlhost eval --ablate memory=...`");
   const std::string dir = resolve_checkpoint(path, &std::cerr);
   const auto state = read_checkpoint_state(dir);
   const std::string plugin_path = plugin_override.empty() ? state.plugin_path : plugin_override;

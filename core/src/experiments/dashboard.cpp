@@ -9,6 +9,7 @@
 
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/experiments/memory_page.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
@@ -237,6 +238,19 @@ std::string route(const http::Request& request, const Dashboard& d) {
       const auto dir = run_folder(d, id);
       if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
       return json(path == "/api/run" ? run_json(*dir) : curves_json(*dir));
+    }
+    if (path == "/api/memory" || path == "/api/inspect") {
+      const std::string id = query("id");
+      if (!is_run_id(id)) return http::response(400, "text/plain", "id must be one run folder's name\n");
+      const auto dir = run_folder(d, id);
+      if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
+      if (path == "/api/inspect") {
+        if (!d.inspect) return http::response(404, "text/plain", "this server does not inspect models\n");
+        return json(d.inspect(*dir, query("prompt")));
+      }
+      const auto page = memory_page_json(*dir, fs::current_path());
+      if (!page) return http::response(404, "text/plain", "run " + id + " has no memory usage (memory_usage.bin)\n");
+      return json(*page);
     }
     if (path == "/api/compare") {
       std::vector<std::string> ids;

@@ -14,6 +14,7 @@
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
@@ -191,6 +192,28 @@ void write_reading_guide(std::ostream& md, const std::vector<std::string>& ids, 
         "shown apart.\n";
 }
 
+// What `xlhost eval --ablate` measured for each run that has an ablations.json.
+void write_ablations(std::ostream& md, const std::string& out_dir, const std::vector<std::string>& ids) {
+  bool any = false;
+  for (const auto& id : ids) {
+    const RunDirectory run(fs::path(out_dir) / id);
+    const auto text = run.read(run.ablations(), "ablations", kMaxRecordBytes);
+    if (!text) continue;
+    const auto doc = parse_json(*text, run.ablations().string());
+    if (!doc.HasMember("rows") || !doc["rows"].IsArray()) continue;
+    if (!any) md << "\n## Memory ablations\n\nHeld-out loss with the memory taken away (`xlhost eval --ablate`): "
+                    "off, its path adds nothing; shuffle, the bank's rows permuted; random, random token rows.\n";
+    any = true;
+    md << "\n### " << id << "\n\n| memory | val loss | perplexity | fact recall |\n|---|---|---|---|\n";
+    for (const auto& row : doc["rows"].GetArray()) {
+      const double recall = member_number(row, "fact_recall");
+      md << "| " << member_string(row, "ablation") << " | " << format_fixed(member_number(row, "val_loss"), 4) << " | "
+         << format_fixed(member_number(row, "val_perplexity"), 3) << " | "
+         << (std::isnan(recall) ? "-" : format_fixed(100 * recall, 1) + "%") << " |\n";
+    }
+  }
+}
+
 }  // namespace
 
 ReportFiles write_report(const std::string& out_dir, const std::vector<std::string>& ids, const std::string& dest) {
@@ -216,6 +239,7 @@ ReportFiles write_report(const std::string& out_dir, const std::vector<std::stri
 
   md << "\n## " << (ids.size() > 1 ? "Comparison" : "Results") << "\n\n" << format_comparison(comparison, true);
   write_reading_guide(md, ids, records);
+  write_ablations(md, out_dir, ids);
   md << "\n## Curves\n\n";
   if (files.pictures.empty()) md << "No training steps were logged.\n";
   for (const auto& p : files.pictures) md << "![" << fs::path(p).stem().string() << "](" << fs::path(p).filename().string() << ")\n\n";

@@ -52,10 +52,15 @@ namespace {
 constexpr int kMaxConnections = 16;
 constexpr size_t kMaxRequestBytes = 16384;
 constexpr int kIoTimeoutMs = 5000;
+// A client that reads its answer slowly holds a worker no longer than this (a trickle of
+// reads keeps each send from timing out, so the socket timeout alone does not end it).
+constexpr int kWriteDeadlineMs = 10000;
+constexpr size_t kMaxResponseBytes = size_t{64} << 20;
 
 void send_all(int fd, const std::string& data) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWriteDeadlineMs);
   size_t sent = 0;
-  while (sent < data.size()) {
+  while (sent < data.size() && std::chrono::steady_clock::now() < deadline) {
     ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return;  // client gone or send timeout: nothing more to do for it
     sent += static_cast<size_t>(n);
@@ -245,7 +250,13 @@ void Server::serve(int fd) {
     if (n <= 0) return;
     request.append(buffer, static_cast<size_t>(n));
   }
-  send_all(fd, handler_(request));
+  const auto answer = handler_(request);
+  if (answer.size() > kMaxResponseBytes)
+    send_all(fd, response(500, "text/plain", "the answer would have " + std::to_string(answer.size()) +
+                                                 " bytes, more than the server's limit of " +
+                                                 std::to_string(kMaxResponseBytes) + "\n"));
+  else
+    send_all(fd, answer);
 }
 
 std::string Server::base_url() const {

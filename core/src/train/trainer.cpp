@@ -102,6 +102,7 @@ Trainer::MicroBatchLoss Trainer::forward_backward(const WindowBatch& window, boo
       loss.aux_loss = out.aux_loss.item<double>(), loss.has_aux_loss = true;
     }
     r.diagnostics = std::move(out.diagnostics);
+    if (memory_usage_) memory_usage_->add(out.memory_reads);
   }
   synchronize(setup_.device);
   auto t1 = Clock::now();
@@ -151,6 +152,7 @@ void Trainer::count_step(StepRecord& r) {
   if (r.log_line) {
     r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
     window_tokens_ = window_seconds_ = 0;
+    if (memory_usage_) memory_usage_->flush(state_.step, r.diagnostics);
   }
 }
 

@@ -138,6 +138,10 @@ void Trainer::prepare_run_folder() {
   state_.run_uid = job_.run_uid;
   if (!job_.resume_from.empty()) resume(job_.resume_from);
   summary_.first_step = state_.step;
+  if (train_.memory_usage) {  // a model without a memory records no reads: nothing is counted
+    setup_.model->set_memory_probes(true);
+    memory_usage_.emplace(run_dir.memory_usage(), communicator_.rank() == 0, state_.step);
+  }
   config_json_ = job_.config.values.to_json();
   if (communicator_.rank() == 0) write_file_atomically(run_dir.config().string(), config_json_);  // rank 0 writes the run's files
 }

@@ -100,6 +100,15 @@ class GatedFusionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GatedFusion);
 
+// Appends layer `layer`'s read to result.memory_reads when the model's probes are on.
+void record_memory_read(const Model& model, ForwardResult& result, int64_t layer, const torch::Tensor& rows,
+                        const torch::Tensor& scores, const torch::Tensor& query, const torch::Tensor& bank);
+
+// Model::ablate_memory for a model whose memory is `bank` (int64 token-id rows): kOff sets
+// `off` (the plugin's memory path then adds nothing), kShuffle permutes the rows, kRandom
+// fills them with random ids below vocab_size; both seeded, on the bank's device.
+void ablate_memory_bank(torch::Tensor& bank, MemoryAblation how, uint64_t seed, int64_t vocab_size, bool& off);
+
 // MiniMind's initialiser for the memory variants (MODELS.md §1.7): every Linear
 // xavier-uniform with zero bias, the tied embedding/output matrix xavier-uniform too (it
 // is the output Linear there), norms left at 1.

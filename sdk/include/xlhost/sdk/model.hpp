@@ -14,13 +14,29 @@
 
 namespace xlhost::sdk {
 
+// What one layer read from a token-id memory bank in one forward: the host's view into a
+// memory model (`xlhost inspect`, slot usage over training). Recorded only while the host
+// asks (Model::set_memory_probes); a forward records nothing otherwise.
+struct MemoryRead {
+  int64_t layer = 0;
+  torch::Tensor rows;    // int64 [B, T', S]: the bank rows read (T' = T, or 1 when one read serves the sequence)
+  torch::Tensor scores;  // float [B, T', S]: each row's weight in the read (the selection's softmax)
+  torch::Tensor query;   // [B, T', D']: what the selection was computed from, for checks
+  torch::Tensor bank;    // int64 [N, L]: the token-id rows `rows` index (decode with the run's tokenizer)
+};
+
 struct ForwardResult {
   torch::Tensor logits;    // [B, T, V]
   torch::Tensor aux_loss;  // scalar, already weighted; undefined when the model has none
   // Named scalars exported by the host as metrics and written to train.log
   // (e.g. memory selection entropy). Names: lower_snake_case.
   std::vector<std::pair<std::string, double>> diagnostics;
+  std::vector<MemoryRead> memory_reads;  // one per memory layer, while probes are on
 };
+
+// How an evaluation takes a memory away to measure what it contributes: kOff, the memory
+// path adds nothing; kShuffle, the bank's rows permuted (seeded); kRandom, random token rows.
+enum class MemoryAblation { kNone, kOff, kShuffle, kRandom };
 
 // Per-sequence state for incremental decoding. A model that supports it returns one from
 // new_cache(); forward() then consumes only the new tokens and appends to the cache.
@@ -81,6 +97,23 @@ class Model : public torch::nn::Module {
   virtual WeightInterop weight_interop() const { return {}; }
 
   int64_t parameter_count(bool trainable_only = true) const;
+
+  // Memory inspection. While on, forward() fills ForwardResult::memory_reads (memory
+  // plugins do, with sdk::record_memory_read); off by default, and free when off.
+  void set_memory_probes(bool on) { memory_probes_ = on; }
+  bool memory_probes() const { return memory_probes_; }
+
+  // The ablations this model supports (memory plugins: all three); apply one for an
+  // evaluation with ablate_memory. The default has no memory: none, and ablate_memory throws.
+  virtual std::vector<MemoryAblation> memory_ablations() const { return {}; }
+  virtual void ablate_memory(MemoryAblation how, uint64_t seed);
+  bool memory_off() const { return memory_off_; }
+
+ protected:
+  bool memory_off_ = false;  // set by ablate_memory(kOff): a plugin's memory path then adds nothing
+
+ private:
+  bool memory_probes_ = false;
 };
 
 }  // namespace xlhost::sdk

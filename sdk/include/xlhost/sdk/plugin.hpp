@@ -14,8 +14,8 @@
 
 // Bump on any change to a type that crosses the plugin boundary (Model, ForwardResult,
 // DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues,
-// WeightInterop). 2: Model::weight_interop().
-#define XLHOST_SDK_ABI_VERSION 2
+// WeightInterop, MemoryRead). 2: Model::weight_interop(). 3: memory probes and ablations.
+#define XLHOST_SDK_ABI_VERSION 3
 
 namespace xlhost::sdk {
 

@@ -36,6 +36,7 @@ struct TrainOptions {
   double lr = 0, min_lr_ratio = 0, weight_decay = 0, beta1 = 0, beta2 = 0, grad_clip = 0;
   std::string device, dtype;
   std::string init_from;  // "" = the plugin's initialisation
+  bool memory_usage = true;
   static Schema schema();
   static TrainOptions from(const SectionValues& s);
 };

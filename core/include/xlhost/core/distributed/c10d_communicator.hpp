@@ -10,6 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -67,13 +69,12 @@ class C10dCommunicator final : public Communicator {
   bool identical(const std::vector<torch::Tensor>& tensors);
   std::string silent_ranks();
   [[noreturn]] void fail(const std::string& operation, const std::exception& e);
-  void heartbeat();
 
   LaunchEnvironment env_;
   BackendKind kind_;
   std::chrono::milliseconds timeout_;
   int64_t bucket_bytes_;
-  c10::intrusive_ptr<c10d::Store> store_, heartbeat_store_;
+  c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> backend_;
   std::vector<torch::Tensor> parameters_;  // those the hooks are registered on
   std::vector<Bucket> buckets_;
@@ -81,8 +82,10 @@ class C10dCommunicator final : public Communicator {
   std::vector<bool> filled_;                        // parameter's gradient is in its bucket
   size_t launched_ = 0;                             // buckets whose all-reduce has started
   bool expecting_ = false;                          // between expect_gradients and average_gradients
-  std::atomic<bool> stopping_{false};
-  std::thread heartbeat_thread_;
+  // The heartbeat thread owns what it uses (a store client, this flag): one stuck on a dead
+  // link is left behind at exit instead of hanging it.
+  std::shared_ptr<std::atomic<bool>> stop_heartbeat_;
+  std::future<void> heartbeat_done_;
   double communication_seconds_ = 0;
 };
 

@@ -26,7 +26,7 @@ int store_port(const c10::intrusive_ptr<c10d::Store>& store);  // the TCPStore's
 
 // A backend for rank/world_size on `store`. Gloo binds its transport to `gloo_hostname`
 // (an address or host name of this machine; empty: the host's own name, loopback if it
-// does not resolve). NCCL uses the current CUDA device and needs one (UserError otherwise).
+// does not resolve), or to the interface GLOO_SOCKET_IFNAME names. NCCL uses the current CUDA device and needs one (UserError otherwise).
 c10::intrusive_ptr<c10d::Backend> make_backend(BackendKind kind, const c10::intrusive_ptr<c10d::Store>& store,
                                                const Rendezvous& rendezvous, const std::string& gloo_hostname = "");
 

@@ -8,8 +8,12 @@
 //   GET /api/curves?id=ID    its train.log as columns, decimated to at most 2,000 points
 //   GET /api/compare?ids=A,B the `exp compare` table
 //   GET /api/run?id=ID       record.json, record.md, samples.txt and the checkpoints
+//   GET /api/memory?id=ID    a memory model's bank reads over training and its ablations (memory_page.hpp)
+//   GET /api/inspect?id=ID&prompt=TEXT  what the run's model reads for a prompt (when the host gives `inspect`)
 #pragma once
 
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +24,10 @@ struct Dashboard {
   std::vector<std::string> out_dirs;
   std::string page;                            // the HTML of GET /
   std::map<std::string, std::string> scripts;  // URL path → file: the page's JavaScript libraries
+  // GET /api/inspect?id=RUN&prompt=TEXT: a run folder and a prompt → JSON of what its model
+  // reads (eval/memory_inspection.hpp), UserError for what cannot be answered. Given by the
+  // host, which can load models; empty: the endpoint answers 404.
+  std::function<std::string(const std::filesystem::path& run_dir, const std::string& prompt)> inspect;
 };
 
 std::string answer_dashboard(const std::string& request_head, const Dashboard& dashboard);

@@ -26,6 +26,7 @@
 #include "xlhost/core/run/training_observer.hpp"
 #include "xlhost/core/train/gradient_watch.hpp"
 #include "xlhost/core/train/run_observers.hpp"
+#include "xlhost/core/train/memory_usage.hpp"
 #include "xlhost/core/train/step_guard.hpp"
 
 namespace xlhost::core {
@@ -119,6 +120,7 @@ class Trainer {
   std::optional<CheckpointWriter> checkpoints_;
   StepGuard guard_;
   std::optional<GradientWatch> gradient_watch_;
+  std::optional<MemoryUsage> memory_usage_;  // train.memory_usage: the bank rows read over training
   std::string config_json_;
   int64_t total_steps_ = 0;
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line

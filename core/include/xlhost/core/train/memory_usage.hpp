@@ -1,0 +1,41 @@
+// How often each row of a memory model's bank is read over training (train.memory_usage):
+// counted on the device from every training forward's memory reads (sdk::MemoryRead),
+// written to memory_usage.bin (experiments/memory_usage_file.hpp) at every logged step,
+// and summed up into that step's figures: rows read since the start, rows never read, hot
+// rows, and per layer the entropy and Gini coefficient of the reads.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "xlhost/sdk/model.hpp"
+
+namespace xlhost::core {
+
+class MemoryUsage {
+ public:
+  // `path` is written when `write` (the rank that writes the run's files). The totals start
+  // from the file's records up to `start_step`; later ones (a resumed run repeats those
+  // steps) are dropped from the file.
+  MemoryUsage(std::filesystem::path path, bool write, int64_t start_step);
+
+  void add(const std::vector<sdk::MemoryRead>& reads);  // one training forward's
+  // A logged step: the reads since the last one go to the file, and the figures of the
+  // reads since the start are appended to `figures` (memory_rows_hit, memory_rows_never_hit,
+  // memory_hot_rows, memory_usage_entropy_<layer>, memory_usage_gini_<layer>). Nothing
+  // when no read was added since the start.
+  void flush(int64_t step, std::vector<std::pair<std::string, double>>& figures);
+
+ private:
+  std::filesystem::path path_;
+  bool write_;
+  int64_t start_step_;
+  torch::Tensor interval_;  // int64 [layers, rows] on the device: reads since the last flush
+  torch::Tensor total_;     // int64 [layers, rows] on the CPU: reads since the start
+};
+
+}  // namespace xlhost::core
