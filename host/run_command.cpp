@@ -159,6 +159,16 @@ void set_start_point(const po::variables_map& vm, const core::RunDirectory& run_
   }
 }
 
+// The record says the run failed and why; when even that cannot be written (a full disk),
+// the reason is printed and the run's own error, not the record's, is the one that ends it.
+void mark_failed(core::ExperimentRecord& record, const std::exception& e) {
+  try {
+    record.finish(nullptr, "failed", e.what());
+  } catch (const std::exception& unwritten) {
+    std::cerr << "xlhost: the record could not be marked failed (" << unwritten.what() << ")\n";
+  }
+}
+
 // Trains and keeps the record true: a run that trains nothing (failed set-up, stopped
 // before its first step, resumed at its last) leaves an earlier finished record as it
 // was; nothing is returned then.
@@ -169,14 +179,14 @@ std::optional<core::TrainSummary> train_recorded(const core::TrainJob& job, core
     trainer.emplace(job);
   } catch (const std::exception& e) {  // nothing trained: an earlier run's record stays as it was
     if (record.restore_previous()) std::cerr << "the earlier record of experiment " << id << " is kept\n";
-    else record.finish(nullptr, "failed", e.what());
+    else mark_failed(record, e);
     throw;
   }
   core::TrainSummary summary;
   try {
     summary = trainer->run();
   } catch (const std::exception& e) {
-    record.finish(nullptr, "failed", e.what());
+    mark_failed(record, e);
     throw;
   }
   if (summary.steps == summary.first_step && record.restore_previous()) {

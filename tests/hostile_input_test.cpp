@@ -108,6 +108,25 @@ TEST(HostileInput, DeeplyNestedPickleIsRefusedNotACrash) {
   }
 }
 
+// Found by fuzz_torch_pickle: a BINUNICODE whose 4-byte length (here 1.9 GB) runs past the
+// end of data.pkl made LibTorch's unpickler reserve that much before reading a byte.
+// And a LONG_BINPUT naming memo entry 1.7 billion made it grow its memo table to 28 GB.
+TEST(HostileInput, APickleLengthOrMemoIndexBeyondThePickleIsRefused) {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> pickles = {
+      {std::string("\x80\x02X") + std::string("\x15\x00\x00\x74", 4) + "abc", "runs past the end of the pickle"},
+      {std::string("\x80\x02)rfbui."), "memo index 1769300582 after 0 memo entries"}};
+  for (const auto& [pickle, expected] : pickles) {
+    {
+      caffe2::serialize::PyTorchStreamWriter writer(dir / "m.pth");
+      writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+      writer.writeEndOfFile();
+    }
+    const auto error = test::error_of([&] { core::load_torch_state_dict(dir / "m.pth"); });
+    EXPECT_NE(error.find(expected), std::string::npos) << error;
+  }
+}
+
 // Defect 8: a full disk cut train.log mid-line while training went on to the end,
 // unnoticed. Here train.log leads to /dev/full (every write fails with ENOSPC): the run
 // stops at its first logged step (step 1) with a line naming the file, and trains no further.

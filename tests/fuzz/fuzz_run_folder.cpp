@@ -1,6 +1,6 @@
 // The dashboard's read path (exp serve) over one run folder made from the input: its
-// record.json, train.log, crash.txt and samples.txt (the input after its first byte, split
-// at "\n--\n"), and, as the first byte says, a symlink loop, a link out of the folder or a
+// record.json, train.log, crash.txt, samples.txt, memory_usage.bin and ablations.json (the
+// input after its first byte, split at "\n--\n"), and, as the first byte says, a symlink loop, a link out of the folder or a
 // FIFO in place of one of them. Every request must be answered, and every JSON answer
 // with status 200 must parse.
 #include <rapidjson/document.h>
@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fs::create_directories(run);
   const uint8_t mode = size > 0 ? data[0] : 0;
   const std::string input(reinterpret_cast<const char*>(data) + (size > 0 ? 1 : 0), size > 0 ? size - 1 : 0);
-  const std::array<const char*, 4> names{"record.json", "train.log", "crash.txt", "samples.txt"};
+  const std::array<const char*, 6> names{"record.json", "train.log",        "crash.txt",
+                                         "samples.txt", "memory_usage.bin", "ablations.json"};
   size_t start = 0;
   for (const char* name : names) {
     const size_t end = std::min(input.find("\n--\n", start), input.size());
@@ -35,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default: break;
   }
   const xlhost::core::Dashboard dashboard{{out.string()}, "<html></html>", {}};
-  for (const char* target : {"/api/runs", "/api/run?id=r", "/api/curves?id=r", "/api/compare?ids=r,r"}) {
+  for (const char* target : {"/api/runs", "/api/run?id=r", "/api/curves?id=r", "/api/compare?ids=r,r", "/api/memory?id=r"}) {
     const auto answer =
         xlhost::core::answer_dashboard(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n", dashboard);
     const size_t body = answer.find("\r\n\r\n");

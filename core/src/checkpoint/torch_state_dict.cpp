@@ -32,7 +32,7 @@ class StateDictPickle {
     while (pos_ < in_.size()) {
       const size_t start = pos_;
       const char op = in_[pos_];
-      const std::string token = in_.substr(start, token_length());
+      const std::string token = in_.substr(start, checked_token_length());
       pos_ += token.size();
       // The class goes into the memo only and is never emitted; each OrderedDict() call,
       // with the class itself or from the memo, becomes {}.
@@ -50,6 +50,7 @@ class StateDictPickle {
       }
       apply(op, token);
     }
+    check_rewritten();
     return out_;
   }
 
@@ -63,6 +64,21 @@ class StateDictPickle {
     uint32_t v;
     std::memcpy(&v, in_.data() + at, 4);
     return v;
+  }
+
+  // The rewritten stream read back token by token: a crafted input whose cuts misplace a
+  // token must not hand LibTorch's unpickler text to read as a length field.
+  void check_rewritten() const {
+    StateDictPickle again(path_, out_);
+    while (again.pos_ < again.in_.size()) again.pos_ += again.checked_token_length();
+  }
+
+  // token_length, refused when the argument runs past the end: LibTorch's unpickler would
+  // first reserve what a crafted length field says (gigabytes).
+  size_t checked_token_length() const {
+    const size_t length = token_length();
+    if (length > in_.size() - pos_) fail("an argument of " + std::to_string(length) + " bytes runs past the end of the pickle");
+    return length;
   }
 
   // Bytes of the opcode at pos_ with its argument; what torch.save writes with protocol 2.
@@ -90,20 +106,29 @@ class StateDictPickle {
     }
   }
 
+  // A pickler numbers its memo entries 0, 1, 2, ...: LibTorch's unpickler grows its memo
+  // table to whatever index a PUT names (a crafted 4-byte index: tens of gigabytes).
+  void count_memo_put(int64_t index) {
+    if (index > memo_puts_) fail("memo index " + std::to_string(index) + " after " + std::to_string(memo_puts_) + " memo entries");
+    memo_puts_ = std::max(memo_puts_, index + 1);
+  }
+
   int64_t memo_index(const std::string& token) const {
     return token[0] == 'h' || token[0] == 'q' ? static_cast<unsigned char>(token[1]) : static_cast<int64_t>(u32(pos_ - 4));
   }
 
   int64_t read_memo_put() {
     if (pos_ < in_.size() && (in_[pos_] == 'q' || in_[pos_] == 'r')) {
-      const std::string token = in_.substr(pos_, token_length());
+      const std::string token = in_.substr(pos_, checked_token_length());
       pos_ += token.size();
+      count_memo_put(memo_index(token));
       return memo_index(token);
     }
     fail("OrderedDict not memoised");
   }
 
   static constexpr int kMaxDepth = 100;
+  int64_t memo_puts_ = 0;
 
   // Where each stack item's opcodes begin in out_ (so that BUILD can cut its argument), and
   // how deep the item nests.
@@ -173,6 +198,7 @@ class StateDictPickle {
         break;
       }
       case 'q': case 'r':  // BINPUT, LONG_BINPUT: the stack is unchanged
+        count_memo_put(memo_index(token));
         if (!depths_.empty()) memo_depths_[memo_index(token)] = depths_.back();
         break;
       case 'c': case ')': case '}': case ']': case 'N': case '\x88': case '\x89':
