@@ -259,7 +259,7 @@ int inspect_command(const std::vector<std::string>& args) {
       for (size_t layer = 0; layer < p.layers.size(); ++layer)
         for (const auto& r : p.layers[layer])
           std::cout << "      layer " << layer << "  row " << std::setw(7) << r.row << "  " << core::format_fixed(r.score, 3)
-                    << "  " << r.text << "\n";
+                    << "  " << (r.text.empty() ? "(padding row)" : r.text) << "\n";
     };
     for (const auto& p : inspection.prompt) print(p, "  ");
     for (const auto& p : inspection.generated) print(p, "+ ");

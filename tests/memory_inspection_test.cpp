@@ -23,7 +23,7 @@ using namespace xlhost;
 namespace {
 
 // A model_memory run of a few steps whose bank holds the whole knowledge file, one line a row.
-std::string train_memory_run(const test::TempDir& dir, const std::string& id, int steps,
+core::TrainSummary train_memory_run(const test::TempDir& dir, const std::string& id, int steps,
                              std::vector<std::string> more = {}) {
   test::write_tiny_corpus(dir);
   std::ostringstream log;
@@ -37,14 +37,14 @@ std::string train_memory_run(const test::TempDir& dir, const std::string& id, in
   overrides.insert(overrides.end(), more.begin(), more.end());
   job.config = test::tiny_config(plugin, dir, overrides);
   job.log = &log;
-  return core::train(job).run_dir;
+  return core::train(job);
 }
 
 }  // namespace
 
 TEST(MemoryInspection, RowsReadDecodeToTheirKnowledgeLinesAndMatchTheGate) {
   test::TempDir dir;
-  auto t = core::load_trained_model(train_memory_run(dir, "inspect", 2), "", {});
+  auto t = core::load_trained_model(train_memory_run(dir, "inspect", 2).run_dir, "", {});
   const auto lines = core::read_knowledge_entries(dir / "data/knowledge.txt");
   const auto inspection = core::inspect_memory(*t.model, *t.tokenizer,
                                                core::prompt_ids(*t.tokenizer, "The capital of", false), 4, 3, t.device);
@@ -98,7 +98,7 @@ TEST(MemoryInspection, AModelWithoutAMemoryIsOneClearError) {
 
 TEST(MemoryAblation, OffShuffleAndRandomEachChangeTheLoss) {
   test::TempDir dir;
-  const auto run = train_memory_run(dir, "ablate", 30);
+  const auto run = train_memory_run(dir, "ablate", 30).run_dir;
   auto loss_with = [&](sdk::MemoryAblation how) {
     auto t = core::load_trained_model(run, "", {});
     if (how != sdk::MemoryAblation::kNone) t.model->ablate_memory(how, 7);
@@ -123,7 +123,7 @@ TEST(MemoryAblation, OffShuffleAndRandomEachChangeTheLoss) {
 // and train.log's rows-never-read figure is what the file's totals say.
 TEST(MemoryUsage, CountsSumToEachStepsReadsAndAgreeWithTrainLog) {
   test::TempDir dir;
-  const core::RunDirectory run(train_memory_run(dir, "usage", 6, {"train.log_interval=1"}));
+  const core::RunDirectory run(train_memory_run(dir, "usage", 6, {"train.log_interval=1"}).run_dir);
   const auto file = core::read_memory_usage(run.memory_usage());
   EXPECT_EQ(file.layers, 2u);
   EXPECT_EQ(file.rows, 256u);
@@ -142,4 +142,24 @@ TEST(MemoryUsage, CountsSumToEachStepsReadsAndAgreeWithTrainLog) {
     if (name == "memory_rows_never_hit") logged = value;
   EXPECT_EQ(logged, static_cast<double>(never));
   EXPECT_GT(never, 0) << "a 256-row bank is not read whole in 6 steps of this tiny model";
+}
+
+// Issue 29: an EMA bank drifts from its text and the figures say by how many rows; a frozen
+// one does not; the run's results, which the record keeps, hold the last figures.
+TEST(MemoryUsage, RowsChangedCountsAnEmaBanksDriftAndTheRecordKeepsTheFigures) {
+  auto last_figure = [](const core::RunDirectory& run, const std::string& name) {
+    const auto log = core::read_train_log(run.train_log());  // kept: the loop reads into it
+    double value = -1;
+    for (const auto& [n, v] : log.steps.back().diagnostics)
+      if (n == name) value = v;
+    return value;
+  };
+
+  test::TempDir frozen_dir, ema_dir;
+  const core::RunDirectory frozen(train_memory_run(frozen_dir, "frozen", 4, {"model.freeze_memory=true"}).run_dir);
+  const auto ema_summary = train_memory_run(ema_dir, "ema", 4, {"model.freeze_memory=false", "model.ema_update_freq=1"});
+  const core::RunDirectory ema(ema_summary.run_dir);
+  EXPECT_EQ(last_figure(frozen, "memory_rows_changed"), 0);
+  EXPECT_GT(last_figure(ema, "memory_rows_changed"), 0);
+  EXPECT_FALSE(ema_summary.memory_usage.empty()) << "the results the record keeps";
 }

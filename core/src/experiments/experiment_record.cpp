@@ -223,6 +223,11 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
   results.AddMember("step_time", step_time, a);  // mean seconds per optimizer step of this run
   results.AddMember("peak_rss_bytes", s.peak_rss_bytes, a);
   results.AddMember("peak_cuda_bytes", s.peak_cuda_bytes > 0 ? rapidjson::Value(s.peak_cuda_bytes) : rapidjson::Value(), a);
+  if (!s.memory_usage.empty()) {
+    rapidjson::Value usage(rapidjson::kObjectType);
+    for (const auto& [name, value] : s.memory_usage) usage.AddMember(str(name), rapidjson::Value(value), a);
+    results.AddMember("memory_usage", usage, a);
+  }
   results.AddMember("checkpoint", str(s.checkpoint), a);
   if (const auto md5 = s.checkpoint.empty() ? "" : CheckpointFolder(s.checkpoint).weights_md5(); !md5.empty())
     results.AddMember("checkpoint_md5", str(md5), a);

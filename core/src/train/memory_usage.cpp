@@ -35,6 +35,8 @@ void MemoryUsage::add(const std::vector<sdk::MemoryRead>& reads) {
   if (!interval_.defined()) {  // the bank's shape is known from the first read
     const int64_t layers = static_cast<int64_t>(reads.size()), rows = reads.front().bank.size(0);
     interval_ = torch::zeros({layers, rows}, reads.front().rows.options().dtype(torch::kInt64));
+    bank_ = reads.front().bank;
+    if (start_step_ == 0) initial_bank_ = bank_.clone();  // the text initialisation (a resumed run has no copy)
     total_ = torch::zeros({layers, rows}, torch::kInt64);
     if (std::filesystem::exists(path_)) {
       if (write_) truncate_memory_usage(path_, start_step_);
@@ -76,6 +78,8 @@ void MemoryUsage::flush(int64_t step, std::vector<std::pair<std::string, double>
   figures.emplace_back("memory_rows_hit", hit);
   figures.emplace_back("memory_rows_never_hit", static_cast<double>(rows) - hit);
   figures.emplace_back("memory_hot_rows", (per_row.to(torch::kFloat64) > 10 * mean).sum().item<double>());
+  if (initial_bank_.defined())  // banks updated by a rule (EMA) drift from their text
+    figures.emplace_back("memory_rows_changed", (bank_ != initial_bank_).any(1).sum().item<double>());
   for (int64_t l = 0; l < layers; ++l) {
     figures.emplace_back("memory_usage_entropy_" + std::to_string(l), entropy(total_[l]));
     figures.emplace_back("memory_usage_gini_" + std::to_string(l), gini(total_[l]));

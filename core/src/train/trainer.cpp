@@ -152,7 +152,11 @@ void Trainer::count_step(StepRecord& r) {
   if (r.log_line) {
     r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
     window_tokens_ = window_seconds_ = 0;
-    if (memory_usage_) memory_usage_->flush(state_.step, r.diagnostics);
+    if (memory_usage_) {
+      const size_t before = r.diagnostics.size();
+      memory_usage_->flush(state_.step, r.diagnostics);
+      if (r.diagnostics.size() > before) summary_.memory_usage.assign(r.diagnostics.begin() + before, r.diagnostics.end());
+    }
   }
 }
 

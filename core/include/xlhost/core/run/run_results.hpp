@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace xlhost::core {
@@ -43,6 +44,9 @@ struct RunResults {
   int64_t peak_rss_bytes = 0;
   int64_t peak_cuda_bytes = 0;  // most CUDA memory held by tensors; 0 on the CPU
   std::string checkpoint;       // the last checkpoint written
+  // A memory model's reads over training at the last logged step (train.memory_usage):
+  // memory_rows_hit, memory_rows_never_hit, ... as in train.log; empty for other models.
+  std::vector<std::pair<std::string, double>> memory_usage;
 };
 
 }  // namespace xlhost::core

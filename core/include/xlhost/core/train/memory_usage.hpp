@@ -26,8 +26,9 @@ class MemoryUsage {
   void add(const std::vector<sdk::MemoryRead>& reads);  // one training forward's
   // A logged step: the reads since the last one go to the file, and the figures of the
   // reads since the start are appended to `figures` (memory_rows_hit, memory_rows_never_hit,
-  // memory_hot_rows, memory_usage_entropy_<layer>, memory_usage_gini_<layer>). Nothing
-  // when no read was added since the start.
+  // memory_hot_rows, in a run that started at step 0 memory_rows_changed (rows whose tokens
+  // differ from the text initialisation: an EMA bank), memory_usage_entropy_<layer>,
+  // memory_usage_gini_<layer>). Nothing when no read was added since the start.
   void flush(int64_t step, std::vector<std::pair<std::string, double>>& figures);
 
  private:
@@ -36,6 +37,7 @@ class MemoryUsage {
   int64_t start_step_;
   torch::Tensor interval_;  // int64 [layers, rows] on the device: reads since the last flush
   torch::Tensor total_;     // int64 [layers, rows] on the CPU: reads since the start
+  torch::Tensor bank_, initial_bank_;  // the bank, and its copy at step 0 (fresh runs only)
 };
 
 }  // namespace xlhost::core
