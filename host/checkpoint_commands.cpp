@@ -34,6 +34,20 @@ void add_checkpoint_options(po::options_description& options) {
       ("set,s", po::value<std::vector<std::string>>()->composing(), "override a config value (repeatable)");
 }
 
+// --prompt (repeatable) and the lines of --prompts FILE, or of `fallback` when neither is given.
+std::vector<std::string> prompts_of(const po::variables_map& vm, const std::string& fallback) {
+  std::vector<std::string> prompts;
+  if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
+  std::string file = vm["prompts"].as<std::string>();
+  if (prompts.empty() && file.empty()) file = fallback;
+  if (!file.empty()) {
+    auto more = read_prompts(file, 0);
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
+  return prompts;
+}
+
 core::TrainedModel load(const po::variables_map& vm) {
   return core::load_trained_model(vm["checkpoint"].as<std::string>(), vm["plugin"].as<std::string>(),
                                   vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{});
@@ -203,16 +217,7 @@ int generate_command(const std::vector<std::string>& args) {
   o.use_cache = !vm.count("no-cache");
   if (o.max_new_tokens < 1) throw core::UserError("--max-new-tokens must be at least 1");
 
-  std::vector<std::string> prompts;
-  if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
-  std::string file = vm["prompts"].as<std::string>();
-  if (prompts.empty() && file.empty()) file = generate.prompts_path;
-  if (!file.empty()) {
-    auto more = read_prompts(file, 0);
-    prompts.insert(prompts.end(), more.begin(), more.end());
-  }
-  if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
-  print_samples(*t.model, *t.tokenizer, prompts, chat, o, t.device, std::cout);
+  print_samples(*t.model, *t.tokenizer, prompts_of(vm, generate.prompts_path), chat, o, t.device, std::cout);
   return 0;
 }
 
@@ -235,13 +240,7 @@ int inspect_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
-  std::vector<std::string> prompts;
-  if (vm.count("prompt")) prompts = vm["prompt"].as<std::vector<std::string>>();
-  if (const auto file = vm["prompts"].as<std::string>(); !file.empty()) {
-    auto more = read_prompts(file, 0);
-    prompts.insert(prompts.end(), more.begin(), more.end());
-  }
-  if (prompts.empty()) throw core::UserError("no prompts: pass --prompt TEXT or --prompts FILE");
+  const auto prompts = prompts_of(vm, "");
   const int64_t top = vm["top"].as<int64_t>(), generate = vm["generate"].as<int64_t>();
   if (top < 1 || generate < 0) throw core::UserError("--top must be at least 1 and --generate at least 0");
   const bool chat = t.config.options.data.format == core::DocumentFormat::kChat;

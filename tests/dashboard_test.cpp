@@ -15,6 +15,7 @@
 #include "http_get.hpp"
 #include "test_support.hpp"
 #include "xlhost/core/experiments/dashboard.hpp"
+#include "xlhost/core/experiments/memory_usage_file.hpp"
 #include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/util/json.hpp"
 
@@ -181,4 +182,25 @@ TEST(Dashboard, TheServerRefusesHugeHeadersAndOtherMethods) {
   const std::string huge = "GET / HTTP/1.1\r\nX-Padding: " + std::string(40000, 'a') + "\r\n\r\n";
   EXPECT_EQ(test::http_exchange(server.port(), huge).rfind("HTTP/1.1 431", 0), 0u);
   EXPECT_EQ(test::http_exchange(server.port(), "POST /api/runs HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").rfind("HTTP/1.1 405", 0), 0u);
+}
+
+// Found by fuzz_run_folder: records out of step order overflowed the memory page's heatmap,
+// and a header naming a billion rows made it allocate gigabytes.
+TEST(Dashboard, MemoryPageOfAnOddUsageFileIsAnsweredNotACrash) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  fs::create_directories(dir / "out/odd");
+  core::append_memory_usage(dir / "out/odd/memory_usage.bin", 1, 4, {{5, 0, {{1, 2}}}, {3, 0, {{2, 7}}}});
+  const auto answer = get(d, "/api/memory?id=odd");
+  ASSERT_EQ(status_of(answer), 200) << answer;
+  rapidjson::Document doc;
+  EXPECT_FALSE(core::parse_json_into(doc, test::body_of(answer)));
+  EXPECT_EQ(doc["never_read"].GetInt64(), 2);
+  EXPECT_EQ(doc["columns"].Size(), 2u);
+
+  fs::create_directories(dir / "out/huge");
+  core::append_memory_usage(dir / "out/huge/memory_usage.bin", 1, uint64_t{1} << 30, {});
+  const auto huge = get(d, "/api/memory?id=huge");
+  EXPECT_EQ(status_of(huge), 404);
+  EXPECT_NE(huge.find("the memory page shows"), std::string::npos) << huge;
 }

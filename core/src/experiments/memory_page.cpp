@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kBands = 64, kColumns = 60, kListed = 20;
+constexpr uint64_t kMaxRows = uint64_t{1} << 24;  // the page holds a few numbers per row
 constexpr uintmax_t kMaxUsageBytes = uintmax_t{512} << 20, kMaxKnowledgeBytes = uintmax_t{256} << 20;
 
 // The knowledge file's lines (row i: line i), when the run's config names one inside the project.
@@ -47,13 +48,18 @@ std::optional<std::string> memory_page_json(const fs::path& run_dir, const fs::p
   const auto path = run.resolve(run.memory_usage(), "memory usage", kMaxUsageBytes);
   if (!path) return std::nullopt;
   const auto usage = read_memory_usage(*path);
+  if (usage.rows > kMaxRows)
+    throw UserError(path->string() + ": a bank of " + std::to_string(usage.rows) + " rows, more than the " +
+                    std::to_string(kMaxRows) + " the memory page shows");
   const size_t rows = usage.rows;
   std::vector<uint64_t> total(rows, 0);
   std::vector<int64_t> steps;
   for (const auto& r : usage.records) {
     for (const auto& [row, n] : r.reads) total[row] += n;
-    if (steps.empty() || steps.back() != r.step) steps.push_back(r.step);
+    steps.push_back(r.step);
   }
+  std::sort(steps.begin(), steps.end());  // a file written by a resumed run, or by hand, need not be in order
+  steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
   std::vector<uint32_t> order(rows);
   std::iota(order.begin(), order.end(), 0u);
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return total[a] > total[b]; });
