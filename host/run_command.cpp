@@ -1,4 +1,4 @@
-// `xlhost run`: one run, N seeds of it, or its launch in the background or under torchrun.
+// `xlhost run`: one run, N seeds of it, or its launch in the background or as --nproc ranks.
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -366,7 +366,7 @@ int run_command(const std::vector<std::string>& args) {
     const int nproc = vm["nproc"].as<int>();
     if (nproc < 1) throw core::UserError("--nproc must be at least 1");
     if (vm.count("detach") || seeds > 1)
-      throw core::UserError("--nproc with --detach or --seeds is not supported: launch torchrun in a script");
+      throw core::UserError("--nproc with --detach or --seeds is not supported: run it from a script");
     return launch_ranks(args, nproc);
   }
   const auto plugin = core::load_plugin(plugin_path);
