@@ -18,7 +18,7 @@ class SuccessorModel : public sdk::Model {
   explicit SuccessorModel(int64_t vocab) : vocab_(vocab) {}
   sdk::ForwardResult forward(const torch::Tensor& tokens, sdk::DecodeCache* = nullptr) override {
     auto next = (tokens + 1).remainder(vocab_);
-    return {torch::one_hot(next, vocab_).to(torch::kFloat32) * 30.0, {}, {}};
+    return {torch::one_hot(next, vocab_).to(torch::kFloat32) * 30.0, {}, {}, {}};
   }
 
  private:

@@ -55,7 +55,7 @@ class ModelOriginal : public Model {
     if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
     for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<BlockImpl>()->forward(h, rope_, kv, i);
     if (kv) kv->length += tokens.size(1);
-    return {tok_embeddings->logits(norm(h)), {}, {}};
+    return {tok_embeddings->logits(norm(h)), {}, {}, {}};
   }
 
   std::unique_ptr<DecodeCache> new_cache() override { return std::make_unique<KVCache>(layers->size()); }

@@ -38,7 +38,7 @@ class ParallelBlock : public Model {
   ForwardResult forward(const torch::Tensor& tokens, DecodeCache*) override {
     auto h = tok_embeddings->embed(tokens);
     for (const auto& layer : *layers) h = layer->as<BlockImpl>()->forward(h, rope_);
-    return {tok_embeddings->logits(norm(h)), {}, {}};
+    return {tok_embeddings->logits(norm(h)), {}, {}, {}};
   }
   WeightInterop weight_interop() const override {
     WeightInterop interop;
