@@ -16,9 +16,12 @@
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/train/trainer.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json.hpp"
 #include "xlhost/sdk/memory.hpp"
 
 using namespace xlhost;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -162,4 +165,10 @@ TEST(MemoryUsage, RowsChangedCountsAnEmaBanksDriftAndTheRecordKeepsTheFigures) {
   EXPECT_EQ(last_figure(frozen, "memory_rows_changed"), 0);
   EXPECT_GT(last_figure(ema, "memory_rows_changed"), 0);
   EXPECT_FALSE(ema_summary.memory_usage.empty()) << "the results the record keeps";
+  EXPECT_FALSE(fs::exists(frozen.memory_changes()));
+  const auto changes = core::parse_json(core::read_text_file(ema.memory_changes().string()), "memory_changes.json");
+  ASSERT_GT(changes["rows"].Size(), 0u);
+  const auto& top = changes["rows"][0];
+  EXPECT_GT(top["tokens_changed"].GetInt64(), 0);
+  EXPECT_STRNE(top["before"].GetString(), top["after"].GetString()) << "the text diff of a changed row";
 }

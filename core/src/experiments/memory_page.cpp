@@ -41,6 +41,17 @@ std::vector<std::string> row_texts(const RunDirectory& run, const fs::path& proj
   }
 }
 
+// key: a JSON file's "rows" array as it is (ablations.json, memory_changes.json); null when
+// the file is absent or broken.
+void write_rows(JsonWriter& w, const char* key, const std::optional<std::string>& file) {
+  w.Key(key);
+  rapidjson::Document doc;
+  if (file && !doc.Parse(file->c_str()).HasParseError() && doc.IsObject() && doc.HasMember("rows") && doc["rows"].IsArray())
+    doc["rows"].Accept(w);
+  else
+    w.Null();
+}
+
 }  // namespace
 
 std::optional<std::string> memory_page_json(const fs::path& run_dir, const fs::path& project) {
@@ -76,6 +87,7 @@ std::optional<std::string> memory_page_json(const fs::path& run_dir, const fs::p
   const auto texts = row_texts(run, project);
   auto text = [&](uint32_t row) { return row < texts.size() ? texts[row] : std::string(); };
   const auto ablations = run.read(run.ablations(), "ablations", kMaxRecordBytes);
+  const auto changes = run.read(run.memory_changes(), "memory changes", kMaxRecordBytes);
   return write_json([&](JsonWriter& w) {
     w.StartObject();
     w.Key("layers"), w.Uint(usage.layers);
@@ -114,12 +126,8 @@ std::optional<std::string> memory_page_json(const fs::path& run_dir, const fs::p
       ++listed;
     }
     w.EndArray();
-    w.Key("ablations");
-    rapidjson::Document doc;
-    if (ablations && !doc.Parse(ablations->c_str()).HasParseError() && doc.IsObject() && doc.HasMember("rows"))
-      doc["rows"].Accept(w);
-    else
-      w.Null();
+    write_rows(w, "ablations", ablations);
+    write_rows(w, "changes", changes);
     w.EndObject();
   });
 }

@@ -1,6 +1,8 @@
 #include "xlhost/core/train/memory_usage.hpp"
 
 #include "xlhost/core/experiments/memory_usage_file.hpp"
+#include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/json_writer.hpp"
 
 namespace xlhost::core {
 
@@ -26,8 +28,38 @@ double entropy(const torch::Tensor& counts) {
 
 }  // namespace
 
-MemoryUsage::MemoryUsage(std::filesystem::path path, bool write, int64_t start_step)
-    : path_(std::move(path)), write_(write), start_step_(start_step) {}
+MemoryUsage::MemoryUsage(const RunDirectory& run, bool write, int64_t start_step,
+                         std::function<std::string(const torch::Tensor& row)> row_text)
+    : path_(run.memory_usage()),
+      changes_path_(run.memory_changes()),
+      write_(write),
+      row_text_(std::move(row_text)),
+      start_step_(start_step) {}
+
+// memory_changes.json: the rows whose tokens differ most from the text initialisation.
+void MemoryUsage::write_changes(int64_t step, int64_t changed) const {
+  constexpr int64_t kListed = 20;
+  const auto differing = (bank_ != initial_bank_).sum(1).to(torch::kCPU);
+  const auto [counts, rows] = differing.topk(std::min<int64_t>(kListed, differing.size(0)));
+  const auto json = write_json([&](JsonWriter& w) {
+    w.StartObject();
+    w.Key("step"), w.Int64(step);
+    w.Key("rows_changed"), w.Int64(changed);
+    w.Key("rows"), w.StartArray();
+    for (int64_t i = 0; i < rows.size(0) && counts[i].item<int64_t>() > 0; ++i) {
+      const int64_t row = rows[i].item<int64_t>();
+      w.StartObject();
+      w.Key("row"), w.Int64(row);
+      w.Key("tokens_changed"), w.Int64(counts[i].item<int64_t>());
+      write_string(w, "before", row_text_(initial_bank_[row]));
+      write_string(w, "after", row_text_(bank_[row]));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  });
+  write_file_atomically(changes_path_.string(), json + "\n");
+}
 
 void MemoryUsage::add(const std::vector<sdk::MemoryRead>& reads) {
   if (reads.empty()) return;
@@ -78,8 +110,11 @@ void MemoryUsage::flush(int64_t step, std::vector<std::pair<std::string, double>
   figures.emplace_back("memory_rows_hit", hit);
   figures.emplace_back("memory_rows_never_hit", static_cast<double>(rows) - hit);
   figures.emplace_back("memory_hot_rows", (per_row.to(torch::kFloat64) > 10 * mean).sum().item<double>());
-  if (initial_bank_.defined())  // banks updated by a rule (EMA) drift from their text
-    figures.emplace_back("memory_rows_changed", (bank_ != initial_bank_).any(1).sum().item<double>());
+  if (initial_bank_.defined()) {  // banks updated by a rule (EMA) drift from their text
+    const int64_t changed = (bank_ != initial_bank_).any(1).sum().item<int64_t>();
+    figures.emplace_back("memory_rows_changed", static_cast<double>(changed));
+    if (write_ && changed > 0) write_changes(step, changed);
+  }
   for (int64_t l = 0; l < layers; ++l) {
     figures.emplace_back("memory_usage_entropy_" + std::to_string(l), entropy(total_[l]));
     figures.emplace_back("memory_usage_gini_" + std::to_string(l), gini(total_[l]));

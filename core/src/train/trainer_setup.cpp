@@ -7,10 +7,12 @@
 #include "xlhost/core/checkpoint/initial_weights.hpp"
 #include "xlhost/core/checkpoint/llama_checks.hpp"
 #include "xlhost/core/data/knowledge_file.hpp"
+#include "xlhost/core/eval/memory_inspection.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
+#include "xlhost/core/util/printable_text.hpp"
 #include "xlhost/core/util/progress.hpp"
 
 namespace xlhost::core {
@@ -140,7 +142,9 @@ void Trainer::prepare_run_folder() {
   summary_.first_step = state_.step;
   if (train_.memory_usage) {  // a model without a memory records no reads: nothing is counted
     setup_.model->set_memory_probes(true);
-    memory_usage_.emplace(run_dir.memory_usage(), communicator_.rank() == 0, state_.step);
+    memory_usage_.emplace(run_dir, communicator_.rank() == 0, state_.step, [tokenizer = setup_.tokenizer.get()](const torch::Tensor& row) {
+      return printable_text(bank_row_text(row, *tokenizer));
+    });
   }
   config_json_ = job_.config.values.to_json();
   if (communicator_.rank() == 0) write_file_atomically(run_dir.config().string(), config_json_);  // rank 0 writes the run's files

@@ -12,7 +12,8 @@ namespace xlhost::core {
 
 // JSON {"layers","rows","knowledge_lines","columns":[step...],"heatmap":[[reads per column]...] (bands, most
 // read first),"band_rows":N,"top":[{"row","reads","text"}],"never_read":COUNT,
-// "never":[{"row","text"}],"ablations":[...]|null}; nothing when the run has no memory
+// "never":[{"row","text"}],"ablations":[...]|null,"changes":[{"row","tokens_changed","before",
+// "after"}]|null (an EMA bank's most-changed rows)}; nothing when the run has no memory
 // usage file. The knowledge file is read only inside `project` (the served folder).
 std::optional<std::string> memory_page_json(const std::filesystem::path& run_dir, const std::filesystem::path& project);
 

@@ -8,10 +8,12 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::core {
@@ -21,7 +23,10 @@ class MemoryUsage {
   // `path` is written when `write` (the rank that writes the run's files). The totals start
   // from the file's records up to `start_step`; later ones (a resumed run repeats those
   // steps) are dropped from the file.
-  MemoryUsage(std::filesystem::path path, bool write, int64_t start_step);
+  // `row_text` decodes a bank row for memory_changes.json (the most-changed rows of a bank
+  // that drifts from its text, before and now).
+  MemoryUsage(const RunDirectory& run, bool write, int64_t start_step,
+              std::function<std::string(const torch::Tensor& row)> row_text);
 
   void add(const std::vector<sdk::MemoryRead>& reads);  // one training forward's
   // A logged step: the reads since the last one go to the file, and the figures of the
@@ -32,8 +37,11 @@ class MemoryUsage {
   void flush(int64_t step, std::vector<std::pair<std::string, double>>& figures);
 
  private:
-  std::filesystem::path path_;
+  void write_changes(int64_t step, int64_t changed) const;
+
+  std::filesystem::path path_, changes_path_;
   bool write_;
+  std::function<std::string(const torch::Tensor& row)> row_text_;
   int64_t start_step_;
   torch::Tensor interval_;  // int64 [layers, rows] on the device: reads since the last flush
   torch::Tensor total_;     // int64 [layers, rows] on the CPU: reads since the start
