@@ -232,18 +232,13 @@ std::string route(const http::Request& request, const Dashboard& d) {
       return http::response(200, "text/javascript", read_text_file(script->second, "script"), head_only);
     }
     if (path == "/api/runs") return json(runs_json(d));
-    if (path == "/api/curves" || path == "/api/run") {
+    if (path == "/api/curves" || path == "/api/run" || path == "/api/memory" || path == "/api/inspect") {
       const std::string id = query("id");
       if (!is_run_id(id)) return http::response(400, "text/plain", "id must be one run folder's name\n");
       const auto dir = run_folder(d, id);
       if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
-      return json(path == "/api/run" ? run_json(*dir) : curves_json(*dir));
-    }
-    if (path == "/api/memory" || path == "/api/inspect") {
-      const std::string id = query("id");
-      if (!is_run_id(id)) return http::response(400, "text/plain", "id must be one run folder's name\n");
-      const auto dir = run_folder(d, id);
-      if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
+      if (path == "/api/run") return json(run_json(*dir));
+      if (path == "/api/curves") return json(curves_json(*dir));
       if (path == "/api/inspect") {
         if (!d.inspect) return http::response(404, "text/plain", "this server does not inspect models\n");
         return json(d.inspect(*dir, query("prompt")));

@@ -99,12 +99,12 @@ MemoryUsageFile read_memory_usage(const std::filesystem::path& path, int64_t up_
   return file;
 }
 
-void truncate_memory_usage(const std::filesystem::path& path, int64_t step) {
-  if (!std::filesystem::exists(path)) return;
-  const auto kept = read_memory_usage(path, step);
+MemoryUsageFile truncate_memory_usage(const std::filesystem::path& path, int64_t step) {
+  auto kept = read_memory_usage(path, step);
   std::string bytes = header_bytes(kept.layers, kept.rows);
   for (const auto& r : kept.records) bytes += record_bytes(r);
   write_file_atomically(path.string(), bytes);
+  return kept;
 }
 
 }  // namespace xlhost::core

@@ -71,8 +71,7 @@ void MemoryUsage::add(const std::vector<sdk::MemoryRead>& reads) {
     if (start_step_ == 0) initial_bank_ = bank_.clone();  // the text initialisation (a resumed run has no copy)
     total_ = torch::zeros({layers, rows}, torch::kInt64);
     if (std::filesystem::exists(path_)) {
-      if (write_) truncate_memory_usage(path_, start_step_);
-      const auto file = read_memory_usage(path_, start_step_);
+      const auto file = write_ ? truncate_memory_usage(path_, start_step_) : read_memory_usage(path_, start_step_);
       auto totals = total_.accessor<int64_t, 2>();
       if (file.layers == layers && static_cast<int64_t>(file.rows) == rows)
         for (const auto& r : file.records)

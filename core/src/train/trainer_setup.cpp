@@ -81,8 +81,11 @@ void Trainer::load_initial_weights() {
     // A file without a config: head counts that give the same shapes would load silently.
     const auto interop = model.weight_interop();
     const bool without_config = origin.format == WeightsFormat::kTorchStateDict || origin.format == WeightsFormat::kSafetensors;
-    if (const auto probe = probe_batch(); without_config && interop.hugging_face.architecture == "LlamaForCausalLM" && probe.size(0) > 0)
-      if (auto warning = check_head_layout(model, interop.hugging_face, probe, origin.path); !warning.empty()) warn(warning);
+    if (without_config && interop.hugging_face.architecture == "LlamaForCausalLM") {
+      const auto probe = probe_batch();
+      if (probe.size(0) > 0)
+        if (auto warning = check_head_layout(model, interop.hugging_face, probe, origin.path); !warning.empty()) warn(warning);
+    }
     if (auto warning = tokenizer_mismatch(origin, data_.tokenizer); !warning.empty()) warn(warning);
   }
   if (train_.export_interval > 0) require_exportable(model, descriptor.name);

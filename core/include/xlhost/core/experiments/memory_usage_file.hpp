@@ -35,7 +35,8 @@ void append_memory_usage(const std::filesystem::path& path, uint32_t layers, uin
 // of steps after `up_to_step` (>= 0) are left out.
 MemoryUsageFile read_memory_usage(const std::filesystem::path& path, int64_t up_to_step = -1);
 
-// Rewrites the file without the records after `step` (a resumed run repeats those steps).
-void truncate_memory_usage(const std::filesystem::path& path, int64_t step);
+// Rewrites the file without the records after `step` (a resumed run repeats those steps),
+// and returns what it kept.
+MemoryUsageFile truncate_memory_usage(const std::filesystem::path& path, int64_t step);
 
 }  // namespace xlhost::core
