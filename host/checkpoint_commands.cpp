@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "benchmark_command.hpp"
 #include "cli.hpp"
 #include "sample_printer.hpp"
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
@@ -141,16 +142,23 @@ int eval_command(const std::vector<std::string>& args) {
        "shuffle: the bank's rows permuted; random: random token rows), beside the unablated figures; kept in "
        "<run>/ablations.json for exp report")
       ("ablate-seed", po::value<int64_t>()->default_value(0), "the seed of shuffle and random");
+  add_benchmark_options(options);
   po::positional_options_description positional;
   positional.add("checkpoint", 1);
   po::variables_map vm;
   if (!parse_args(args, options, positional, "xlhost eval CHECKPOINT [options]",
                   "Held-out loss and perplexity of a checkpoint (eval.max_batches batches of data.seq_len),\n"
                   "and with --facts the fact recall of greedy completions.\n"
-                  "Targets are the inputs shifted by one: the logits at position i score token i+1.",
+                  "Targets are the inputs shifted by one: the logits at position i score token i+1.\n\n"
+                  "With --task FILE, a benchmark scored as lm-evaluation-harness scores it: the summed\n"
+                  "log-likelihood of \" \" + each choice after the context (no BOS, as lm-eval's default);\n"
+                  "acc = the best choice is the gold one, acc_norm = per character of the choice, acc_bytes =\n"
+                  "per UTF-8 byte; a text task gives word and byte perplexity and bits per byte. Each item is\n"
+                  "also looked for, word for word (13-grams), in the run's training data and knowledge file.",
                   vm))
     return 0;
   auto t = load(vm);
+  if (vm.count("task")) return benchmark_eval(vm, t);
   const auto& config = t.config.options;
   std::string path = vm["data"].as<std::string>();
   if (path.empty()) path = config.data.val_path;

@@ -116,6 +116,7 @@ int data_command(const std::vector<std::string>& args) {
                   "  train.jsonl, val.jsonl  {\"text\": ...} documents of fact sentences\n"
                   "  knowledge.txt           one fact per line (for memory plugins)\n"
                   "  facts.jsonl             {\"prompt\", \"answer\", \"in_train\"} for fact recall\n"
+                  "  fact_choices.jsonl      each fact as a multiple-choice item: xlhost eval RUN --task FILE\n"
                   "  prompts.txt             generation prompts\n"
                   "  chat_train.jsonl, chat_val.jsonl\n"
                   "                          {\"conversations\": [{\"role\", \"content\"}, ...]}: questions about\n"

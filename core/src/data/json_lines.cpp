@@ -10,7 +10,8 @@
 namespace xlhost::core {
 
 JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
-                                  const std::function<std::string(const rapidjson::Value&)>& on_object) {
+                                  const std::function<std::string(const rapidjson::Value&)>& on_object,
+                                  const std::string& hint) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open data file");
   JsonLinesReport report;
@@ -35,7 +36,7 @@ JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
     }
     const std::string where = path + ":" + std::to_string(line_no) + ": " + problem;
     if (!skip_malformed)
-      throw UserError(where + " (set data.skip_malformed=true to skip such lines)");
+      throw UserError(where + hint);
     ++report.skipped;
     if (report.first_problems.size() < 5) report.first_problems.push_back(where);
   }

@@ -117,6 +117,35 @@ void write_documents(const std::string& path, const std::vector<const Fact*>& po
   if (!out) throw UserError(path + ": cannot write");
 }
 
+// The multiple-choice twin of fact recall (an xlhost task file): each fact's prompt with
+// its answer among three answers of the same relation about other entities. Its own
+// random stream, so that the other files stay what they were before it existed.
+void write_fact_choices(const std::string& path, const std::vector<Fact>& facts, uint64_t seed) {
+  Rng rng(seed ^ 0x6d635f6661637473ULL);
+  std::ofstream out(path);
+  for (size_t i = 0; i < facts.size(); ++i) {
+    std::vector<std::string> choices{facts[i].answer.substr(1)};  // answers start with the space before them
+    for (int tries = 0; choices.size() < 4 && tries < 1000; ++tries) {
+      const auto& other = facts[(i % 4) + 4 * rng.below(facts.size() / 4)].answer.substr(1);  // the same relation
+      if (std::find(choices.begin(), choices.end(), other) == choices.end()) choices.push_back(other);
+    }
+    const size_t gold = rng.below(choices.size());
+    std::swap(choices[0], choices[gold]);
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    w.StartObject();
+    w.Key("context"), w.String(facts[i].prompt.c_str());
+    w.Key("choices"), w.StartArray();
+    for (const auto& c : choices) w.String(c.c_str());
+    w.EndArray();
+    w.Key("gold"), w.Int64(static_cast<int64_t>(gold));
+    w.Key("group"), w.String(facts[i].in_train ? "in training text" : "knowledge only");
+    w.EndObject();
+    out << buffer.GetString() << "\n";
+  }
+  if (!out) throw UserError(path + ": cannot write");
+}
+
 }  // namespace
 
 SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOptions& o) {
@@ -168,6 +197,7 @@ SynthSummary write_synthetic_facts(const std::string& out_dir, const SynthOption
   // Drawn last, so that the files above stay what they were before chat data existed.
   write_conversations(dir + "chat_train.jsonl", train_pool, o.chat_documents, rng);
   write_conversations(dir + "chat_val.jsonl", train_pool, std::max<int64_t>(1, o.chat_documents / 10), rng);
+  write_fact_choices(dir + "fact_choices.jsonl", facts, o.seed);
 
   // A byte-level BPE tokenizer of the corpus with MiniMind's special tokens: what chat
   // data (and so pretraining that SFT continues) needs.

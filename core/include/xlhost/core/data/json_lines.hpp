@@ -18,10 +18,11 @@ struct JsonLinesReport {
 
 // Calls `on_object` with every line's JSON object; it returns "" or what is wrong with the
 // line ("expected a string field \"text\""). A line that is not a JSON object, or that
-// on_object finds wrong, throws UserError naming file and line, unless skip_malformed, in
-// which case it is counted and skipped.
+// on_object finds wrong, throws UserError naming file and line (then `hint`), unless
+// skip_malformed, in which case it is counted and skipped.
 JsonLinesReport read_json_objects(const std::string& path, bool skip_malformed,
-                                  const std::function<std::string(const rapidjson::Value&)>& on_object);
+                                  const std::function<std::string(const rapidjson::Value&)>& on_object,
+                                  const std::string& hint = " (set data.skip_malformed=true to skip such lines)");
 
 // Calls `on_text` with the "text" field of every line of `path`. A malformed line (not
 // JSON, not an object, no string "text") throws UserError naming file and line, unless

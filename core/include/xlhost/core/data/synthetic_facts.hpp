@@ -26,6 +26,9 @@ struct SynthSummary {
 //   train.jsonl, val.jsonl   {"text": ...} documents of fact sentences
 //   knowledge.txt            one fact sentence per line (every fact)
 //   facts.jsonl              {"prompt", "answer", "question", "in_train"} for fact recall
+//   fact_choices.jsonl       each fact as a multiple-choice item (its answer among the same
+//                            relation's answers about other entities), grouped "in training
+//                            text" / "knowledge only": `xlhost eval --task` (task_file.hpp)
 //   prompts.txt              generation prompts
 //   chat_prompts.txt         questions, the prompts of a chat model
 //   chat_train.jsonl, chat_val.jsonl   {"conversations": [...]}: questions about the

@@ -28,6 +28,7 @@ class RunDirectory {
   std::filesystem::path lock() const { return root_ / "run.lock"; }  // held by the process that runs it (rank 0)
   std::filesystem::path crash_report() const { return root_ / "crash.txt"; }  // the line of a crash that ended the run
   std::filesystem::path ablations() const { return root_ / "ablations.json"; }  // eval --ablate: losses with the memory taken away
+  std::filesystem::path benchmarks() const { return root_ / "benchmarks.json"; }  // eval --task: one entry per task file
   std::filesystem::path memory_usage() const { return root_ / "memory_usage.bin"; }  // per-row reads over training
   std::filesystem::path memory_changes() const { return root_ / "memory_changes.json"; }  // an EMA bank's most-changed rows
   std::filesystem::path exports() const { return root_ / "exports"; }  // train.export_interval
