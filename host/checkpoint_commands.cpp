@@ -1,4 +1,5 @@
-// The commands that load a trained checkpoint: eval (with memory ablations), generate, inspect, export.
+// The commands that load a trained checkpoint: eval (with memory ablations and benchmarks),
+// generate, inspect, export, serve.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -6,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "benchmark_command.hpp"
 #include "cli.hpp"
@@ -13,6 +15,7 @@
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/config/options.hpp"
+#include "xlhost/core/eval/completions_api.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/eval/generator.hpp"
 #include "xlhost/core/eval/memory_inspection.hpp"
@@ -305,6 +308,56 @@ int export_command(const std::vector<std::string>& args) {
                                     : " with xlhost's tensor names")
             << "\n";
   if (!result.note.empty()) std::cout << "note: " << result.note << "\n";
+  return 0;
+}
+
+int serve_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  add_checkpoint_options(options);
+  options.add_options()
+      ("listen", po::value<std::string>()->default_value("127.0.0.1:8000"), "host:port to serve on (port 0: any free port)")
+      ("allow-remote", "serve on an address other machines can reach (anyone who can reach it uses the model)")
+      ("model-name", po::value<std::string>(), "the model's id in /v1/models and requests (default: the run id)")
+      ("context-length", po::value<int64_t>(), "prompt + max_tokens at most this many tokens (default: data.seq_len)");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost serve RUN_OR_CHECKPOINT [--listen 127.0.0.1:PORT] [options]",
+                  "OpenAI's completions API over a checkpoint, any plugin: GET /v1/models, POST /v1/completions\n"
+                  "(prompt as text or token ids, max_tokens from 0, temperature, top_p, stop, echo, logprobs with\n"
+                  "up to 5 alternatives, seed). lm-evaluation-harness drives it with\n"
+                  "  lm_eval --model local-completions --model_args model=NAME,base_url=http://HOST:PORT/v1/completions,\n"
+                  "          tokenizer=RUN_TOKENIZER_DIR,tokenizer_backend=huggingface\n"
+                  "A text prompt is encoded without BOS, as lm-eval and `xlhost eval --task` encode; requests are\n"
+                  "answered one at a time. Listens on loopback unless --allow-remote. Ctrl-C stops.",
+                  vm))
+    return 0;
+  auto t = load(vm);
+  const auto address = core::http::parse_listen_address(vm["listen"].as<std::string>(), "--listen");
+  if (!address.is_loopback() && !vm.count("allow-remote"))
+    throw core::UserError("--listen " + vm["listen"].as<std::string>() +
+                          " is not a loopback address; add --allow-remote to serve other machines");
+  core::ServedModel served;
+  served.name = vm.count("model-name")
+                    ? vm["model-name"].as<std::string>()
+                    : std::filesystem::absolute(t.checkpoint).parent_path().parent_path().filename().string();
+  served.model = t.model.get();
+  served.tokenizer = t.tokenizer.get();
+  served.device = t.device;
+  served.context_length = vm.count("context-length") ? vm["context-length"].as<int64_t>() : t.config.options.data.seq_len;
+  if (served.context_length < 1) throw core::UserError("--context-length must be at least 1");
+  core::http::Server server(
+      address, "serve",
+      [&served](const std::string& text) {
+        const auto request = core::http::parse_request(text);
+        if (!request) return core::completions_error(400, "bad request line");
+        return core::answer_completions_request(*request, served);
+      },
+      core::kMaxCompletionRequestBytes, [](int status, const std::string& message) { return core::completions_error(status, message); });
+  std::cout << "serving " << served.name << " (" << t.checkpoint << ") at " << server.base_url()
+            << "/v1/completions\nCtrl-C stops\n"
+            << std::flush;
+  while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return 0;
 }
 

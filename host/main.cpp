@@ -42,8 +42,10 @@ plugin (.so) built against the xlhost SDK.
 commands:
   run          train a model:   xlhost run --plugin P.so --config exp.json [--set k=v]...
                (--init-from RUN|HF_DIR|FILE.pth: start from other weights, e.g. SFT after pretraining)
-  eval         held-out loss and perplexity of a checkpoint (--ablate memory=...: without its memory)
+  eval         held-out loss and perplexity of a checkpoint (--ablate memory=...: without its memory;
+               --task FILE: a multiple-choice or text benchmark scored as lm-evaluation-harness does)
   generate     sample from a checkpoint
+  serve        OpenAI-compatible /v1/completions over a checkpoint (lm-eval's local-completions)
   inspect      what a memory model reads: per token and layer, the bank rows, weights and text
   export       a checkpoint as a Hugging Face folder (transformers, vLLM, llama.cpp converters)
   plugin info  print a plugin's descriptor and config schema
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return generate_command(args);
     if (command == "export") return export_command(args);
     if (command == "inspect") return inspect_command(args);
+    if (command == "serve") return serve_command(args);
     if (command == "plugin") return plugin_command(args);
     if (command == "data") return data_command(args);
     if (command == "tokenizer") return tokenizer_command(args);

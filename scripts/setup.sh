@@ -5,7 +5,8 @@
 #
 # The environment lives outside the clone, shared by every clone on the machine:
 #   XLHOST_VENV   default ~/.cache/xlhost/venv-<hash of scripts/python-requirements.txt>
-# It is rebuilt only when python-requirements.txt changes. scripts/python-env.sh prints its path.
+# It is rebuilt only when python-requirements.txt changes; scripts/python-tools.txt (oracles
+# added later) is installed on top of it. scripts/python-env.sh prints its path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,4 +53,12 @@ if [[ ! -f $venv/.xlhost-complete ]]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/python-requirements.txt
   echo "setup: Python environment ready in $(( $(date +%s) - start )) s"
   cp scripts/python-requirements.txt "$venv/.xlhost-complete"
+fi
+if ! cmp -s scripts/python-tools.txt "$venv/.xlhost-tools"; then
+  echo "setup: adding scripts/python-tools.txt to $venv"
+  constraints=$(mktemp)
+  grep -v '^#' scripts/python-requirements.txt > "$constraints"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/python-tools.txt -c "$constraints"
+  rm -f "$constraints"
+  cp scripts/python-tools.txt "$venv/.xlhost-tools"
 fi

@@ -70,10 +70,13 @@ void send_all(int fd, const std::string& data) {
 const char* reason(int status) {
   switch (status) {
     case 200: return "OK";
+    case 100: return "Continue";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -126,6 +129,20 @@ std::optional<Request> parse_request(const std::string& head) {
   const auto path = percent_decode(target.substr(0, question), false);
   if (!path) return std::nullopt;
   r.path = *path;
+  const auto head_end = head.find("\r\n\r\n");
+  for (size_t start = line_end + 2; line_end != std::string::npos && start < std::min(head_end, head.size());) {
+    const size_t end = std::min(head.find("\r\n", start), head.size());
+    const std::string field = head.substr(start, end - start);
+    const auto colon = field.find(':');
+    if (colon != std::string::npos) {
+      std::string name = field.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const auto value = field.find_first_not_of(" \t", colon + 1);
+      r.headers[name] = value == std::string::npos ? "" : field.substr(value, field.find_last_not_of(" \t\r") + 1 - value);
+    }
+    start = end + 2;
+  }
+  if (head_end != std::string::npos) r.body = head.substr(head_end + 4);
   if (question != std::string::npos) {
     const std::string query = target.substr(question + 1);
     for (size_t start = 0; start <= query.size();) {
@@ -149,8 +166,10 @@ std::string answer_read_only(const std::string& head, const std::function<std::s
   return route(*request);
 }
 
-Server::Server(const ListenAddress& address, const std::string& what, Handler handler)
-    : address_(address), handler_(std::move(handler)) {
+Server::Server(const ListenAddress& address, const std::string& what, Handler handler, size_t max_body_bytes,
+               Refusal refusal)
+    : address_(address), handler_(std::move(handler)), max_body_bytes_(max_body_bytes), refusal_(std::move(refusal)) {
+  if (!refusal_) refusal_ = [](int status, const std::string& message) { return response(status, "text/plain", message + "\n"); };
   const bool v6 = address.is_ipv6();
   sockaddr_storage storage{};
   socklen_t length;
@@ -229,27 +248,84 @@ void Server::accept_loop() {
   }
 }
 
-void Server::serve(int fd) {
-  std::string request;
+namespace {
+
+// Answers and closes a request whose input is not all read: closing with unread input would
+// reset the connection before the client reads the answer, so stop writing, then discard
+// what is still coming, within limits.
+void refuse(int fd, const std::string& answer, std::chrono::steady_clock::time_point deadline) {
+  send_all(fd, answer);
+  shutdown(fd, SHUT_WR);
   char buffer[4096];
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
-  while (request.find("\r\n\r\n") == std::string::npos) {
-    if (request.size() > kMaxRequestBytes) {
-      send_all(fd, response(431, "text/plain", "request too large\n"));
-      // Closing with unread input would reset the connection before the client reads
-      // the answer: stop writing, then discard what is still coming, within limits.
-      shutdown(fd, SHUT_WR);
-      size_t drained = 0;
-      for (ssize_t n; drained < (1u << 20) && std::chrono::steady_clock::now() < deadline &&
-                      (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
-        drained += static_cast<size_t>(n);
-      return;
-    }
-    if (std::chrono::steady_clock::now() > deadline) return;  // a slow client only costs itself
+  size_t drained = 0;
+  for (ssize_t n; drained < (size_t{16} << 20) && std::chrono::steady_clock::now() < deadline &&
+                  (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    drained += static_cast<size_t>(n);
+}
+
+// Appends what the client sends until `done(request)` or the deadline; false when it stopped.
+template <typename Done>
+bool receive_until(int fd, std::string& request, std::chrono::steady_clock::time_point deadline, size_t limit, Done done) {
+  char buffer[65536];
+  while (!done()) {
+    if (request.size() > limit || std::chrono::steady_clock::now() > deadline) return false;  // a slow client only costs itself
     ssize_t n = recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) return;
+    if (n <= 0) return false;
     request.append(buffer, static_cast<size_t>(n));
   }
+  return true;
+}
+
+}  // namespace
+
+bool Server::read_body(int fd, std::string& request, size_t head_end) {
+  if (max_body_bytes_ == 0) return true;  // a read-only site: its handler answers a POST 405
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+  const auto head = parse_request(request.substr(0, head_end + 4));
+  if (!head) return true;  // the handler answers 400
+  const auto length = head->headers.find("content-length");
+  if (head->headers.count("transfer-encoding")) {
+    refuse(fd, refusal_(411, "send the body with a Content-Length"), deadline);
+    return false;
+  }
+  if (length == head->headers.end()) return true;
+  size_t bytes = 0;
+  try {
+    size_t used = 0;
+    bytes = std::stoull(length->second, &used);
+    if (used != length->second.size()) throw std::invalid_argument("length");
+  } catch (const std::exception&) {
+    refuse(fd, refusal_(400, "Content-Length is not a number"), deadline);
+    return false;
+  }
+  if (bytes > max_body_bytes_) {
+    refuse(fd, refusal_(413, "the body has " + std::to_string(bytes) + " bytes; this server takes at most " +
+                              std::to_string(max_body_bytes_)),
+           deadline);
+    return false;
+  }
+  const auto expect = head->headers.find("expect");
+  if (expect != head->headers.end() && expect->second == "100-continue" && request.size() < head_end + 4 + bytes)
+    send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+  const size_t total = head_end + 4 + bytes;
+  if (!receive_until(fd, request, deadline, total, [&] { return request.size() >= total; })) return false;
+  request.resize(total);
+  return true;
+}
+
+void Server::serve(int fd) {
+  std::string request;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+  if (!receive_until(fd, request, deadline, kMaxRequestBytes, [&] { return request.find("\r\n\r\n") != std::string::npos; })) {
+    if (request.size() > kMaxRequestBytes) refuse(fd, refusal_(431, "request too large"), deadline);
+    return;
+  }
+  const size_t head_end = request.find("\r\n\r\n");
+  if (head_end > kMaxRequestBytes) {
+    refuse(fd, refusal_(431, "request too large"), deadline);
+    return;
+  }
+  if (!read_body(fd, request, head_end)) return;
   const auto answer = handler_(request);
   if (answer.size() > kMaxResponseBytes)
     send_all(fd, response(500, "text/plain", "the answer would have " + std::to_string(answer.size()) +

@@ -1,8 +1,9 @@
-// A small HTTP/1.1 server for loopback tools: the metrics endpoint of a run and the
-// experiment dashboard (`xlhost exp serve`). One thread accepts; each connection gets a
-// thread, a 5 s I/O budget and a 16 KiB limit on its request head; at most 16 at once.
-// What to answer is the handler's: a pure function of the request head, so it can be
-// tested and fuzzed without sockets.
+// A small HTTP/1.1 server for loopback tools: the metrics endpoint of a run, the
+// experiment dashboard (`xlhost exp serve`) and the completions API (`xlhost serve`). One
+// thread accepts; each connection gets a thread, a 5 s I/O budget and a 16 KiB limit on
+// its request head; at most 16 at once. A body (Content-Length) is read only by a server
+// given a body limit. What to answer is the handler's: a pure function of the request
+// text (head and body), so it can be tested and fuzzed without sockets.
 //
 // Not civetweb, which DESIGN.md proposed: Debian's libcivetweb is built with a small
 // fixed thread stack, and pthread_create fails in any process with LibTorch's large
@@ -35,10 +36,12 @@ ListenAddress parse_listen_address(const std::string& text, const std::string& w
 struct Request {
   std::string method, path;                  // path without the query, percent-decoded
   std::map<std::string, std::string> query;  // decoded
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
   bool head_only() const { return method == "HEAD"; }
 };
 
-// The request line of a head; nothing when it is malformed.
+// The request line, headers and body of a request; nothing when the line is malformed.
 std::optional<Request> parse_request(const std::string& head);
 
 // The answer of a read-only site: 400 for a malformed request line, 405 for a method other
@@ -50,10 +53,14 @@ std::string response(int status, const std::string& content_type, const std::str
 
 class Server {
  public:
-  using Handler = std::function<std::string(const std::string& request_head)>;
+  using Handler = std::function<std::string(const std::string& request)>;
   // `what` names the server in errors ("metrics", "exp serve"). UserError when the
-  // address cannot be bound.
-  Server(const ListenAddress& address, const std::string& what, Handler handler);
+  // address cannot be bound. A request whose body is larger than max_body_bytes is
+  // answered 413 without reaching the handler (0: no bodies). `refusal` words the answers
+  // the server gives itself (413, 431, ...); default text/plain.
+  using Refusal = std::function<std::string(int status, const std::string& message)>;
+  Server(const ListenAddress& address, const std::string& what, Handler handler, size_t max_body_bytes = 0,
+         Refusal refusal = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -65,8 +72,13 @@ class Server {
   void accept_loop();
   void serve(int fd);
 
+  // Reads the body the head announces into `request`; false when the client was answered.
+  bool read_body(int fd, std::string& request, size_t head_end);
+
   ListenAddress address_;
   Handler handler_;
+  size_t max_body_bytes_ = 0;
+  Refusal refusal_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
