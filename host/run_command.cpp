@@ -118,19 +118,6 @@ void print_summary(const core::TrainSummary& summary, const std::string& plugin_
   row("record", record_path);
 }
 
-// Completions of the config's first generate.samples prompts, printed and kept in samples.txt.
-void write_samples(const core::TrainSummary& summary, const core::Options& options) {
-  const auto& g = options.generate;
-  if (summary.interrupted || g.prompts_path.empty() || g.samples <= 0) return;
-  auto tokenizer = core::make_tokenizer(options.data.tokenizer);
-  std::ostringstream samples;
-  const bool chat = options.data.format == core::DocumentFormat::kChat;
-  print_samples(*summary.model, *tokenizer, read_prompts(g.prompts_path, g.samples), chat,
-                generate_options(g, *tokenizer, chat), summary.device, samples);
-  std::cout << samples.str();
-  core::write_file_atomically(core::RunDirectory(summary.run_dir).samples().string(), samples.str());
-}
-
 // Where training starts: --resume (a checkpoint, this experiment's newest valid one, or
 // auto), --rewind-to STEP, and the data --skip-batches passes over.
 void set_start_point(const po::variables_map& vm, const core::RunDirectory& run_dir, const std::string& id,
@@ -263,11 +250,17 @@ int train_run(const RunRequest& request, const core::RunConfig& config, const st
   if (ranks) description.distributed = {ranks->world_size(), ranks->backend_name(), ranks->launcher(), ranks->hosts()};
   core::ExperimentRecord record(description, core::plugin_identity(request.plugin), core::runtime_info());
   core::copy_crash_reports_to(run_dir.crash_report().string());
-  const auto summary = train_recorded(job, record, id);
+  auto summary = train_recorded(job, record, id);
   if (!summary) return 0;
-  record.finish(&*summary, summary->interrupted ? "interrupted" : "completed");
+  const std::string status = summary->interrupted ? "interrupted" : "completed";
+  try {  // the samples' figures go into the record, which says the run completed even when they fail
+    summary->generation = write_samples(*summary, options);
+  } catch (const std::exception&) {
+    record.finish(&*summary, status);
+    throw;
+  }
+  record.finish(&*summary, status);
   print_summary(*summary, plugin_name, id, record.path());
-  write_samples(*summary, options);
   if (metrics.server && options.metrics.linger_seconds > 0) linger(*metrics.server, options.metrics.linger_seconds);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "xlhost/core/config/options.hpp"
 #include "xlhost/core/data/tokenizer.hpp"
 #include "xlhost/core/eval/generator.hpp"
+#include "xlhost/core/train/trainer.hpp"
 
 namespace xlhost::host {
 
@@ -21,7 +22,13 @@ core::GenerateOptions generate_options(const core::GenerateSectionOptions& gener
 // Generates a continuation of every prompt, prints prompt → completion, then the EOS
 // rate and mean number of new tokens. chat: each prompt is a user turn in ChatML followed
 // by the assistant's header; otherwise BOS + prompt.
-void print_samples(sdk::Model& model, const core::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                   bool chat, const core::GenerateOptions& options, const torch::Device& device, std::ostream& out);
+core::GenerationReport print_samples(sdk::Model& model, const core::Tokenizer& tokenizer,
+                                     const std::vector<std::string>& prompts, bool chat,
+                                     const core::GenerateOptions& options, const torch::Device& device, std::ostream& out);
+
+// After training: completions of the config's first generate.samples prompts, printed and
+// kept in samples.txt, and their figures for the record (scored by generate.reference_run's
+// model when one is named). samples == 0 when the config asks for none.
+core::GenerationQuality write_samples(const core::TrainSummary& summary, const core::Options& options);
 
 }  // namespace xlhost::host

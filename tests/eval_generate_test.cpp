@@ -5,6 +5,7 @@
 #include "test_support.hpp"
 #include "xlhost/core/data/window_batch.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
+#include "xlhost/core/eval/generation_quality.hpp"
 #include "xlhost/core/eval/generator.hpp"
 
 using namespace xlhost;
@@ -116,4 +117,16 @@ TEST(Generate, KvCacheGivesTheSameGreedyText) {
   auto recomputed = core::generate(*model, {1, 5, 9}, o, torch::kCPU);
   EXPECT_EQ(cached.tokens, recomputed.tokens);
   EXPECT_EQ(cached.tokens.size(), 12u);
+}
+
+TEST(GenerationQuality, DistinctNgramsAndRepetitionByHand) {
+  core::GenerationReport report;
+  report.generations = {{{1, 2, 3, 1, 2, 3, 1, 2}, false}, {{4, 4, 4, 4, 4}, true}};
+  report.eos_rate = 0.5, report.mean_new_tokens = 6.5;
+  const auto q = core::generation_quality(report);
+  EXPECT_EQ(q.samples, 2);
+  EXPECT_DOUBLE_EQ(q.distinct_1, 4.0 / 13);  // {1, 2, 3, 4} of 13 tokens
+  EXPECT_DOUBLE_EQ(q.distinct_2, 4.0 / 11);  // {12, 23, 31} of 7 and {44} of 4
+  EXPECT_DOUBLE_EQ(q.repetition_4, (0.4 + 0.5) / 2);  // 3 distinct of 5 4-grams; 1 of 2
+  EXPECT_DOUBLE_EQ(q.eos_rate, 0.5);
 }

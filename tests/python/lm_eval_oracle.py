@@ -46,7 +46,7 @@ def run(*args, expect_ok=True):
     return r
 
 
-def config(name, plugin_model, steps, knowledge=False):
+def config(name, plugin_model, steps, knowledge=False, reference=None):
     c = {
         "experiment": {"id": name},
         "model": plugin_model,
@@ -59,6 +59,9 @@ def config(name, plugin_model, steps, knowledge=False):
     }
     if knowledge:
         c["data"]["knowledge_path"] = str(work / "syn/knowledge.txt")
+    if reference:
+        c["generate"] = {"prompts_path": str(work / "syn/prompts.txt"), "samples": 3, "max_new_tokens": 12,
+                         "temperature": 0.0, "reference_run": reference}
     path = work / f"{name}.json"
     path.write_text(json.dumps(c))
     return str(path)
@@ -137,7 +140,8 @@ MEMORY = {**ORIGINAL, "knowledge_num": 256, "knowledge_length": 24, "knowledge_d
           "fusion": "cross_attention", "fusion_mask": "causal", "selection": "score_weighted", "fusion_heads": 4,
           "freeze_memory": True}
 run("run", "-p", str(plugin_dir / "model_original.so"), "-c", config("original", ORIGINAL, 60))
-run("run", "-p", str(plugin_dir / "model_memory.so"), "-c", config("memory", MEMORY, 30, knowledge=True))
+run("run", "-p", str(plugin_dir / "model_memory.so"), "-c",
+    config("memory", MEMORY, 30, knowledge=True, reference="original"))
 
 
 def xlhost_scores(run_name, task=items_path):
@@ -275,6 +279,18 @@ try:
     compare("model_memory: local-completions against xlhost serve", ours, local_completions(server, work / "syn/tokenizer"))
 finally:
     server.stop()
+
+# The record and exp compare: the samples' figures (scored by the reference run) and the
+# benchmark scored on both runs.
+generation = json.loads((work / "out/memory/record.json").read_text())["results"]["generation"]
+check(generation["samples"] == 3 and 0 < generation["distinct_1"] <= 1 and generation["reference_run"] == "original"
+      and generation["reference_perplexity"] > 1, f"the memory run's record holds its samples' figures: {generation}")
+table = run("exp", "compare", "original", "memory", "--out", str(work / "out")).stdout
+check("samples ppl (reference run)" in table and "items.jsonl acc %" in table and "items.jsonl acc_norm %" in table,
+      "exp compare shows the samples' figures and the benchmark")
+benchmarks = json.loads((work / "out/memory/benchmarks.json").read_text())["items.jsonl"]
+check(benchmarks["contamination"]["knowledge"]["contaminated"] > 0 and benchmarks["checksum"],
+      f"benchmarks.json holds the task's checksum and its contamination: {benchmarks['contamination']}")
 
 if failures:
     sys.exit(f"{len(failures)} check(s) failed")

@@ -126,7 +126,10 @@ Schema GenerateSectionOptions::schema() {
           float_key("top_p", 0.9, "nucleus sampling mass", 0.0, 1.0),
           float_key("repetition_penalty", 1.0, "divide logits of tokens already present by this", 0.01, 100.0),
           int_key("seed", 0, "sampling seed", 0, 9.2e18),
-          int_key("samples", 3, "prompts whose completion is printed after training", 0, 1 << 20)};
+          int_key("samples", 3, "prompts whose completion is printed after training", 0, 1 << 20),
+          string_key("reference_run", "",
+                     "a run (its id under run.out_dir, or its folder) whose model scores the samples: their perplexity "
+                     "under it goes into the record; empty = none")};
 }
 
 GenerateSectionOptions GenerateSectionOptions::from(const SectionValues& s) {
@@ -134,6 +137,7 @@ GenerateSectionOptions GenerateSectionOptions::from(const SectionValues& s) {
   o.prompts_path = s.get_string("prompts_path"), o.max_new_tokens = s.get_int("max_new_tokens");
   o.temperature = s.get_float("temperature"), o.top_p = s.get_float("top_p");
   o.repetition_penalty = s.get_float("repetition_penalty"), o.seed = s.get_int("seed"), o.samples = s.get_int("samples");
+  o.reference_run = s.get_string("reference_run");
   return o;
 }
 

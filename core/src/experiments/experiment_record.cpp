@@ -228,6 +228,17 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
     for (const auto& [name, value] : s.memory_usage) usage.AddMember(str(name), rapidjson::Value(value), a);
     results.AddMember("memory_usage", usage, a);
   }
+  if (s.generation.samples > 0) {
+    const auto& g = s.generation;
+    rapidjson::Value generation(rapidjson::kObjectType);
+    generation.AddMember("samples", g.samples, a);
+    for (const auto& [key, value] : {std::pair{"eos_rate", g.eos_rate}, {"mean_new_tokens", g.mean_new_tokens},
+                                     {"distinct_1", g.distinct_1}, {"distinct_2", g.distinct_2},
+                                     {"repetition_4", g.repetition_4}, {"reference_perplexity", g.reference_perplexity}})
+      generation.AddMember(rapidjson::StringRef(key), std::isfinite(value) ? rapidjson::Value(value) : rapidjson::Value(), a);
+    if (!g.reference_run.empty()) generation.AddMember("reference_run", str(g.reference_run), a);
+    results.AddMember("generation", generation, a);
+  }
   results.AddMember("checkpoint", str(s.checkpoint), a);
   if (const auto md5 = s.checkpoint.empty() ? "" : CheckpointFolder(s.checkpoint).weights_md5(); !md5.empty())
     results.AddMember("checkpoint_md5", str(md5), a);

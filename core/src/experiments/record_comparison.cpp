@@ -7,9 +7,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "xlhost/core/experiments/experiment_record.hpp"
+#include "xlhost/core/run/run_directory.hpp"
+#include "xlhost/core/util/json.hpp"
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/progress.hpp"
 
@@ -55,12 +60,70 @@ const Metric kMetrics[] = {
     {"fact_recall", "fact recall %", 1, +1, 100},
     {"fact_recall_seen", "  facts in training text %", 1, +1, 100},
     {"fact_recall_unseen", "  facts only in knowledge %", 1, +1, 100},
+    {"generation/distinct_1", "samples distinct-1", 3, +1},
+    {"generation/distinct_2", "samples distinct-2", 3, +1},
+    {"generation/repetition_4", "samples repetition (4-grams)", 3, -1},
+    {"generation/eos_rate", "samples EOS rate %", 1, 0, 100},
+    {"generation/mean_new_tokens", "samples mean length", 1, 0},
+    {"generation/reference_perplexity", "samples ppl (reference run)", 2, -1},
     {"tokens_per_second", "tokens/s", 0, +1},
     {"step_time/step_s", "s/step", 3, -1},
     {"wall_seconds", "wall s", 1, -1},
     {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},
     {"peak_cuda_bytes", "peak CUDA MiB", 0, -1, 1.0 / (1 << 20)},
 };
+
+// A row of figures with the best marked: only when it beats every other run by more than
+// their spreads together (a tie, or a single run, has no best).
+ComparisonRow ranked_row(const std::string& label, int digits, int better, const std::vector<std::optional<double>>& values,
+                         const std::vector<std::optional<double>>& spreads) {
+  ComparisonRow row{label, {}, -1};
+  auto spread = [&](size_t i) { return spreads[i].value_or(0.0); };
+  for (size_t i = 0; i < values.size(); ++i) {
+    const bool spread_shown = spread(i) > 0;  // steps and parameter counts do not vary
+    row.values.push_back(!values[i] ? "-"
+                                    : format_fixed(*values[i], digits) +
+                                          (spread_shown ? " ± " + format_fixed(spread(i), digits) : ""));
+    if (values[i] && better != 0 &&
+        (row.best < 0 || (better < 0 ? *values[i] < *values[row.best] : *values[i] > *values[row.best])))
+      row.best = static_cast<int>(i);
+  }
+  if (std::all_of(row.values.begin(), row.values.end(), [&](auto& v) { return v == row.values[0]; })) row.best = -1;
+  for (size_t i = 0; row.best >= 0 && i < values.size(); ++i)
+    if (static_cast<int>(i) != row.best && values[i] &&
+        std::abs(*values[i] - *values[row.best]) <= spread(i) + spread(row.best) && spread(i) + spread(row.best) > 0)
+      row.best = -1;
+  return row;
+}
+
+// Benchmarks scored with `xlhost eval --task` (<run>/benchmarks.json): a row per task and figure.
+void add_benchmark_rows(const std::string& out_dir, const std::vector<std::string>& ids, RecordComparison& c) {
+  std::vector<rapidjson::Document> scored(ids.size());
+  std::set<std::string> tasks;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const RunDirectory run(std::filesystem::path(out_dir) / ids[i]);
+    const auto text = run.read(run.benchmarks(), "benchmarks", kMaxRecordBytes);
+    if (!text) continue;
+    scored[i] = parse_json(*text, run.benchmarks().string());
+    if (!scored[i].IsObject()) throw UserError(run.benchmarks().string() + ": expected a JSON object");
+    for (const auto& m : scored[i].GetObject()) tasks.insert(m.name.GetString());
+  }
+  const Metric figures[] = {{"acc", "acc %", 1, +1, 100},
+                            {"acc_norm", "acc_norm %", 1, +1, 100},
+                            {"word_perplexity", "word perplexity", 3, -1},
+                            {"bits_per_byte", "bits per byte", 4, -1}};
+  for (const auto& task : tasks)
+    for (const auto& f : figures) {
+      std::vector<std::optional<double>> values, spreads(ids.size());
+      for (const auto& doc : scored) {
+        const bool has = doc.IsObject() && doc.HasMember(task.c_str()) && doc[task.c_str()].IsObject();
+        const double v = has ? member_number(doc[task.c_str()], f.key) : std::nan("");
+        values.push_back(std::isfinite(v) ? std::optional<double>(v * f.scale) : std::nullopt);
+      }
+      if (std::any_of(values.begin(), values.end(), [](const auto& v) { return v.has_value(); }))
+        c.results.push_back(ranked_row(task + " " + f.label, f.digits, f.better, values, spreads));
+    }
+}
 
 }  // namespace
 
@@ -105,32 +168,19 @@ RecordComparison compare_records(const std::string& out_dir, const std::vector<s
     seeds.values.push_back(r.HasMember("seeds") && r["seeds"].IsArray() ? std::to_string(r["seeds"].Size()) : "1");
   c.results.push_back(seeds);
   for (const auto& m : kMetrics) {
-    ComparisonRow row{m.label, {}, -1};
-    std::vector<double> values(records.size(), std::nan("")), spreads(records.size(), 0.0);
-    for (size_t i = 0; i < records.size(); ++i) {
-      auto number_at = [&](const char* part) -> const rapidjson::Value* {
-        const auto* v = rapidjson::Pointer((std::string("/") + part + "/" + m.key).c_str()).Get(records[i]);
-        return v && v->IsNumber() ? v : nullptr;
+    std::vector<std::optional<double>> values, spreads;
+    for (const auto& record : records) {
+      auto number_at = [&](const char* part) -> std::optional<double> {
+        const auto* v = rapidjson::Pointer((std::string("/") + part + "/" + m.key).c_str()).Get(record);
+        if (!v || !v->IsNumber()) return std::nullopt;
+        return v->GetDouble() * m.scale;
       };
-      const auto* v = number_at("results");
-      const auto* sd = number_at("results_std");  // runs with --seeds: mean ± standard deviation
-      if (v) values[i] = v->GetDouble() * m.scale;
-      if (sd) spreads[i] = sd->GetDouble() * m.scale;
-      const bool spread_shown = sd && spreads[i] > 0;  // steps and parameter counts do not vary
-      row.values.push_back(!v ? "-" : format_fixed(values[i], m.digits) + (spread_shown ? " ± " + format_fixed(spreads[i], m.digits) : ""));
-      if (v && m.better != 0 && (row.best < 0 || (m.better < 0 ? values[i] < values[row.best] : values[i] > values[row.best])))
-        row.best = static_cast<int>(i);
+      values.push_back(number_at("results"));
+      spreads.push_back(number_at("results_std"));  // runs with --seeds: mean ± standard deviation
     }
-    if (std::all_of(row.values.begin(), row.values.end(), [&](auto& v) { return v == row.values[0]; }))
-      row.best = -1;  // a tie (or a single run) has no best
-    // A best is marked only when it beats every other run by more than their spreads together.
-    for (size_t i = 0; row.best >= 0 && i < records.size(); ++i)
-      if (static_cast<int>(i) != row.best && !std::isnan(values[i]) &&
-          std::abs(values[i] - values[row.best]) <= spreads[i] + spreads[row.best] &&
-          spreads[i] + spreads[row.best] > 0)
-        row.best = -1;
-    c.results.push_back(row);
+    c.results.push_back(ranked_row(m.label, m.digits, m.better, values, spreads));
   }
+  add_benchmark_rows(out_dir, ids, c);
   return c;
 }
 

@@ -49,7 +49,7 @@ struct EvalOptions {
 };
 
 struct GenerateSectionOptions {
-  std::string prompts_path;
+  std::string prompts_path, reference_run;
   int64_t max_new_tokens = 0, seed = 0, samples = 0;
   double temperature = 0, top_p = 0, repetition_penalty = 1;
   static Schema schema();

@@ -26,6 +26,17 @@ struct FactRecall {
   }
 };
 
+// What the samples after training look like (MiniMind's notes ask for coherence, fluency and
+// diversity in every record). distinct-n: distinct token n-grams over all samples / all of
+// them (Li et al., 2016); repetition: the mean over samples of the share of 4-grams that
+// repeat an earlier 4-gram of the same sample (seq-rep-4, Welleck et al., 2019).
+struct GenerationQuality {
+  int64_t samples = 0;  // 0: no samples were generated
+  double eos_rate = 0, mean_new_tokens = 0, distinct_1 = 0, distinct_2 = 0, repetition_4 = 0;
+  std::string reference_run;                 // whose model scored the samples; empty: none
+  double reference_perplexity = std::nan("");  // per token of the reference's tokenizer
+};
+
 // A run's outcome. Times are summed over the steps run (evaluation and checkpoints
 // excluded): forward + backward + optimizer <= step.
 struct RunResults {
@@ -47,6 +58,7 @@ struct RunResults {
   // A memory model's reads over training at the last logged step (train.memory_usage):
   // memory_rows_hit, memory_rows_never_hit, ... as in train.log; empty for other models.
   std::vector<std::pair<std::string, double>> memory_usage;
+  GenerationQuality generation;  // the samples after training
 };
 
 }  // namespace xlhost::core
