@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -315,7 +316,8 @@ int list_command(const std::vector<std::string>& args) {
   std::vector<std::string> problems;
   const auto records = core::list_records(out_dir, &problems);
   std::cout << std::left << std::setw(12) << "id" << std::setw(22) << "started" << std::setw(16) << "plugin"
-            << std::setw(13) << "status" << std::setw(18) << "final loss" << std::setw(18) << "val loss" << "tokens/s\n";
+            << std::setw(13) << "status" << std::setw(18) << "final loss" << std::setw(18) << "val loss" << std::setw(10)
+            << "tokens/s" << "benchmarks\n";
   auto loss = [](const core::RecordSummary& r, double mean, double spread) -> std::string {
     if (!r.has_results || !std::isfinite(mean)) return "-";
     return core::format_fixed(mean, 4) + (std::isfinite(spread) ? " ± " + core::format_fixed(spread, 4) : "");
@@ -323,8 +325,10 @@ int list_command(const std::vector<std::string>& args) {
   for (const auto& r : records)
     std::cout << std::setw(12) << r.id << std::setw(22) << r.start_time << std::setw(16) << r.plugin << std::setw(13)
               << r.status << std::setw(18) << loss(r, r.final_loss, r.final_loss_std) << std::setw(18)
-              << loss(r, r.val_loss, r.val_loss_std) << (r.has_results ? core::format_count(r.tokens_per_second) : "-")
-              << "\n";
+              << loss(r, r.val_loss, r.val_loss_std) << std::setw(10)
+              << (r.has_results ? core::format_count(r.tokens_per_second) : "-") << std::accumulate(r.benchmarks.begin(), r.benchmarks.end(), std::string(), [](std::string all, const std::string& b) {
+                   return all.empty() ? b : all + ", " + b;
+                 }) << "\n";
   for (const auto& r : records) {
     if ((r.status == "interrupted" || r.status == "crashed") && !r.last_checkpoint.empty())
       std::cout << r.id << ": " << r.status << "; last good checkpoint " << r.last_checkpoint << " (xlhost run ... --resume)\n";

@@ -124,6 +124,8 @@ subprocess.run([xlhost, "run", "-p", plugin, "-c", config("finished", 3e-3, 20)]
 subprocess.run([xlhost, "run", "-p", str(plugin_dir / "model_memory.so"), "-c", config("memory", 3e-3, 20, memory=True)],
                check=True, capture_output=True)
 subprocess.run([xlhost, "eval", str(work / "out/memory"), "--ablate", "memory=all"], check=True, capture_output=True)
+subprocess.run([xlhost, "eval", str(work / "out/finished"), "--task", str(work / "data/fact_choices.jsonl")], check=True,
+               capture_output=True)
 knowledge = set((work / "data/knowledge.txt").read_text().splitlines())
 running = subprocess.Popen([xlhost, "run", "-p", plugin, "-c", config("running", 1e-4, 1000000)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,6 +155,9 @@ try:
     check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 3"), "the page lists the three runs")
     statuses = dict(page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => [tr.dataset.id, tr.cells[4].textContent])"))
     check(statuses == {"finished": "completed", "running": "running", "memory": "completed"}, f"with their status: {statuses}")
+    scored = page.js("[...document.querySelectorAll('#runs tbody tr[data-id=finished] td')].map(td => td.textContent)")
+    check(any(re.fullmatch(r"fact_choices\.jsonl \d+\.\d%", cell) for cell in scored),
+          f"the finished run's benchmark (xlhost eval --task) in its row: {scored}")
 
     page.js("window.loadedAt = performance.timeOrigin; "
             "document.querySelectorAll('#runs tbody tr:not([data-id=memory]) input[type=checkbox]').forEach(box => box.click()); true")

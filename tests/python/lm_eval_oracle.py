@@ -288,6 +288,8 @@ check(generation["samples"] == 3 and 0 < generation["distinct_1"] <= 1 and gener
 table = run("exp", "compare", "original", "memory", "--out", str(work / "out")).stdout
 check("samples ppl (reference run)" in table and "items.jsonl acc %" in table and "items.jsonl acc_norm %" in table,
       "exp compare shows the samples' figures and the benchmark")
+listing = run("exp", "list", "--out", str(work / "out")).stdout
+check(all("items.jsonl" in line and "%" in line for line in listing.splitlines()[1:]), f"exp list shows them:\n{listing}")
 benchmarks = json.loads((work / "out/memory/benchmarks.json").read_text())["items.jsonl"]
 check(benchmarks["contamination"]["knowledge"]["contaminated"] > 0 and benchmarks["checksum"],
       f"benchmarks.json holds the task's checksum and its contamination: {benchmarks['contamination']}")

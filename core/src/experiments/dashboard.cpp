@@ -82,6 +82,9 @@ void write_run(JsonWriter& w, const fs::path& dir) {
                               "wall_seconds", "final_aux_loss"})
         write_number(w, key, member_number(doc["results"], key));
     w.EndObject();
+    w.Key("benchmarks"), w.StartArray();  // xlhost eval --task: "<task file> 43.1%"
+    for (const auto& b : summary.benchmarks) w.String(b.c_str());
+    w.EndArray();
     w.Key("config"), w.StartObject();
     if (doc.HasMember("hyperparameters") && doc["hyperparameters"].IsObject()) flatten(w, doc["hyperparameters"], "");
     w.EndObject();

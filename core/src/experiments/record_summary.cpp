@@ -59,6 +59,25 @@ std::string describe_code_version(const rapidjson::Value& git, bool full_commit)
   return text;
 }
 
+namespace {
+
+// "<task file> 43.1%" (acc) or "<task file> 0.538 bpb" for each entry of benchmarks.json.
+std::vector<std::string> benchmark_summaries(const RunDirectory& run) {
+  std::vector<std::string> out;
+  const auto text = run.read(run.benchmarks(), "benchmarks", kMaxRecordBytes);
+  rapidjson::Document doc;
+  if (!text || parse_json_into(doc, *text) || !doc.IsObject()) return out;
+  for (const auto& m : doc.GetObject()) {
+    if (!m.value.IsObject()) continue;
+    const double acc = member_number(m.value, "acc"), bpb = member_number(m.value, "bits_per_byte");
+    if (std::isfinite(acc)) out.push_back(std::string(m.name.GetString()) + " " + format_fixed(100 * acc, 1) + "%");
+    else if (std::isfinite(bpb)) out.push_back(std::string(m.name.GetString()) + " " + format_fixed(bpb, 3) + " bpb");
+  }
+  return out;
+}
+
+}  // namespace
+
 RecordSummary read_record_summary(const std::string& run_dir) {
   const fs::path dir(run_dir);
   return summarize_record(read_record(dir.parent_path().string(), dir.filename().string()), run_dir);
@@ -99,6 +118,7 @@ RecordSummary summarize_record(const rapidjson::Document& doc, const std::string
     }
     r.tokens_per_second = member_number(doc["results"], "tokens_per_second");
   }
+  r.benchmarks = benchmark_summaries(RunDirectory(run_dir));
   return r;
 }
 

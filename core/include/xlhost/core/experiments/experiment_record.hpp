@@ -69,6 +69,7 @@ struct RecordSummary {
   double final_loss = 0, val_loss = std::nan(""), tokens_per_second = 0;
   double final_loss_std = std::nan(""), val_loss_std = std::nan("");  // runs with --seeds
   bool has_results = false;
+  std::vector<std::string> benchmarks;  // "<task file> acc%" from benchmarks.json (xlhost eval --task)
 };
 
 // The record in run_dir, summarised; UserError when it is missing or corrupted. A record
