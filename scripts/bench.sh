@@ -29,7 +29,7 @@ measure() {  # measure NAME ENV CONFIG STEPS SETTINGS...
 
 printf "%-44s %12s %12s\n" "run" "tokens/s" "peak RSS"
 measure "quickstart (0.8M params, 16x128)" "" configs/quickstart.json 40
-measure "quickstart, OMP_WAIT_POLICY=ACTIVE" "OMP_WAIT_POLICY=ACTIVE" configs/quickstart.json 40
+measure "quickstart, OMP_WAIT_POLICY=PASSIVE" "OMP_WAIT_POLICY=PASSIVE" configs/quickstart.json 40
 measure "baseline 26M (batch 4x512)" "" configs/baseline_1.4.0.json 4 train.batch_size=4 train.accumulation_steps=1 eval.batch_size=4
 measure "baseline 26M (batch 16x512, seed micro-batch)" "" configs/baseline_1.4.0.json 3 train.accumulation_steps=1
 

@@ -22,6 +22,9 @@ case ${1:-} in
   "") ;;
   *) echo "usage: scripts/test.sh [--fuzz [SECONDS] | --sanitize]" >&2; exit 2 ;;
 esac
+# ctest -j2 runs two tests at once on these cores: their OpenMP workers must sleep, not spin,
+# between parallel regions (the launcher would let a lone `xlhost run` spin).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 start=$(date +%s)
 scripts/build.sh
 echo "build: $(( $(date +%s) - start )) s"

@@ -63,6 +63,24 @@ TEST(Training, CudaBfloat16TrainsAndCheckpointsOnTheGpu) {
   EXPECT_TRUE(std::filesystem::exists(s.checkpoint + "/cuda_rng.pt"));
 }
 
+// bfloat16 autocast on the CPU (float32 weights and optimizer state): 200 steps follow the
+// float32 curve. Tolerance: every mean over 20 steps within 5% (+0.02) of float32's.
+TEST(Training, Bfloat16OnTheCpuFollowsTheFloat32Curve) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  const auto fp32 = train_tiny(dir, {"train.max_steps=200", "train.log_interval=50", "experiment.id=fp32"});
+  const auto bf16 =
+      train_tiny(dir, {"train.max_steps=200", "train.log_interval=50", "experiment.id=bf16", "train.dtype=bfloat16"});
+  ASSERT_EQ(fp32.losses.size(), 200u);
+  ASSERT_EQ(bf16.losses.size(), 200u);
+  EXPECT_NE(fp32.losses, bf16.losses) << "autocast changed nothing: was it on?";
+  for (size_t from = 0; from < 200; from += 20) {
+    const double a = mean(fp32.losses, from, from + 20), b = mean(bf16.losses, from, from + 20);
+    EXPECT_LT(std::abs(a - b), 0.05 * a + 0.02) << "steps " << from + 1 << "-" << from + 20;
+  }
+  EXPECT_LT(mean(bf16.losses, 180, 200), mean(bf16.losses, 0, 20) - 2.0);
+}
+
 TEST(Training, CudaDeviceWithoutAGpuIsAUserError) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a CUDA device";
   test::TempDir dir;

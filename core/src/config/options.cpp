@@ -85,7 +85,8 @@ Schema TrainOptions::schema() {
           int_key("max_bad_steps", 16,
                   "consecutive skipped steps (non-finite or spiking) that end the run as diverged; 0 = never", 0, 1e9),
           string_key("device", "cpu", "cpu, cuda, or auto (cuda when available)", {"cpu", "cuda", "auto"}),
-          string_key("dtype", "float32", "float32; bfloat16 autocast (CUDA only); auto = bfloat16 on CUDA, else float32",
+          string_key("dtype", "float32", "float32; bfloat16 autocast (float32 weights and optimizer state, matmuls in bfloat16; CUDA or CPU); "
+                     "auto = bfloat16 on CUDA and on CPUs with AMX-BF16 matrix units, else float32",
                      {"float32", "bfloat16", "auto"})};
 }
 

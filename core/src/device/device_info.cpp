@@ -87,4 +87,11 @@ int64_t resident_memory_bytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
+bool cpu_has_bf16_matrix_units() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);)
+    if (line.rfind("flags", 0) == 0) return line.find(" amx_bf16") != std::string::npos;
+  return false;
+}
+
 }  // namespace xlhost::core

@@ -25,22 +25,24 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// bfloat16 autocast for the forward pass on CUDA.
+// bfloat16 autocast for the forward pass (CUDA or CPU): the ops ATen lists as safe (matmuls,
+// linear layers) run in bfloat16; weights, optimizer state, softmax and the loss stay float32.
 class AutocastScope {
  public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+  AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), type_(device.type()) {
     if (!enabled_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
   }
   ~AutocastScope() {
     if (!enabled_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::set_autocast_enabled(type_, false);
     at::autocast::clear_cache();
   }
 
  private:
   bool enabled_;
+  c10::DeviceType type_;
 };
 
 }  // namespace
@@ -94,7 +96,7 @@ Trainer::MicroBatchLoss Trainer::forward_backward(const WindowBatch& window, boo
   auto t0 = Clock::now();
   torch::Tensor cross_entropy, objective;
   {
-    AutocastScope scope(autocast_);
+    AutocastScope scope(autocast_, setup_.device);
     auto out = setup_.model->forward(window.inputs);
     objective = cross_entropy = lm_loss(out.logits, window.targets);
     if (out.aux_loss.defined()) {

@@ -28,4 +28,8 @@ int64_t resident_memory_bytes();
 // datasheet's, so the ratio says how close training gets to what the BLAS achieves.
 double measure_peak_flops(bool cuda);
 
+// Whether this CPU has bfloat16 matrix units (AMX-BF16 in /proc/cpuinfo), where bfloat16
+// autocast pays on the CPU; AVX-512-BF16 alone has bfloat16 dot products but no tiles.
+bool cpu_has_bf16_matrix_units();
+
 }  // namespace xlhost::core

@@ -1,0 +1,57 @@
+"""The PyTorch training step xlhost replaces, timed: MiniMind's model (tests/python/
+minimind_reference.py, with its scaled_dot_product_attention path) trained as MiniMind's
+train_pretrain.py trains it: AdamW (weight decay 0.1), cross-entropy, gradient clipping at
+1.0, eager or torch.compile, float32 or bfloat16 autocast.
+
+Usage: pytorch_train.py --dim D --layers L --heads H --kv-heads K --vocab V --batch B --seq T
+                        --steps N [--compile] [--bf16] [--threads 2]
+Prints the mean tokens/s of the steps after the first two (compilation and warm-up).
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests/python"))
+from minimind_reference import Attention, MiniMind  # noqa: E402
+
+parser = argparse.ArgumentParser()
+for name in ("dim", "layers", "heads", "kv-heads", "vocab", "batch", "seq", "steps"):
+    parser.add_argument("--" + name, type=int, required=True)
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--compile", action="store_true")
+parser.add_argument("--bf16", action="store_true")
+args = parser.parse_args()
+
+torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+Attention.use_sdpa = True
+model = MiniMind(args.dim, args.layers, args.heads, args.kv_heads, args.vocab, max_positions=args.seq)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+tokens = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
+inputs, targets = tokens[:, :-1], tokens[:, 1:]
+
+
+def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        logits = model(inputs)
+    loss = F.cross_entropy(logits.float().reshape(-1, args.vocab), targets.reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+if args.compile:
+    model.compile()  # as nanoGPT and MiniMind users compile: the model, not the optimizer
+times = []
+for _ in range(args.steps):
+    start = time.perf_counter()
+    step().item()
+    times.append(time.perf_counter() - start)
+steady = times[2:] if len(times) > 2 else times
+print(f"{args.batch * args.seq * len(steady) / sum(steady):.0f}")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# xlhost's training step against the PyTorch step it replaces (bench/pytorch_train.py: the
+# tests' MiniMind reference, AdamW, clipping; eager and torch.compile), the same torch wheel,
+# 2 threads, alternated in one run so that both see the same machine. Timed runs, not tests.
+#   scripts/bench_vs_pytorch.sh [ROUNDS]     default 2 rounds; prints tokens/s per round
+# xlhost runs with the launcher's policy for a lone run (OMP_WAIT_POLICY=ACTIVE) and, for
+# comparison, PASSIVE; PyTorch with its default (GNU OpenMP's), and ACTIVE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-2}
+scripts/build.sh xlhost model_original >/dev/null
+[[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth >/dev/null
+python=$(scripts/python-env.sh)/bin/python
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+grep -m1 "model name" /proc/cpuinfo | sed 's/.*: /cpu: /'
+echo "flags: $(grep -o -w -m1 -E 'avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+
+xlhost() {  # xlhost ENV CONFIG STEPS SETTINGS... -> mean tokens/s of the logged steps after the first two
+  local env=$1 config=$2 steps=$3; shift 3
+  local sets=()
+  for s in "$@"; do sets+=(--set "$s"); done
+  env $env build/bin/xlhost run -p build/plugins/model_original.so -c "$config" --set train.max_steps="$steps" \
+    --set run.out_dir="$out" --set experiment.id=bench --overwrite --set eval.interval=0 --set eval.max_batches=1 \
+    --set generate.samples=0 --set train.log_interval=1 --set metrics.enabled=false --set train.threads=2 \
+    "${sets[@]}" >/dev/null 2>&1
+  grep -o '"tokens_per_s":[0-9.e+]*' "$out/bench/train.log" | tail -n +3 | cut -d: -f2 |
+    awk '{s+=$1; n++} END {if (n) printf "%.0f", s/n; else print "?"}'
+}
+
+pytorch() {  # pytorch ENV ARGS...
+  local env=$1; shift
+  env $env "$python" bench/pytorch_train.py --threads 2 "$@" 2>/dev/null || echo "?"
+}
+
+row() { printf "%-46s" "$1"; shift; for v in "$@"; do printf " %8s" "$v"; done; echo; }
+
+bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from the config)
+  local name=$1 config=$2 steps=$3; shift 3
+  local shape=("$@")
+  for dtype in float32 bfloat16; do
+    local bf16=() label=fp32
+    [[ $dtype == bfloat16 ]] && bf16=(--bf16) && label="bf16 (autocast)"
+    for ((r = 1; r <= rounds; r++)); do
+      row "$name, $label, round $r" \
+        "$(xlhost "" "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")" \
+        "$(xlhost OMP_WAIT_POLICY=PASSIVE "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")" \
+        "$(pytorch "" "${shape[@]}" --steps "$steps" "${bf16[@]}")" \
+        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" "${bf16[@]}")" \
+        "$(pytorch "" "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")" \
+        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")"
+    done
+  done
+}
+
+echo "tokens/s          xlhost: default, PASSIVE | PyTorch eager: default, ACTIVE | torch.compile: default, ACTIVE"
+XLHOST_SETS=()
+bench_case "quickstart model (0.8M, 16x128)" configs/quickstart.json 30 \
+  --dim 128 --layers 4 --heads 4 --kv-heads 2 --vocab 259 --batch 16 --seq 128
+XLHOST_SETS=(train.batch_size=2 train.accumulation_steps=1)
+bench_case "26M baseline (2x512)" configs/baseline_1.4.0.json 8 \
+  --dim 512 --layers 8 --heads 32 --kv-heads 8 --vocab 6400 --batch 2 --seq 512
