@@ -55,6 +55,26 @@ check "reproduction gives the same final loss" \
   test "$(json_number repro/0.1.0/record.json final_loss)" = "$(json_number $record final_loss)"
 check "final loss recorded" test -n "$(json_number $record final_loss)"
 
+# A resume that changes the config says what changed, the record keeps every segment, and a
+# change of the model's shape is refused with the record left as it was.
+cp -r out/0.1.0 resumed && mkdir -p resume_out && mv resumed resume_out/0.1.0
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set run.out_dir=resume_out --resume \
+      --set train.lr=1e-3 --set train.max_steps=40 2>&1); code=$?
+check "resume with a changed config runs" test $code -eq 0
+check "the changed keys are listed at start" contains "$out" "resumed with a changed config: train.lr 0.003 -> 0.001, train.max_steps 30 -> 40"
+check "the record keeps both segments and the changes" python3 - resume_out/0.1.0/record.json <<'PY'
+import json, sys
+history = json.load(open(sys.argv[1]))["results"]["segment_history"]
+assert [(s["first_step"], s["steps"]) for s in history] == [(0, 30), (30, 40)], history
+assert [c["key"] for c in history[1]["config_changes"]] == ["train.lr", "train.max_steps"], history
+assert history[1]["start_time"] and history[1]["end_time"], history
+PY
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set run.out_dir=resume_out --resume \
+      --set model.dim=64 --set train.max_steps=50 2>&1); code=$?
+check "a resume that changes the model's shape is refused" test $code -eq 2
+check "... naming the key" contains "$out" "--resume with model.dim 32 -> 64"
+check "... and the record is unchanged" test "$(json_number resume_out/0.1.0/record.json steps)" = 40
+
 "$xlhost" exp new 0.1.1 --from 0.1.0 --desc "higher lr" >/dev/null
 sed -i 's/"lr": 0.003/"lr": 0.01/' experiments/0.1.1/exp.json
 "$xlhost" run -p "$plugin" -c experiments/0.1.1/exp.json >/dev/null 2>&1

@@ -3,10 +3,12 @@
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -298,6 +300,46 @@ std::string Config::to_json() const {
   }
   writer.EndObject();
   return std::string(buffer.GetString()) + "\n";
+}
+
+namespace {
+
+void flatten_into(const rapidjson::Value& v, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (v.IsObject() && !prefix.empty() && prefix.find('.') != std::string::npos) {  // an object-valued key
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    v.Accept(w);
+    out[prefix] = buffer.GetString();
+    return;
+  }
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject())
+      flatten_into(m.value, prefix.empty() ? m.name.GetString() : prefix + "." + m.name.GetString(), out);
+    return;
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  v.Accept(w);
+  out[prefix] = buffer.GetString();
+}
+
+}  // namespace
+
+std::vector<ConfigChange> config_changes(const std::string& before_json, const std::string& after_json,
+                                         const std::string& before_source) {
+  std::map<std::string, std::string> before, after;
+  flatten_into(parse_json(before_json, before_source), "", before);
+  flatten_into(parse_json(after_json, "the run's config"), "", after);
+  std::vector<ConfigChange> changes;
+  for (const auto& [key, value] : before) {
+    const auto it = after.find(key);
+    if (it == after.end()) changes.push_back({key, value, "-"});
+    else if (it->second != value) changes.push_back({key, value, it->second});
+  }
+  for (const auto& [key, value] : after)
+    if (!before.count(key)) changes.push_back({key, "-", value});
+  std::sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  return changes;
 }
 
 }  // namespace xlhost::core

@@ -166,7 +166,52 @@ void write_reproduction(Writer& w, const GitState& git, const PluginIdentity& pl
 
 // The results object: what the run measured. A resumed run continues the record of the
 // segments before it (`previous_record`): their first loss, their wall time added.
-rapidjson::Value results_json(const RunResults& s, const std::string& previous_record, rapidjson::Document::AllocatorType& a) {
+rapidjson::Value generation_json(const GenerationQuality& g, rapidjson::Document::AllocatorType& a) {
+  rapidjson::Value generation(rapidjson::kObjectType);
+  generation.AddMember("samples", g.samples, a);
+  for (const auto& [key, value] : {std::pair{"eos_rate", g.eos_rate}, {"mean_new_tokens", g.mean_new_tokens},
+                                   {"distinct_1", g.distinct_1}, {"distinct_2", g.distinct_2},
+                                   {"repetition_4", g.repetition_4}, {"reference_perplexity", g.reference_perplexity}})
+    generation.AddMember(rapidjson::StringRef(key), std::isfinite(value) ? rapidjson::Value(value) : rapidjson::Value(), a);
+  if (!g.reference_run.empty())
+    generation.AddMember("reference_run", rapidjson::Value(g.reference_run.c_str(), a), a);
+  return generation;
+}
+
+// Every segment of the run (each resume starts one): its steps, start and end, and the config
+// keys it changed. Records written before segments were kept give their last segment only.
+rapidjson::Value segment_history(const RunResults& s, const rapidjson::Value* previous, const std::string& start_time,
+                                 rapidjson::Document::AllocatorType& a) {
+  rapidjson::Value history(rapidjson::kArrayType);
+  if (previous && previous->HasMember("segment_history") && (*previous)["segment_history"].IsArray()) {
+    for (const auto& segment : (*previous)["segment_history"].GetArray()) history.PushBack(rapidjson::Value(segment, a), a);
+  } else if (previous) {
+    rapidjson::Value segment(rapidjson::kObjectType);
+    for (const char* key : {"first_step", "steps"})
+      if (previous->HasMember(key) && (*previous)[key].IsInt64()) segment.AddMember(rapidjson::StringRef(key), (*previous)[key].GetInt64(), a);
+    history.PushBack(segment, a);
+  }
+  auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
+  rapidjson::Value segment(rapidjson::kObjectType);
+  segment.AddMember("first_step", s.first_step, a);
+  segment.AddMember("steps", s.steps, a);
+  segment.AddMember("start_time", str(start_time), a);
+  segment.AddMember("end_time", str(now_iso8601()), a);
+  rapidjson::Value changes(rapidjson::kArrayType);
+  for (const auto& c : s.config_changes) {
+    rapidjson::Value change(rapidjson::kObjectType);
+    change.AddMember("key", str(c.key), a);
+    change.AddMember("before", str(c.before), a);
+    change.AddMember("after", str(c.after), a);
+    changes.PushBack(change, a);
+  }
+  segment.AddMember("config_changes", changes, a);
+  history.PushBack(segment, a);
+  return history;
+}
+
+rapidjson::Value results_json(const RunResults& s, const std::string& previous_record, const std::string& start_time,
+                              rapidjson::Document::AllocatorType& a) {
   rapidjson::Value results(rapidjson::kObjectType);
   auto str = [&](const std::string& v) { return rapidjson::Value(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a); };
   auto number = [&](const char* key, double v) {
@@ -175,9 +220,11 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
   double first_loss = s.losses.empty() ? std::nan("") : s.losses.front(), wall_seconds = s.wall_seconds;
   int64_t segments = 1;
   rapidjson::Document previous;
+  const rapidjson::Value* previous_results = nullptr;
   if (s.first_step > 0 && !previous_record.empty() && !parse_json_into(previous, previous_record) &&
       previous.IsObject() && previous.HasMember("results") && previous["results"].IsObject()) {
     const auto& p = previous["results"];
+    previous_results = &p;
     if (p.HasMember("first_loss") && p["first_loss"].IsNumber()) first_loss = p["first_loss"].GetDouble();
     if (p.HasMember("wall_seconds") && p["wall_seconds"].IsNumber()) wall_seconds += p["wall_seconds"].GetDouble();
     segments = (p.HasMember("segments") && p["segments"].IsInt64() ? p["segments"].GetInt64() : 1) + 1;
@@ -185,6 +232,7 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
   results.AddMember("steps", s.steps, a);
   results.AddMember("first_step", s.first_step, a);
   results.AddMember("segments", segments, a);
+  results.AddMember("segment_history", segment_history(s, previous_results, start_time, a), a);
   results.AddMember("parameters", s.parameters, a);
   results.AddMember("parameters_receiving_gradient",
                     s.parameters_receiving_gradient >= 0 ? rapidjson::Value(s.parameters_receiving_gradient)
@@ -228,17 +276,7 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
     for (const auto& [name, value] : s.memory_usage) usage.AddMember(str(name), rapidjson::Value(value), a);
     results.AddMember("memory_usage", usage, a);
   }
-  if (s.generation.samples > 0) {
-    const auto& g = s.generation;
-    rapidjson::Value generation(rapidjson::kObjectType);
-    generation.AddMember("samples", g.samples, a);
-    for (const auto& [key, value] : {std::pair{"eos_rate", g.eos_rate}, {"mean_new_tokens", g.mean_new_tokens},
-                                     {"distinct_1", g.distinct_1}, {"distinct_2", g.distinct_2},
-                                     {"repetition_4", g.repetition_4}, {"reference_perplexity", g.reference_perplexity}})
-      generation.AddMember(rapidjson::StringRef(key), std::isfinite(value) ? rapidjson::Value(value) : rapidjson::Value(), a);
-    if (!g.reference_run.empty()) generation.AddMember("reference_run", str(g.reference_run), a);
-    results.AddMember("generation", generation, a);
-  }
+  if (s.generation.samples > 0) results.AddMember("generation", generation_json(s.generation, a), a);
   results.AddMember("checkpoint", str(s.checkpoint), a);
   if (const auto md5 = s.checkpoint.empty() ? "" : CheckpointFolder(s.checkpoint).weights_md5(); !md5.empty())
     results.AddMember("checkpoint_md5", str(md5), a);
@@ -329,7 +367,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   distributed.AddMember("hosts", hosts, a);
   doc.AddMember("distributed", distributed, a);
   doc.AddMember("environment", parsed(environment_json_), a);
-  doc.AddMember("results", s ? results_json(*s, previous_record_, a) : rapidjson::Value(), a);
+  doc.AddMember("results", s ? results_json(*s, previous_record_, start_time_, a) : rapidjson::Value(), a);
   doc.AddMember("reproduce", parsed(reproduce_json_), a);
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);

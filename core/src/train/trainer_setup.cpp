@@ -201,6 +201,7 @@ void Trainer::resume(const std::string& path) {
     throw UserError(dir + ": checkpoint of another run (run " + saved.run_uid + ", this is run " + state_.run_uid +
                     "); a resume continues its own run: start from those weights with --set train.init_from=" + dir);
   if (state_.run_uid.empty()) state_.run_uid = saved.run_uid;
+  note_config_changes(dir);
   load_model_weights(*setup_.model, CheckpointFolder(dir).weights().string());
   load_optimizer_state(*optimizer_, dir);
   restore_rng_state(dir);
@@ -208,6 +209,26 @@ void Trainer::resume(const std::string& path) {
   state_.micro_batches = data_micro_batches(saved, dir);
   summary_.checkpoint = dir;
   log_ << "resumed from " << dir << " at step " << state_.step << "\n";
+}
+
+// What this run changes of the checkpoint's config: said at the start and kept in the record.
+// The model's shape and the tokenizer cannot change under a resume: the weights and the data
+// position would no longer mean what they meant.
+void Trainer::note_config_changes(const std::string& dir) {
+  const auto config = CheckpointFolder(dir).config();
+  if (!fs::is_regular_file(config)) return;  // checkpoints written before they held their config
+  summary_.config_changes =
+      config_changes(read_text_file(config.string(), "checkpoint config"), job_.config.values.to_json(), config.string());
+  std::erase_if(summary_.config_changes, [](const ConfigChange& c) { return c.key == "run.out_dir"; });  // a moved folder
+  std::string listed;
+  for (const auto& c : summary_.config_changes) {
+    if (c.key.rfind("model.", 0) == 0 || c.key == "data.tokenizer")
+      throw UserError("--resume with " + c.key + " " + c.before + " -> " + c.after + ": a resumed run keeps its model's "
+                      "shape and tokenizer (" + dir + "); to start from its weights with other settings, begin a new "
+                      "run with --set train.init_from=" + dir);
+    listed += (listed.empty() ? "" : ", ") + c.key + " " + c.before + " -> " + c.after;
+  }
+  if (!listed.empty()) log_ << "resumed with a changed config: " << listed << "\n";
 }
 
 // The data position of a checkpoint in this run's micro-batches. A run on another number of

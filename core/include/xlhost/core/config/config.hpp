@@ -2,6 +2,8 @@
 // plugin's `model` schema before anything runs, with `--set section.key=value` overrides.
 #pragma once
 
+#include "xlhost/core/run/run_results.hpp"
+
 #include <map>
 #include <string>
 #include <vector>
@@ -36,6 +38,11 @@ class Config {
  private:
   std::vector<std::pair<std::string, SectionValues>> sections_;
 };
+
+// The "section.key"s whose values differ between two resolved configs (Config::to_json()),
+// in key order; values as JSON text, "-" for a key one side lacks.
+std::vector<ConfigChange> config_changes(const std::string& before_json, const std::string& after_json,
+                                         const std::string& before_source);
 
 // Edit distance, for "did you mean" suggestions.
 size_t edit_distance(const std::string& a, const std::string& b);

@@ -37,6 +37,11 @@ struct GenerationQuality {
   double reference_perplexity = std::nan("");  // per token of the reference's tokenizer
 };
 
+// A config key whose value a resumed run changed (values as JSON text).
+struct ConfigChange {
+  std::string key, before, after;
+};
+
 // A run's outcome. Times are summed over the steps run (evaluation and checkpoints
 // excluded): forward + backward + optimizer <= step.
 struct RunResults {
@@ -59,6 +64,7 @@ struct RunResults {
   // memory_rows_hit, memory_rows_never_hit, ... as in train.log; empty for other models.
   std::vector<std::pair<std::string, double>> memory_usage;
   GenerationQuality generation;  // the samples after training
+  std::vector<ConfigChange> config_changes;  // a resumed run: what differs from its checkpoint's config
 };
 
 }  // namespace xlhost::core

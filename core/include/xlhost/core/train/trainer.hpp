@@ -86,6 +86,7 @@ class Trainer {
   void prepare_run_folder();
   void announce();
   void resume(const std::string& path);
+  void note_config_changes(const std::string& checkpoint_dir);
   WindowBatch next_micro_batch();
   MicroBatchLoss forward_backward(const WindowBatch& window, bool last_of_step, StepRecord& r);
   void optimizer_step(StepRecord& r, bool has_aux_loss, double aux_loss);
