@@ -2,7 +2,7 @@
 # The experiment workflow of issue 6 in a scratch git repository: exp new, a clean run under
 # --require-clean and its record against git, a dirty tree refused, the recorded
 # reproduction command re-run to the same final loss, exp compare, exp report (gnuplot
-# pictures), record.md filled in, and a detached run followed by exp status and exp stop.
+# pictures), record.md filled in the run folder (the tree stays clean), and a detached run followed by exp status and exp stop.
 # Usage: experiments_end_to_end.sh XLHOST BUILD_DIR
 set -u
 xlhost=$1 build=$2
@@ -15,7 +15,7 @@ json_field() { grep -o "\"$2\": *\"[^\"]*\"" "$1" | head -1 | sed 's/.*: *"\(.*\
 json_number() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
 
 git init -q . && git config user.name test && git config user.email test@example.com
-printf 'out/\ndata/\ncache/\n' >.gitignore
+printf 'out/\ndata/\ncache/\nlast_check.log\nrepro/\nresume_out/\n' >.gitignore
 "$xlhost" data synth --out data --entities 20 --train-docs 300 --val-docs 40 >/dev/null
 "$xlhost" exp new 0.1.0 --desc "tiny baseline" >/dev/null
 # The template's placeholders, filled the way a researcher would.
@@ -37,14 +37,22 @@ check "record has the repository's commit" test "$(json_field $record commit)" =
 check "record says clean" grep -q '"dirty": false' $record
 check "train md5 as md5sum computes it" grep -q "\"md5\": \"$(md5sum data/train.jsonl | cut -c1-32)\"" $record
 check "samples saved" test -s out/0.1.0/samples.txt
-check "record.md filled with the results" grep -q "| status | completed |" experiments/0.1.0/record.md
+check "the run folder's record.md has the plan and the results" \
+  grep -q "| status | completed |" out/0.1.0/record.md
+check "the tracked record.md is the plan, untouched" git diff --quiet HEAD -- experiments/0.1.0/record.md
+check "the run left the tree clean: $(git status --porcelain | tr '\n' ' ')" test -z "$(git status --porcelain)"
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --require-clean --set experiment.id=0.1.8 2>&1); code=$?
+check "so the next --require-clean run runs" test $code -eq 0
 
-# The filled-in record.md is an uncommitted change now.
+# An untracked file makes the tree dirty: refused under --require-clean, and in diff.patch otherwise.
+echo "a helper that is not committed yet" >helper.py
 out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --require-clean --set experiment.id=0.1.9 2>&1); code=$?
 check "dirty tree refused" test $code -eq 2
-check "dirty file named" contains "$out" "experiments/0.1.0/record.md"
+check "dirty file named" contains "$out" "helper.py"
 check "refused run left no record" test ! -e out/0.1.9
-git commit -qam "0.1.0 results"
+"$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.1.7 --set train.max_steps=2 >/dev/null 2>&1
+check "the untracked file's content is in diff.patch" grep -q "a helper that is not committed yet" out/0.1.7/diff.patch
+rm helper.py
 
 # The reproduction command recorded by the run gives the same final loss.
 exact=$(json_field $record exact_command)

@@ -200,9 +200,11 @@ std::string run_json(const fs::path& dir) {
   try {
     const auto doc = read_record(dir.parent_path().string(), dir.filename().string());
     const std::string config_path = doc["experiment"].IsObject() ? member_string(doc["experiment"], "config_path") : "";
-    // record.md is the researcher's, beside the experiment's config: read only from the
-    // project the dashboard serves (its working folder), whatever a record claims.
-    if (!config_path.empty())
+    // The run folder's record.md (the plan with this run's results), else the researcher's
+    // beside the experiment's config: read only from the project the dashboard serves (its
+    // working folder), whatever a record claims.
+    record_md = run.read(run.record_markdown(), "record.md", kMaxRecordBytes).value_or("");
+    if (record_md.empty() && !config_path.empty())
       record_md = RunDirectory(fs::current_path()).read(record_markdown_beside(config_path), "record.md", kMaxRecordBytes).value_or("");
   } catch (const UserError&) {  // a broken record, or a record.md elsewhere: not shown
   }

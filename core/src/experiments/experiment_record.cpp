@@ -376,7 +376,7 @@ void ExperimentRecord::write(const RunResults* s, const std::string& status, con
   write_file_atomically(path_, std::string(buffer.GetString()) + "\n");
   if (status == "running") return;
   try {
-    fill_record_markdown(doc);
+    fill_record_markdown(doc, fs::path(run_.run_dir));
   } catch (const std::exception& e) {  // record.json is written; a failed run's own error matters more
     std::cerr << "warning: record.md not updated: " << e.what() << "\n";
   }

@@ -48,7 +48,9 @@ GitState read_git_state(const std::string& path, size_t max_diff_bytes) {
   state.dirty = !state.dirty_files.empty();
 
   git_diff* raw_diff = nullptr;
-  if (git_diff_tree_to_workdir_with_index(&raw_diff, repo.get(), head_tree, nullptr) == 0) {
+  git_diff_options diff_options = GIT_DIFF_OPTIONS_INIT;  // untracked files are part of the code that ran
+  diff_options.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_SHOW_UNTRACKED_CONTENT;
+  if (git_diff_tree_to_workdir_with_index(&raw_diff, repo.get(), head_tree, &diff_options) == 0) {
     std::unique_ptr<git_diff, void (*)(git_diff*)> diff(raw_diff, git_diff_free);
     git_buf buffer = GIT_BUF_INIT;
     if (git_diff_to_buf(&buffer, diff.get(), GIT_DIFF_FORMAT_PATCH) == 0) {

@@ -167,7 +167,7 @@ std::vector<std::string> record_lineage(const rapidjson::Value& record) {
   return lines;
 }
 
-std::string fill_record_markdown(const rapidjson::Document& record) {
+std::string fill_record_markdown(const rapidjson::Document& record, const fs::path& run_dir) {
   const auto& e = record["experiment"];
   const std::string config_path = member_string(e, "config_path");
   if (config_path.empty()) return "";
@@ -203,8 +203,9 @@ std::string fill_record_markdown(const rapidjson::Document& record) {
   } else {
     text += (text.empty() || text.back() == '\n' ? "\n" : "\n\n") + block;
   }
-  write_file_atomically(md.string(), text);
-  return md.string();
+  const auto filled = RunDirectory(run_dir).record_markdown();
+  write_file_atomically(filled.string(), text);
+  return filled.string();
 }
 
 }  // namespace xlhost::core

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -106,11 +107,13 @@ std::string describe_code_version(const rapidjson::Value& git, bool full_commit)
 // first one's weights came from. Follows parent.run_dir records; a missing one ends the chain.
 std::vector<std::string> record_lineage(const rapidjson::Value& record);
 
-// The experiment folder's record.md (beside the run's config file) gets the run's outcome
-// between these marker lines, replacing an earlier run's. Returns "" when there is no
-// record.md, else its path.
+// The experiment folder's record.md (beside the run's config file: the researcher's plan,
+// tracked in git) with the run's outcome between these marker lines, written to the run
+// folder's record.md (RunDirectory::record_markdown): a run never changes a tracked file, so
+// the tree stays clean for the next --require-clean run. Returns "" when there is no
+// record.md beside the config, else the path written.
 inline constexpr const char* kRecordResultsBegin = "<!-- xlhost:results -->";
 inline constexpr const char* kRecordResultsEnd = "<!-- /xlhost:results -->";
-std::string fill_record_markdown(const rapidjson::Document& record);
+std::string fill_record_markdown(const rapidjson::Document& record, const std::filesystem::path& run_dir);
 
 }  // namespace xlhost::core
