@@ -235,19 +235,28 @@ int report_command(const std::vector<std::string>& args) {
 // The newest training-step line of train.log (not an evaluation line); only the file's
 // tail is read, however long the run.
 int status_command(const std::vector<std::string>& args) {
-  std::string out_dir;
-  const auto options = records_options(out_dir);
+  std::vector<std::string> out_dirs;
+  po::options_description options("options");
+  options.add_options()("out,o", po::value(&out_dirs)->composing(),
+                        "directory holding <id>/record.json (repeatable; default out)");
   po::variables_map vm;
-  if (!parse_args(args, options, {}, "xlhost exp status [--out DIR]",
-                  "The runs in progress: pid, step, loss, tokens/s, time left and where their metrics are served.",
+  if (!parse_args(args, options, {}, "xlhost exp status [--out DIR]...",
+                  "The runs in progress in every --out folder: pid, step, loss, tokens/s, time left and where\n"
+                  "their metrics are served.",
                   vm))
     return 0;
+  if (out_dirs.empty()) out_dirs = {"out"};
   std::vector<std::string> problems;
+  std::vector<core::RecordSummary> records;
+  for (const auto& out_dir : out_dirs) {
+    auto more = core::list_records(out_dir, &problems);
+    records.insert(records.end(), more.begin(), more.end());
+  }
   int running = 0;
-  for (const auto& r : core::list_records(out_dir, &problems)) {
+  for (const auto& r : records) {
     if (r.status != "running") continue;
     ++running;
-    std::cout << r.id << "  " << r.plugin << "  pid " << r.pid;
+    std::cout << r.id << "  " << r.plugin << "  pid " << r.pid << (out_dirs.size() > 1 ? "  in " + r.run_dir : "");
     if (const auto step = core::last_logged_step(core::RunDirectory(r.run_dir).train_log()); step && step->total_steps > 0) {
       const double left = static_cast<double>(step->total_steps - step->step) * step->step_seconds;
       std::cout << "  step " << step->step << "/" << step->total_steps << "  loss " << core::format_fixed(step->loss, 4) << "  "

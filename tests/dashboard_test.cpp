@@ -173,6 +173,21 @@ TEST(Dashboard, CurvesOfLongRunsAreDecimated) {
   EXPECT_NE(body.find("\"time_s\":[0.1,"), std::string::npos) << "100 tokens at 1000 tokens/s: 0.1 s per step";
 }
 
+TEST(Dashboard, ComparesRunsFromEveryOutFolder) {
+  test::TempDir dir;
+  auto d = dashboard_in(dir);
+  d.out_dirs.push_back(dir / "myexp/out");
+  for (const auto& [out, id] : {std::pair{dir / "out", "a"}, {dir / "myexp/out", "b"}}) {
+    fs::create_directories(fs::path(out) / id);
+    test::write_text(fs::path(out) / id / "record.json",
+                     std::string(R"({"schema": 2, "status": "completed", "experiment": {"id": ")") + id +
+                         R"("}, "versions": {"plugin": {"name": "p", "version": "1"}}, "hyperparameters": {}, "results": {"steps": 1}})");
+  }
+  const auto answer = get(d, "/api/compare?ids=a,b");
+  ASSERT_EQ(status_of(answer), 200) << answer;
+  EXPECT_NE(test::body_of(answer).find("myexp/out"), std::string::npos) << "the folder of each run is shown";
+}
+
 TEST(Dashboard, TheServerRefusesHugeHeadersAndOtherMethods) {
   test::TempDir dir;
   const auto d = dashboard_in(dir);

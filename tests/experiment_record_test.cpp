@@ -154,6 +154,23 @@ const core::ComparisonRow* find_row(const std::vector<core::ComparisonRow>& rows
 
 }  // namespace
 
+// Issue 32: runs from several --out folders compare side by side, and the table says where
+// each is (exp serve --out out --out myexp/out answered "no record" for the second folder's).
+TEST(RecordComparison, RunsFromSeveralFoldersSayWhichFolder) {
+  test::TempDir dir;
+  write_record(dir / "out", "1.0.0", "0.001", "2.5", "900");
+  write_record(dir / "myexp/out", "2.0.0", "0.003", "2.25", "1000");
+  const auto c = core::compare_runs({dir / "out/1.0.0", dir / "myexp/out/2.0.0"});
+  EXPECT_EQ(c.ids, (std::vector<std::string>{"1.0.0", "2.0.0"}));
+  const auto* folder = find_row(c.differences, "(folder)");
+  ASSERT_NE(folder, nullptr);
+  EXPECT_EQ(folder->values, (std::vector<std::string>{dir / "out", dir / "myexp/out"}));
+  ASSERT_NE(find_row(c.results, "val loss"), nullptr);
+  EXPECT_EQ(find_row(c.results, "val loss")->best, 1);
+  const auto same = core::compare_records(dir / "out", {"1.0.0"});
+  EXPECT_EQ(find_row(same.differences, "(folder)"), nullptr) << "one folder: not a difference";
+}
+
 TEST(RecordComparison, ShowsOnlyDifferencesAndMarksTheBest) {
   test::TempDir dir;
   write_record(dir / "out", "1.0.0", "0.001", "2.5", "900");

@@ -151,6 +151,9 @@ for _ in $(seq 1 300); do grep -q '"loss"' out/0.2.0/train.log 2>/dev/null && br
 out=$("$xlhost" exp status 2>&1)
 check "exp status shows the run" grep -qE '^0\.2\.0 +model_original +pid [0-9]+ +step [0-9]+/1000000' <<<"$out"
 check "exp status shows metrics" contains "$out" "metrics http://127.0.0.1:"
+mkdir -p elsewhere
+out=$("$xlhost" exp status --out elsewhere --out out 2>&1)
+check "exp status looks in every --out folder and says where" grep -qE "^0\.2\.0 +model_original +pid [0-9]+ +in out/0\.2\.0" <<<"$out"
 out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.2.0 2>&1); code=$?
 check "second run of a running id refused" contains "$out" "experiment 0.2.0 is already running"
 out=$("$xlhost" exp stop 0.2.0 --wait 120 2>&1); code=$?

@@ -262,10 +262,13 @@ std::string route(const http::Request& request, const Dashboard& d) {
       }
       if (ids.empty() || !std::all_of(ids.begin(), ids.end(), is_run_id))
         return http::response(400, "text/plain", "ids must be run folder names separated by commas\n");
-      const auto dir = run_folder(d, ids.front());
-      if (!dir) return http::response(404, "text/plain", "no run " + ids.front() + "\n");
-      return http::response(200, "text/plain; charset=utf-8",
-                            format_comparison(compare_records(dir->parent_path().string(), ids), false), head_only);
+      std::vector<fs::path> dirs;
+      for (const auto& id : ids) {  // each from whichever --out folder holds it
+        const auto dir = run_folder(d, id);
+        if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
+        dirs.push_back(*dir);
+      }
+      return http::response(200, "text/plain; charset=utf-8", format_comparison(compare_runs(dirs), false), head_only);
     }
   } catch (const UserError& e) {  // a file that vanished or broke between listing and reading
     return http::response(404, "text/plain", std::string(e.what()) + "\n", head_only);

@@ -97,11 +97,12 @@ ComparisonRow ranked_row(const std::string& label, int digits, int better, const
 }
 
 // Benchmarks scored with `xlhost eval --task` (<run>/benchmarks.json): a row per task and figure.
-void add_benchmark_rows(const std::string& out_dir, const std::vector<std::string>& ids, RecordComparison& c) {
+void add_benchmark_rows(const std::vector<std::filesystem::path>& run_dirs, RecordComparison& c) {
+  const auto& ids = c.ids;
   std::vector<rapidjson::Document> scored(ids.size());
   std::set<std::string> tasks;
   for (size_t i = 0; i < ids.size(); ++i) {
-    const RunDirectory run(std::filesystem::path(out_dir) / ids[i]);
+    const RunDirectory run(run_dirs[i]);
     const auto text = run.read(run.benchmarks(), "benchmarks", kMaxRecordBytes);
     if (!text) continue;
     scored[i] = parse_json(*text, run.benchmarks().string());
@@ -128,16 +129,26 @@ void add_benchmark_rows(const std::string& out_dir, const std::vector<std::strin
 }  // namespace
 
 RecordComparison compare_records(const std::string& out_dir, const std::vector<std::string>& ids) {
-  if (ids.empty()) throw UserError("exp compare needs at least one experiment id");
+  std::vector<std::filesystem::path> run_dirs;
+  for (const auto& id : ids) run_dirs.push_back(RunDirectory(out_dir, id).root());
+  return compare_runs(run_dirs, ids);
+}
+
+RecordComparison compare_runs(const std::vector<std::filesystem::path>& run_dirs, std::vector<std::string> labels) {
+  if (run_dirs.empty()) throw UserError("exp compare needs at least one experiment id");
   RecordComparison c;
-  c.ids = ids;
+  if (labels.empty())
+    for (const auto& dir : run_dirs) labels.push_back(dir.filename().string());
+  c.ids = std::move(labels);
+  const auto& ids = c.ids;
   std::vector<std::map<std::string, std::string>> configs(ids.size());
   std::vector<rapidjson::Document> records;
   for (size_t i = 0; i < ids.size(); ++i) {
-    records.push_back(read_record(out_dir, ids[i]));
+    records.push_back(read_record(run_dirs[i].parent_path().string(), run_dirs[i].filename().string()));
     const auto& r = records.back();
     flatten(r["hyperparameters"], "", configs[i]);
     configs[i].erase("experiment.id");  // the column header already
+    configs[i]["(folder)"] = run_dirs[i].parent_path().string();  // shown when runs come from several
     const auto& v = r["versions"];
     if (v.HasMember("plugin"))
       configs[i]["(plugin)"] = member_string(v["plugin"], "name") + " " + member_string(v["plugin"], "version");
@@ -180,7 +191,7 @@ RecordComparison compare_records(const std::string& out_dir, const std::vector<s
     }
     c.results.push_back(ranked_row(m.label, m.digits, m.better, values, spreads));
   }
-  add_benchmark_rows(out_dir, ids, c);
+  add_benchmark_rows(run_dirs, c);
   return c;
 }
 
@@ -191,7 +202,8 @@ std::string format_comparison(const RecordComparison& c, bool markdown) {
   for (const auto& r : c.results) rows.push_back(&r);
   auto cell = [&](const ComparisonRow& row, size_t i) {
     std::string v = row.values[i];
-    if (!markdown && v.size() > 32) v = v.substr(0, 29) + "...";  // long descriptions and paths
+    if (!markdown && v.size() > 32)  // long descriptions; a path keeps its end, where paths differ
+      v = v[0] == '/' ? "..." + v.substr(v.size() - 29) : v.substr(0, 29) + "...";
     if (static_cast<int>(i) != row.best) return v;
     return markdown ? "**" + v + "**" : v + " *";
   };

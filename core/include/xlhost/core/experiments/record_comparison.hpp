@@ -3,6 +3,7 @@
 // records (a few kB each), never the training curves, so it stays fast over many runs.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct RecordComparison {
 
 // Every id must have a readable record under out_dir (UserError otherwise).
 RecordComparison compare_records(const std::string& out_dir, const std::vector<std::string>& ids);
+// The same for run folders anywhere (several --out folders); a "(folder)" row says where
+// each run is when they differ. Columns are headed by `labels`, else the folders' names.
+RecordComparison compare_runs(const std::vector<std::filesystem::path>& run_dirs, std::vector<std::string> labels = {});
 
 // A fixed-width text table (best marked with '*'), or a markdown table (best in bold).
 std::string format_comparison(const RecordComparison& comparison, bool markdown);
