@@ -41,6 +41,16 @@ TEST(Config, UnknownKeySuggestsClosest) {
   EXPECT_NE(e.find("did you mean 'train.lr'"), std::string::npos) << e;
 }
 
+// Issue 32: --set train.learning_rate= got no suggestion (too far from "lr" to be a typo).
+TEST(Config, OtherTrainersNamesPointToXlhosts) {
+  for (const auto& [json, expected] : {std::pair{R"({"train": {"learning_rate": 1e-3}})", "did you mean 'train.lr'"},
+                                       {R"({"train": {"gradient_accumulation_steps": 4}})", "'train.accumulation_steps'"},
+                                       {R"({"model": {"hidden_size": 512}})", "'model.dim'"}}) {
+    const auto e = error_of(json);
+    EXPECT_NE(e.find(expected), std::string::npos) << e;
+  }
+}
+
 TEST(Config, UnknownSectionSuggestsClosest) {
   auto e = error_of(R"({"trian": {}})");
   EXPECT_NE(e.find("trian: unknown section; did you mean 'train'"), std::string::npos) << e;

@@ -111,7 +111,7 @@ def config(name, lr, steps, memory=False):
         "model": model,
         "data": {"train_path": str(work / "data/train.jsonl"), "val_path": str(work / "data/val.jsonl"), "seq_len": 32,
                  "cache_dir": str(work / "cache"), "knowledge_path": str(work / "data/knowledge.txt")},
-        "eval": {"max_batches": 2},
+        "eval": {"max_batches": 2, **({"facts_path": str(work / "data/facts.jsonl"), "max_facts": 20} if name == "finished" else {})},
         "train": {"batch_size": 4, "max_steps": steps, "lr": lr, "log_interval": 1, "threads": 1},
         "metrics": {"enabled": False}, "run": {"out_dir": str(work / "out")}}))
     return str(path)
@@ -158,6 +158,7 @@ try:
     scored = page.js("[...document.querySelectorAll('#runs tbody tr[data-id=finished] td')].map(td => td.textContent)")
     check(any(re.fullmatch(r"fact_choices\.jsonl \d+\.\d%", cell) for cell in scored),
           f"the finished run's benchmark (xlhost eval --task) in its row: {scored}")
+    check(re.fullmatch(r"\d+\.\d%", scored[10]) is not None, f"fact recall in %, as the CLI shows it: {scored[10]!r}")
 
     page.js("window.loadedAt = performance.timeOrigin; "
             "document.querySelectorAll('#runs tbody tr:not([data-id=memory]) input[type=checkbox]').forEach(box => box.click()); true")

@@ -39,8 +39,22 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 namespace {
 
+// What other trainers (Hugging Face, MiniMind, nanoGPT) call a key: too far from xlhost's
+// name for the edit distance to find it.
+const std::map<std::string, std::string> kOtherNames{
+    {"learning_rate", "lr"}, {"num_train_epochs", "epochs"}, {"num_epochs", "epochs"},
+    {"gradient_accumulation_steps", "accumulation_steps"}, {"grad_accum", "accumulation_steps"},
+    {"accumulation_step", "accumulation_steps"}, {"max_grad_norm", "grad_clip"}, {"clip_grad", "grad_clip"},
+    {"per_device_train_batch_size", "batch_size"}, {"warmup", "warmup_steps"}, {"max_seq_len", "seq_len"},
+    {"max_length", "seq_len"}, {"block_size", "seq_len"}, {"hidden_size", "dim"}, {"n_embd", "dim"},
+    {"num_hidden_layers", "n_layers"}, {"n_layer", "n_layers"}, {"num_attention_heads", "n_heads"},
+    {"n_head", "n_heads"}, {"num_key_value_heads", "n_kv_heads"}, {"max_steps_per_epoch", "max_steps"}};
+
 template <typename Names>
 std::string did_you_mean(const std::string& name, const Names& candidates, const std::string& prefix) {
+  if (const auto other = kOtherNames.find(name); other != kOtherNames.end())
+    for (const auto& candidate : candidates)
+      if (candidate == other->second) return "; did you mean '" + prefix + candidate + "'? (xlhost's name for it)";
   std::string best;
   size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
   for (const auto& candidate : candidates) {
