@@ -227,6 +227,8 @@ int report_command(const std::vector<std::string>& args) {
   std::string dest = vm["dest"].as<std::string>();
   if (dest.empty()) dest = core::RunDirectory(out_dir, ids[0]).report().string();
   const auto files = core::write_report(out_dir, ids, dest);
+  if (!files.unequal_budgets.empty())
+    std::cerr << "warning: the runs trained unequal budgets (" << files.unequal_budgets << ")\n";
   std::cout << "wrote " << files.markdown << "\n";
   for (const auto& p : files.pictures) std::cout << "      " << p << "\n";
   return 0;

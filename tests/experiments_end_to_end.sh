@@ -15,7 +15,7 @@ json_field() { grep -o "\"$2\": *\"[^\"]*\"" "$1" | head -1 | sed 's/.*: *"\(.*\
 json_number() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
 
 git init -q . && git config user.name test && git config user.email test@example.com
-printf 'out/\ndata/\ncache/\nlast_check.log\nrepro/\nresume_out/\n' >.gitignore
+printf 'out/\ndata/\ncache/\nlast_check.log\nrepro/\nresume_out/\nunequal/\nequal/\n' >.gitignore
 "$xlhost" data synth --out data --entities 20 --train-docs 300 --val-docs 40 >/dev/null
 "$xlhost" exp new 0.1.0 --desc "tiny baseline" >/dev/null
 # The template's placeholders, filled the way a researcher would.
@@ -53,6 +53,11 @@ check "refused run left no record" test ! -e out/0.1.9
 "$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.1.7 --set train.max_steps=2 >/dev/null 2>&1
 check "the untracked file's content is in diff.patch" grep -q "a helper that is not committed yet" out/0.1.7/diff.patch
 rm helper.py
+out=$("$xlhost" exp report 0.1.0 0.1.7 --dest unequal 2>&1)
+check "exp report flags runs of unequal steps and tokens" contains "$out" "unequal budgets (0.1.0 30 steps"
+check "... in report.md too" grep -q "Unequal budgets" unequal/report.md
+out=$("$xlhost" exp report 0.1.0 0.1.8 --dest equal 2>&1)
+check "... and not runs of equal ones" test "$(grep -c -i "unequal" <<<"$out")" -eq 0
 
 # The reproduction command recorded by the run gives the same final loss.
 exact=$(json_field $record exact_command)

@@ -152,6 +152,31 @@ double result(const rapidjson::Document& record, const char* key) {
 
 // What the numbers can and cannot say: sizes and their difference, warnings raised during
 // the runs, skipped steps, seeds and spread, run length.
+// "0.0.1 300 steps, 614.4k tokens; 0.1.1 200 steps, 409.6k tokens" when the runs' budgets
+// differ (a comparison of unequal budgets is not like for like), else "".
+std::string unequal_budgets(const std::vector<std::string>& ids, const std::vector<rapidjson::Document>& records) {
+  std::vector<std::pair<double, double>> budgets;
+  std::string listed;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto& r = records[i];
+    const rapidjson::Value none;
+    const auto& hp = r["hyperparameters"];
+    auto in = [&](const char* section, const char* key) {
+      return hp.HasMember(section) && hp[section].IsObject() ? member_number(hp[section], key) : std::nan("");
+    };
+    const double world = r.HasMember("distributed") && r["distributed"].IsObject()
+                             ? member_number(r["distributed"], "world_size") : 1.0;
+    const double steps = r.HasMember("results") && r["results"].IsObject() ? member_number(r["results"], "steps") : std::nan("");
+    const double tokens = steps * in("train", "batch_size") * in("train", "accumulation_steps") * in("data", "seq_len") *
+                          (std::isfinite(world) && world > 0 ? world : 1.0);
+    budgets.emplace_back(steps, tokens);
+    listed += (i ? "; " : "") + ids[i] + " " + format_fixed(steps, 0) + " steps, " + format_count(tokens) + " tokens";
+  }
+  for (const auto& b : budgets)
+    if (b != budgets.front()) return listed;
+  return "";
+}
+
 void write_reading_guide(std::ostream& md, const std::vector<std::string>& ids, const std::vector<rapidjson::Document>& records) {
   md << "\n## Reading these results\n\n";
   const double base_parameters = result(records[0], "parameters");
@@ -237,7 +262,11 @@ ReportFiles write_report(const std::string& out_dir, const std::vector<std::stri
   else
     md << "No record.md beside the config (`xlhost exp new " << ids[0] << "` writes one).\n";
 
-  md << "\n## " << (ids.size() > 1 ? "Comparison" : "Results") << "\n\n" << format_comparison(comparison, true);
+  md << "\n## " << (ids.size() > 1 ? "Comparison" : "Results") << "\n\n";
+  files.unequal_budgets = unequal_budgets(ids, records);
+  if (!files.unequal_budgets.empty())
+    md << "**Unequal budgets** (" << files.unequal_budgets << "): losses and scores below are not like for like.\n\n";
+  md << format_comparison(comparison, true);
   write_reading_guide(md, ids, records);
   write_ablations(md, out_dir, ids);
   md << "\n## Curves\n\n";

@@ -13,6 +13,7 @@ namespace xlhost::core {
 struct ReportFiles {
   std::string markdown;               // dest/report.md
   std::vector<std::string> pictures;  // dest/*.svg
+  std::string unequal_budgets;        // non-empty when the runs trained different steps or tokens
 };
 
 // ids[0] is the reported run, the others are compared with it. UserError when a record is
