@@ -124,6 +124,7 @@ subprocess.run([xlhost, "run", "-p", plugin, "-c", config("finished", 3e-3, 20)]
 subprocess.run([xlhost, "run", "-p", str(plugin_dir / "model_memory.so"), "-c", config("memory", 3e-3, 20, memory=True)],
                check=True, capture_output=True)
 subprocess.run([xlhost, "eval", str(work / "out/memory"), "--ablate", "memory=all"], check=True, capture_output=True)
+subprocess.run([xlhost, "run", "-p", plugin, "-c", config("group", 3e-3, 10), "--seeds", "2"], check=True, capture_output=True)
 subprocess.run([xlhost, "eval", str(work / "out/finished"), "--task", str(work / "data/fact_choices.jsonl")], check=True,
                capture_output=True)
 knowledge = set((work / "data/knowledge.txt").read_text().splitlines())
@@ -152,16 +153,20 @@ try:
     page = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
     page.call("Page.enable")
     page.call("Page.navigate", url=url)
-    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 3"), "the page lists the three runs")
+    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 4"), "the page lists the four runs")
     statuses = dict(page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => [tr.dataset.id, tr.cells[4].textContent])"))
-    check(statuses == {"finished": "completed", "running": "running", "memory": "completed"}, f"with their status: {statuses}")
+    check(statuses == {"finished": "completed", "running": "running", "memory": "completed", "group": "completed"},
+          f"with their status: {statuses}")
+    group_loss = page.js("document.querySelector('#runs tbody tr[data-id=group]').cells[9].textContent")
+    check(re.fullmatch(r"[\d.]+ ± [\d.e-]+", group_loss) is not None, f"a seed group's val loss with its spread: {group_loss!r}")
     scored = page.js("[...document.querySelectorAll('#runs tbody tr[data-id=finished] td')].map(td => td.textContent)")
     check(any(re.fullmatch(r"fact_choices\.jsonl \d+\.\d%", cell) for cell in scored),
           f"the finished run's benchmark (xlhost eval --task) in its row: {scored}")
     check(re.fullmatch(r"\d+\.\d%", scored[10]) is not None, f"fact recall in %, as the CLI shows it: {scored[10]!r}")
 
     page.js("window.loadedAt = performance.timeOrigin; "
-            "document.querySelectorAll('#runs tbody tr:not([data-id=memory]) input[type=checkbox]').forEach(box => box.click()); true")
+            "document.querySelectorAll('#runs tbody tr:is([data-id=finished], [data-id=running]) input[type=checkbox]')"
+            ".forEach(box => box.click()); true")
     check(page.wait_for("chart && chart.data.datasets.length === 2 && chart.data.datasets.every(d => d.data.length > 0)"),
           "selecting both draws a chart with two series")
     first = page.js("curves.running.step.at(-1)")
@@ -182,6 +187,19 @@ try:
     shot = page.call("Page.captureScreenshot", format="png")
     (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {work / 'dashboard.png'}")
+
+    # Issue 32: a seed group draws the mean of its seeds with their min-max band.
+    page.js("document.querySelectorAll('#runs tbody tr input[type=checkbox]').forEach(box => { if (box.checked) box.click(); });"
+            "document.querySelector('#runs tbody tr[data-id=group] input[type=checkbox]').click(); true")
+    check(page.wait_for("chart && chart.data.datasets.length === 3 && chart.data.datasets[2].fill === '-1'"
+                        " && chart.data.datasets.every(d => d.data.length === 10)"),
+          "a seed group's chart: the mean line and a min-max band over its 2 seeds")
+    band = page.js("curves.group.loss.every((v, i) => curves.group.loss_min[i] <= v && v <= curves.group.loss_max[i])"
+                   " && curves.group.seeds.length === 2 && curves.group.loss_min.some((v, i) => v < curves.group.loss_max[i])")
+    check(band, "the mean lies within the band, which has width")
+    shot = page.call("Page.captureScreenshot", format="png")
+    (work / "seed_group.png").write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {work / 'seed_group.png'}")
 
     # Issue 29: the memory page of the memory run.
     page.js("document.querySelector('#runs tbody tr[data-id=memory] td:nth-child(2)').click(); true")

@@ -11,6 +11,7 @@
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/memory_page.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/experiments/seed_group.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/http/http_server.hpp"
@@ -76,12 +77,14 @@ void write_run(JsonWriter& w, const fs::path& dir) {
     write_string(w, "commit", git ? member_string(versions["git"], "short_commit") : "");
     w.Key("dirty"), w.Bool(git && versions["git"].HasMember("dirty") && versions["git"]["dirty"].IsBool() &&
                            versions["git"]["dirty"].GetBool());
-    w.Key("results"), w.StartObject();
-    if (doc.HasMember("results") && doc["results"].IsObject())
-      for (const char* key : {"steps", "final_loss", "best_loss", "val_loss", "fact_recall", "tokens_per_second",
-                              "wall_seconds", "final_aux_loss"})
-        write_number(w, key, member_number(doc["results"], key));
-    w.EndObject();
+    for (const char* part : {"results", "results_std"}) {  // results_std: a seed group's spread
+      w.Key(part), w.StartObject();
+      if (doc.HasMember(part) && doc[part].IsObject())
+        for (const char* key : {"steps", "final_loss", "best_loss", "val_loss", "fact_recall", "tokens_per_second",
+                                "wall_seconds", "final_aux_loss"})
+          write_number(w, key, member_number(doc[part], key));
+      w.EndObject();
+    }
     w.Key("benchmarks"), w.StartArray();  // xlhost eval --task: "<task file> 43.1%"
     for (const auto& b : summary.benchmarks) w.String(b.c_str());
     w.EndArray();
@@ -131,7 +134,8 @@ std::vector<const Item*> decimate(const std::vector<Item>& items) {
 std::string curves_json(const fs::path& dir) {
   const RunDirectory run(dir);
   const auto path = run.resolve(run.train_log(), "train.log", kMaxTrainLogBytes);
-  const auto log = path ? read_train_log(*path) : TrainLogContents{};
+  const auto group = path ? std::nullopt : read_seed_group_log(dir);  // a seed group: the mean of its seeds
+  const auto log = path ? read_train_log(*path) : group ? group->mean : TrainLogContents{};
   return write_json([&](JsonWriter& w) {
     const auto steps = decimate(log.steps);
     // Training time so far: each logged line's tokens/s covers the tokens since the line
@@ -165,6 +169,13 @@ std::string curves_json(const fs::path& dir) {
     column("grad_norm", [](const StepRecord& s) { return s.grad_norm; });
     column("tokens_per_s", [](const StepRecord& s) { return s.tokens_per_second; });
     column("aux_loss", [](const StepRecord& s) { return s.aux_loss; });
+    if (group) {
+      column("loss_min", [&](const StepRecord& s) { return group->loss_band.at(s.step).first; });
+      column("loss_max", [&](const StepRecord& s) { return group->loss_band.at(s.step).second; });
+      w.Key("seeds"), w.StartArray();
+      for (const auto& seed : group->seeds) w.String(seed.c_str());
+      w.EndArray();
+    }
     std::vector<std::string> names;
     for (const auto* s : steps)
       for (const auto& [name, value] : s->diagnostics)

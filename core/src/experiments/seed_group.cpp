@@ -1,11 +1,15 @@
 #include "xlhost/core/experiments/seed_group.hpp"
 
+
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <numeric>
 
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/util/error.hpp"
@@ -116,6 +120,68 @@ void write_seed_group_record(const std::string& group_dir, const std::string& id
   doc.Accept(w);
   ensure_directory(group_dir, "seed group");
   write_file_atomically(RunDirectory(group_dir).record().string(), std::string(buffer.GetString()) + "\n");
+}
+
+namespace {
+
+// The mean of `records` (the same step of every seed), figure by figure.
+StepRecord mean_step(const std::vector<const StepRecord*>& records) {
+  StepRecord m = *records.front();
+  const double n = static_cast<double>(records.size());
+  auto mean = [&](auto field) {
+    double sum = 0;
+    for (const auto* r : records) sum += r->*field;
+    return sum / n;
+  };
+  m.loss = mean(&StepRecord::loss), m.lr = mean(&StepRecord::lr), m.grad_norm = mean(&StepRecord::grad_norm);
+  m.tokens_per_second = mean(&StepRecord::tokens_per_second), m.aux_loss = mean(&StepRecord::aux_loss);
+  for (auto& [name, value] : m.diagnostics) {
+    double sum = 0, counted = 0;
+    for (const auto* r : records)
+      for (const auto& [n2, v] : r->diagnostics)
+        if (n2 == name) sum += v, ++counted;
+    value = counted ? sum / counted : std::nan("");
+  }
+  return m;
+}
+
+}  // namespace
+
+std::optional<SeedGroupLog> read_seed_group_log(const std::filesystem::path& group_dir) {
+  const RunDirectory group(group_dir);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(group.seeds(), ec)) return std::nullopt;
+  SeedGroupLog out;
+  std::vector<TrainLogContents> logs;
+  for (const auto& entry : std::filesystem::directory_iterator(group.seeds(), ec)) {
+    const RunDirectory seed(entry.path());
+    const auto path = RunDirectory::is_run_folder(entry.path()) ? seed.resolve(seed.train_log(), "train.log", kMaxTrainLogBytes)
+                                                                 : std::nullopt;
+    if (!path) continue;
+    logs.push_back(read_train_log(*path));
+    out.seeds.push_back(entry.path().filename().string());
+  }
+  if (logs.empty()) return std::nullopt;
+  std::map<int64_t, std::vector<const StepRecord*>> steps;
+  std::map<int64_t, std::vector<double>> evals;
+  for (const auto& log : logs) {
+    for (const auto& s : log.steps) steps[s.step].push_back(&s);
+    for (const auto& e : log.evals) evals[e.step].push_back(e.val_loss);
+  }
+  for (const auto& [step, records] : steps) {
+    if (records.size() != logs.size()) continue;  // a step not every seed has logged (yet)
+    out.mean.steps.push_back(mean_step(records));
+    const auto [low, high] = std::minmax_element(records.begin(), records.end(),
+                                                 [](const auto* a, const auto* b) { return a->loss < b->loss; });
+    out.loss_band[step] = {(*low)->loss, (*high)->loss};
+  }
+  for (const auto& [step, losses] : evals)
+    if (losses.size() == logs.size())
+      {
+      const double mean = std::accumulate(losses.begin(), losses.end(), 0.0) / static_cast<double>(losses.size());
+      out.mean.evals.push_back({step, mean, std::exp(mean)});
+    }
+  return out;
 }
 
 }  // namespace xlhost::core
