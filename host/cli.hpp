@@ -29,6 +29,7 @@ int generate_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int inspect_command(const std::vector<std::string>& args);
 int serve_command(const std::vector<std::string>& args);
+int exp_archive_command(const std::vector<std::string>& args);
 int plugin_command(const std::vector<std::string>& args);
 int plugin_new_command(const std::vector<std::string>& args);
 int data_command(const std::vector<std::string>& args);

@@ -362,6 +362,7 @@ int exp_command(const std::vector<std::string>& args) {
               << "report   a folder with report.md and curves (gnuplot SVG) for one run, compared with others\n"
               << "status   the runs in progress (started with `xlhost run --detach` or elsewhere)\n"
               << "stop     stop a running experiment; it saves a checkpoint\n"
+              << "archive  move runs (a failed one) to <out>/.archive/, out of every listing\n"
               << "serve    a live web page over the runs: table, filters, curves, comparisons\n";
     return args.empty() ? 2 : 0;
   }
@@ -373,6 +374,7 @@ int exp_command(const std::vector<std::string>& args) {
   if (args[0] == "report") return report_command(rest);
   if (args[0] == "status") return status_command(rest);
   if (args[0] == "stop") return stop_command(rest);
+  if (args[0] == "archive") return exp_archive_command(rest);
   if (args[0] == "serve") return exp_serve_command(rest);
   throw core::UserError("unknown exp subcommand '" + args[0] + "' (usage: " + usage + ")");
 }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "cli.hpp"
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
@@ -90,6 +91,36 @@ std::string run_identity(const core::RunDirectory& run_dir, const std::string& i
     std::cerr << "experiment " << id << ": the earlier run is archived in " << archive_run(run_dir, id).string() << "\n";
   }
   return core::new_run_uid();
+}
+
+int exp_archive_command(const std::vector<std::string>& args) {
+  std::string out_dir;
+  po::options_description options("options");
+  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json")
+      ("id", po::value<std::vector<std::string>>()->required()->multitoken(), "experiment ids");
+  po::positional_options_description positional;
+  positional.add("id", -1);
+  po::variables_map vm;
+  if (!parse_args(args, options, positional, "xlhost exp archive ID [ID ...] [--out DIR]",
+                  "Moves runs out of the way (a failed or abandoned one): each folder's files go to\n"
+                  "<out>/.archive/<id>-<UTC time>/, where nothing lists them and nothing is deleted. A running\n"
+                  "run is refused.",
+                  vm))
+    return 0;
+  for (const auto& id : vm["id"].as<std::vector<std::string>>()) {
+    const core::RunDirectory run_dir(out_dir, id);
+    if (!core::RunDirectory::is_run_folder(run_dir.root()))
+      throw core::UserError("no run " + id + " in " + out_dir + " (" + run_dir.record().string() + " is missing)");
+    refuse_if_running(run_dir, id);
+    const auto archive = [&] {
+      const auto lock = claim_run_folder(run_dir, id);  // a run starting now waits for this, or this for it
+      return archive_run(run_dir, id);
+    }();
+    fs::remove(run_dir.lock());
+    fs::remove(run_dir.root());  // empty now: refused (an error) if a run started meanwhile wrote into it
+    std::cout << "archived " << id << " in " << archive.string() << "\n";
+  }
+  return 0;
 }
 
 }  // namespace xlhost::host

@@ -58,6 +58,10 @@ check "exp report flags runs of unequal steps and tokens" contains "$out" "unequ
 check "... in report.md too" grep -q "Unequal budgets" unequal/report.md
 out=$("$xlhost" exp report 0.1.0 0.1.8 --dest equal 2>&1)
 check "... and not runs of equal ones" test "$(grep -c -i "unequal" <<<"$out")" -eq 0
+out=$("$xlhost" exp archive 0.1.7 2>&1); code=$?
+check "exp archive moves a run away: $out" test $code -eq 0 -a ! -e out/0.1.7
+check "... into out/.archive, nothing deleted" test -f "$(echo out/.archive/0.1.7-*/record.json)"
+check "... and exp list no longer shows it" test "$("$xlhost" exp list 2>&1 | grep -c '^0\.1\.7 ')" -eq 0
 
 # The reproduction command recorded by the run gives the same final loss.
 exact=$(json_field $record exact_command)
@@ -156,6 +160,9 @@ for _ in $(seq 1 300); do grep -q '"loss"' out/0.2.0/train.log 2>/dev/null && br
 out=$("$xlhost" exp status 2>&1)
 check "exp status shows the run" grep -qE '^0\.2\.0 +model_original +pid [0-9]+ +step [0-9]+/1000000' <<<"$out"
 check "exp status shows metrics" contains "$out" "metrics http://127.0.0.1:"
+out=$("$xlhost" exp archive 0.2.0 2>&1); code=$?
+check "a running run is not archived" test $code -eq 2 -a -f out/0.2.0/record.json
+check "... saying so" contains "$out" "is already running"
 mkdir -p elsewhere
 out=$("$xlhost" exp status --out elsewhere --out out 2>&1)
 check "exp status looks in every --out folder and says where" grep -qE "^0\.2\.0 +model_original +pid [0-9]+ +in out/0\.2\.0" <<<"$out"
