@@ -130,7 +130,9 @@ subprocess.run([xlhost, "eval", str(work / "out/finished"), "--task", str(work /
 knowledge = set((work / "data/knowledge.txt").read_text().splitlines())
 running = subprocess.Popen([xlhost, "run", "-p", plugin, "-c", config("running", 1e-4, 1000000)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-server = subprocess.Popen([xlhost, "exp", "serve", "--listen", "127.0.0.1:0", "--out", str(work / "out")],
+shutil.copytree(work / "out/finished", work / "elsewhere/out/copied")  # a run from a second --out folder
+server = subprocess.Popen([xlhost, "exp", "serve", "--listen", "127.0.0.1:0", "--out", str(work / "out"),
+                           "--out", str(work / "elsewhere/out")],
                           stdout=subprocess.PIPE, text=True, cwd=work)  # the project: the knowledge file is inside
 browser = None
 try:
@@ -153,10 +155,12 @@ try:
     page = DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
     page.call("Page.enable")
     page.call("Page.navigate", url=url)
-    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 4"), "the page lists the four runs")
+    check(page.wait_for("document.querySelectorAll('#runs tbody tr').length === 5"), "the page lists the five runs")
     statuses = dict(page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => [tr.dataset.id, tr.cells[4].textContent])"))
-    check(statuses == {"finished": "completed", "running": "running", "memory": "completed", "group": "completed"},
-          f"with their status: {statuses}")
+    check(statuses == {"finished": "completed", "running": "running", "memory": "completed", "group": "completed",
+                       "copied": "completed"}, f"with their status: {statuses}")
+    folder = page.js("document.querySelector('#runs tbody tr[data-id=copied]').lastElementChild.textContent")
+    check(folder == str(work / "elsewhere/out"), f"a run from a second --out folder, with its folder shown: {folder!r}")
     group_loss = page.js("document.querySelector('#runs tbody tr[data-id=group]').cells[9].textContent")
     check(re.fullmatch(r"[\d.]+ ± [\d.e-]+", group_loss) is not None, f"a seed group's val loss with its spread: {group_loss!r}")
     scored = page.js("[...document.querySelectorAll('#runs tbody tr[data-id=finished] td')].map(td => td.textContent)")
