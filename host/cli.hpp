@@ -17,6 +17,9 @@ bool parse_args(const std::vector<std::string>& args, const po::options_descript
                 const po::positional_options_description& positional, const std::string& usage,
                 const std::string& description, po::variables_map& vm);
 
+// The items one after another with `separator` between them.
+std::string join(const std::vector<std::string>& items, const std::string& separator);
+
 // `text` with every occurrence of `from` replaced by `to` (for file templates).
 std::string replace_all(std::string text, const std::string& from, const std::string& to);
 
@@ -30,6 +33,7 @@ int export_command(const std::vector<std::string>& args);
 int inspect_command(const std::vector<std::string>& args);
 int serve_command(const std::vector<std::string>& args);
 int exp_archive_command(const std::vector<std::string>& args);
+int exp_show_command(const std::vector<std::string>& args);
 int plugin_command(const std::vector<std::string>& args);
 int plugin_new_command(const std::vector<std::string>& args);
 int data_command(const std::vector<std::string>& args);

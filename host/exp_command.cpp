@@ -166,29 +166,6 @@ int new_command(const std::vector<std::string>& args) {
   return 0;
 }
 
-int show_command(const std::vector<std::string>& args) {
-  std::string out_dir;
-  auto options = records_options(out_dir);
-  options.add_options()("id", po::value<std::string>()->required(), "experiment id");
-  po::positional_options_description positional;
-  positional.add("id", 1);
-  po::variables_map vm;
-  if (!parse_args(args, options, positional, "xlhost exp show ID [--out DIR]",
-                  "Prints a run's record.json: status, code version, data, results, how to reproduce it; for a run\n"
-                  "started with --init-from, first the chain of runs its weights come from (pretrain -> SFT).", vm))
-    return 0;
-  const std::string id = vm["id"].as<std::string>();
-  const auto record = core::read_record(out_dir, id);  // refuses a missing or corrupted record
-  const auto lineage = core::record_lineage(record);
-  if (lineage.size() > 2) {  // a run that started from other weights: where they came from
-    std::cout << "lineage (newest first):\n";
-    for (size_t i = 0; i < lineage.size(); ++i) std::cout << (i ? "  <- " : "     ") << lineage[i] << "\n";
-    std::cout << "\n";
-  }
-  std::cout << core::read_text_file(core::RunDirectory(out_dir, id).record().string(), "record");
-  return 0;
-}
-
 int compare_command(const std::vector<std::string>& args) {
   std::string out_dir;
   auto options = records_options(out_dir);
@@ -337,9 +314,7 @@ int list_command(const std::vector<std::string>& args) {
     std::cout << std::setw(12) << r.id << std::setw(22) << r.start_time << std::setw(16) << r.plugin << std::setw(13)
               << r.status << std::setw(18) << loss(r, r.final_loss, r.final_loss_std) << std::setw(18)
               << loss(r, r.val_loss, r.val_loss_std) << std::setw(10)
-              << (r.has_results ? core::format_count(r.tokens_per_second) : "-") << std::accumulate(r.benchmarks.begin(), r.benchmarks.end(), std::string(), [](std::string all, const std::string& b) {
-                   return all.empty() ? b : all + ", " + b;
-                 }) << "\n";
+              << (r.has_results ? core::format_count(r.tokens_per_second) : "-") << join(r.benchmarks, ", ") << "\n";
   for (const auto& r : records) {
     if ((r.status == "interrupted" || r.status == "crashed") && !r.last_checkpoint.empty())
       std::cout << r.id << ": " << r.status << "; last good checkpoint " << r.last_checkpoint << " (xlhost run ... --resume)\n";
@@ -369,7 +344,7 @@ int exp_command(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "new") return new_command(rest);
   if (args[0] == "list") return list_command(rest);
-  if (args[0] == "show") return show_command(rest);
+  if (args[0] == "show") return exp_show_command(rest);
   if (args[0] == "compare") return compare_command(rest);
   if (args[0] == "report") return report_command(rest);
   if (args[0] == "status") return status_command(rest);

@@ -39,7 +39,7 @@ if $sft; then
     done
   fi
   echo
-  build/bin/xlhost exp show 0.0.3 | sed '/^{/,$d'  # the lineage: pretraining -> SFT
+  build/bin/xlhost exp show 0.0.3  # the lineage (pretraining -> SFT) and the record in brief
   $baseline_only && exit 0
   echo "SFT comparison (pretrained 300 steps, fine-tuned 200 steps on the synthetic conversations):"
   build/bin/xlhost exp compare 0.0.3 0.1.3

@@ -156,7 +156,10 @@ check "template placeholders refused" test $code -eq 2
 check "placeholders listed" contains "$out" "train.batch_size = [BATCH_SIZE]"
 out=$("$xlhost" exp show 0.0.1 2>&1); code=$?
 check "exp show exits 0" test $code -eq 0
-check "exp show has the record" contains "$out" '"short_commit"'
+check "exp show is a summary, not the raw record" test "$(wc -l <<<"$out")" -lt 30
+check "... with the status and the command" contains "$out" "status                           completed"
+out=$("$xlhost" exp show 0.0.1 --json 2>&1)
+check "exp show --json has the whole record" contains "$out" '"short_commit"'
 mkdir -p out/9.9.9 && echo "{ broken" >out/9.9.9/record.json
 out=$("$xlhost" exp show 9.9.9 2>&1); code=$?
 check "corrupted record refused" test $code -eq 2

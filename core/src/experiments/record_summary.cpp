@@ -167,18 +167,14 @@ std::vector<std::string> record_lineage(const rapidjson::Value& record) {
   return lines;
 }
 
-std::string fill_record_markdown(const rapidjson::Document& record, const fs::path& run_dir) {
+std::vector<std::pair<std::string, std::string>> record_rows(const rapidjson::Document& record) {
   const auto& e = record["experiment"];
-  const std::string config_path = member_string(e, "config_path");
-  if (config_path.empty()) return "";
-  const fs::path md = record_markdown_beside(config_path);
-  if (!fs::exists(md)) return "";
   const auto& git = record["versions"].HasMember("git") ? record["versions"]["git"] : record["versions"];
   const rapidjson::Value none;
   const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
   auto fixed = [](double v, int digits) { return std::isfinite(v) ? format_fixed(v, digits) : std::string("-"); };
-  std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
-  auto row = [&](const std::string& name, const std::string& value) { block += "| " + name + " | " + value + " |\n"; };
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto row = [&](const std::string& name, const std::string& value) { rows.emplace_back(name, value); };
   row("status", record["status"].GetString() + (member_string(record, "failure").empty() ? "" : ": " + member_string(record, "failure")));
   row("run", member_string(e, "start_time") + " to " + member_string(e, "end_time") + " on " + member_string(e, "host"));
   row("code", describe_code_version(git, false));
@@ -191,6 +187,17 @@ std::string fill_record_markdown(const rapidjson::Document& record, const fs::pa
   row("tokens/s", fixed(member_number(r, "tokens_per_second"), 0));
   row("checkpoint", member_string(r, "checkpoint").empty() ? "-" : member_string(r, "checkpoint"));
   row("command", "`" + member_string(e, "command_line") + "`");
+  return rows;
+}
+
+std::string fill_record_markdown(const rapidjson::Document& record, const fs::path& run_dir) {
+  const auto& e = record["experiment"];
+  const std::string config_path = member_string(e, "config_path");
+  if (config_path.empty()) return "";
+  const fs::path md = record_markdown_beside(config_path);
+  if (!fs::exists(md)) return "";
+  std::string block = std::string(kRecordResultsBegin) + "\n## Results (filled in by xlhost run)\n\n| | |\n| --- | --- |\n";
+  for (const auto& [name, value] : record_rows(record)) block += "| " + name + " | " + value + " |\n";
   block += "\nFull record: `xlhost exp show " + member_string(e, "id") + "`; report: `xlhost exp report " + member_string(e, "id") +
            "`.\n" + kRecordResultsEnd + "\n";
 

@@ -112,6 +112,11 @@ std::vector<std::string> record_lineage(const rapidjson::Value& record);
 // folder's record.md (RunDirectory::record_markdown): a run never changes a tracked file, so
 // the tree stays clean for the next --require-clean run. Returns "" when there is no
 // record.md beside the config, else the path written.
+// The record's outcome as (name, value) rows: status, times and host, code, plugin, steps,
+// losses, val loss, fact recall, tokens/s, checkpoint, command. record.md's results block
+// and `exp show` print them.
+std::vector<std::pair<std::string, std::string>> record_rows(const rapidjson::Document& record);
+
 inline constexpr const char* kRecordResultsBegin = "<!-- xlhost:results -->";
 inline constexpr const char* kRecordResultsEnd = "<!-- /xlhost:results -->";
 std::string fill_record_markdown(const rapidjson::Document& record, const std::filesystem::path& run_dir);
