@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -78,13 +79,16 @@ int plugin_command(const std::vector<std::string>& args) {
             << "\nfile         " << plugin.path()
             << (plugin.checksum_verified() ? ", verified against " : ", not verified (no checksum file beside it: ")
             << plugin.path() << ".md5" << (plugin.checksum_verified() ? "" : ")") << "\n\nmodel section keys:\n";
+  size_t key_width = 20, default_width = 10;  // the longest key and default, so columns never run together
+  for (const auto& e : d.schema)
+    key_width = std::max(key_width, e.key.size() + 2), default_width = std::max(default_width, sdk::to_string(e.default_value).size() + 2);
   for (const auto& e : d.schema) {
     std::string range;
     if (e.min || e.max)
       range = " [" + (e.min ? core::format_fixed(*e.min, 6 * (*e.min != static_cast<int64_t>(*e.min))) : "-inf") + ", " +
               (e.max ? core::format_fixed(*e.max, 6 * (*e.max != static_cast<int64_t>(*e.max))) : "inf") + "]";
-    std::cout << "  " << std::left << std::setw(20) << e.key << std::setw(9) << sdk::type_name(e.type) << std::setw(12)
-              << sdk::to_string(e.default_value) << e.doc << range << "\n";
+    std::cout << "  " << std::left << std::setw(static_cast<int>(key_width)) << e.key << std::setw(9) << sdk::type_name(e.type)
+              << std::setw(static_cast<int>(default_width)) << sdk::to_string(e.default_value) << e.doc << range << "\n";
   }
   return 0;
 }

@@ -11,6 +11,8 @@ cd "$work"
 out=$("$xlhost" plugin info "$build/plugins/model_original.so" 2>&1); code=$?
 check "plugin info exits 0" test $code -eq 0
 check "plugin info shows schema" contains "$out" "n_kv_heads"
+out=$("$xlhost" plugin info "$build/plugins/model_memory.so" 2>&1)
+check "plugin info keeps long keys apart from their type" grep -qE "^  fusion_attention_dropout +number +0\.1 +cross_attention" <<<"$out"
 
 out=$("$xlhost" plugin info "$build/test_plugins/wrong_abi_plugin.so" 2>&1); code=$?
 check "wrong ABI exits non-zero" test $code -ne 0
