@@ -20,25 +20,16 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from minimind_reference import MiniMind
+from oracle_checks import check, finish, run_xlhost
 
 xlhost, model_logits, plugin_dir, work = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 shutil.rmtree(work, ignore_errors=True)
 work.mkdir(parents=True)
 plugin = str(plugin_dir / "model_original.so")
-failures = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
-        failures.append(message)
 
 
 def run(*args, expect_ok=True):
-    r = subprocess.run([xlhost, *args], capture_output=True, text=True)
-    if expect_ok and r.returncode != 0:
-        sys.exit(f"xlhost {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r
+    return run_xlhost(xlhost, *args, expect_ok=expect_ok)
 
 
 def xlhost_logits(checkpoint, batch):
@@ -188,6 +179,4 @@ hf_config["num_attention_heads"] = 8
 (work / "hf_heads/config.json").write_text(json.dumps(hf_config))
 expect_error("other_heads", work / "hf_heads", "num_attention_heads is number 8, the model's is 4")
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
-print("all interop checks passed")
+finish("all interop checks passed")

@@ -26,24 +26,16 @@ os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFL
 import lm_eval  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
+from oracle_checks import check, finish, run_xlhost  # noqa: E402
+
 xlhost, plugin_dir, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 shutil.rmtree(work, ignore_errors=True)
 work.mkdir(parents=True)
-failures = []
 TOLERANCE = 1e-4
 
 
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        failures.append(message)
-
-
 def run(*args, expect_ok=True):
-    r = subprocess.run([xlhost, *args], capture_output=True, text=True)
-    if expect_ok and r.returncode != 0:
-        sys.exit(f"xlhost {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r
+    return run_xlhost(xlhost, *args, expect_ok=expect_ok)
 
 
 def config(name, plugin_model, steps, knowledge=False, reference=None):
@@ -294,6 +286,4 @@ benchmarks = json.loads((work / "out/memory/benchmarks.json").read_text())["item
 check(benchmarks["contamination"]["knowledge"]["contaminated"] > 0 and benchmarks["checksum"],
       f"benchmarks.json holds the task's checksum and its contamination: {benchmarks['contamination']}")
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
-print("all checks passed")
+finish("all checks passed")
