@@ -15,6 +15,7 @@
 #include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/config/options.hpp"
+#include "xlhost/core/device/autocast.hpp"
 #include "xlhost/core/eval/completions_api.hpp"
 #include "xlhost/core/eval/evaluation.hpp"
 #include "xlhost/core/eval/generator.hpp"
@@ -161,6 +162,7 @@ int eval_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
+  const core::AutocastScope autocast(t.autocast, t.device);
   if (vm.count("task")) return benchmark_eval(vm, t);
   const auto& config = t.config.options;
   std::string path = vm["data"].as<std::string>();
@@ -216,6 +218,7 @@ int generate_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
+  const core::AutocastScope autocast(t.autocast, t.device);
   const auto& generate = t.config.options.generate;
   const bool chat =
       vm.count("chat") || (!vm.count("no-chat") && t.config.options.data.format == core::DocumentFormat::kChat);
@@ -251,6 +254,7 @@ int inspect_command(const std::vector<std::string>& args) {
                   vm))
     return 0;
   auto t = load(vm);
+  const core::AutocastScope autocast(t.autocast, t.device);
   const auto prompts = prompts_of(vm, "");
   const int64_t top = vm["top"].as<int64_t>(), generate = vm["generate"].as<int64_t>();
   if (top < 1 || generate < 0) throw core::UserError("--top must be at least 1 and --generate at least 0");
@@ -348,9 +352,10 @@ int serve_command(const std::vector<std::string>& args) {
   if (served.context_length < 1) throw core::UserError("--context-length must be at least 1");
   core::http::Server server(
       address, "serve",
-      [&served](const std::string& text) {
+      [&served, autocast_on = t.autocast](const std::string& text) {
         const auto request = core::http::parse_request(text);
         if (!request) return core::completions_error(400, "bad request line");
+        const core::AutocastScope autocast(autocast_on, served.device);  // this connection's thread
         return core::answer_completions_request(*request, served);
       },
       core::kMaxCompletionRequestBytes, [](int status, const std::string& message) { return core::completions_error(status, message); });

@@ -55,11 +55,12 @@ commands:
   tokenizer    train, inspect and run Hugging Face byte-level BPE tokenizers (tokenizer.json)
   exp new      create experiments/X.Y.Z/ (config and record template), optionally --from A.B.C
   exp list     the runs recorded under out/ (record.json: git commit, data md5, config, results)
-  exp show     one run's record
+  exp show     one run's record in brief (--json: all of it)
   exp compare  what differs between runs (config, plugin, code) and their results, best marked
   exp report   report.md with curves (gnuplot SVG), plan and findings, comparison, samples
   exp status   runs in progress (xlhost run --detach starts one in the background)
   exp stop     stop a running experiment gracefully (it saves a checkpoint)
+  exp archive  move runs (a failed one) to out/.archive/, out of every listing
   exp serve    a live web page over the runs: table, filters, curves, comparisons
 
 'xlhost <command> --help' explains each one; 'xlhost --version' names the build

@@ -112,6 +112,17 @@ check "resume says where" contains "$out" "resumed from"
 out=$("$xlhost" eval out/0.0.1 2>&1); code=$?
 check "eval exits 0" test $code -eq 0
 check "eval prints perplexity" contains "$out" "perplexity"
+# A run configured for bfloat16 is evaluated in bfloat16 autocast: close to float32, not equal.
+for dtype in float32 bfloat16; do
+  "$xlhost" eval out/0.0.1 --set train.dtype=$dtype --task data/fact_choices.jsonl --limit 5 --samples $dtype.jsonl >/dev/null 2>&1
+done
+check "eval honours train.dtype=bfloat16: log-likelihoods close to float32's, not equal" python3 - <<'PY'
+import json
+fp32, bf16 = ([json.loads(l)["loglikelihoods"] for l in open(f"{d}.jsonl")] for d in ("float32", "bfloat16"))
+pairs = [(a, b) for x, y in zip(fp32, bf16) for a, b in zip(x, y)]
+assert len(pairs) >= 20 and any(a != b for a, b in pairs), pairs
+assert all(abs(a - b) < 0.05 * abs(a) + 0.05 for a, b in pairs), pairs
+PY
 
 out=$("$xlhost" eval out/0.0.1 --facts data/facts.jsonl --set eval.max_facts=20 2>&1); code=$?
 check "eval --facts exits 0" test $code -eq 0

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "xlhost/core/checkpoint/checkpoint.hpp"
+#include "xlhost/core/device/autocast.hpp"
 #include "xlhost/core/plugin/model_source.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -26,6 +27,7 @@ TrainedModel load_trained_model(const std::string& path, const std::string& plug
                            overrides);
   auto setup = set_up_model(model_source(t.plugin), t.config);
   t.device = setup.device;
+  t.autocast = uses_bf16_autocast(t.config.options.train.dtype, t.device);
   t.tokenizer = std::move(setup.tokenizer);
   t.model = setup.model;
   load_model_weights(*t.model, CheckpointFolder(dir).weights().string());

@@ -1,10 +1,9 @@
 #include "xlhost/core/train/trainer.hpp"
 
-#include <ATen/autocast_mode.h>
-
 #include <chrono>
 
 #include "xlhost/core/data/window_batch.hpp"
+#include "xlhost/core/device/autocast.hpp"
 #include "xlhost/core/device/device_info.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -24,26 +23,6 @@ namespace {
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
-
-// bfloat16 autocast for the forward pass (CUDA or CPU): the ops ATen lists as safe (matmuls,
-// linear layers) run in bfloat16; weights, optimizer state, softmax and the loss stay float32.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), type_(device.type()) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(type_, true);
-    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(type_, false);
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-  c10::DeviceType type_;
-};
 
 }  // namespace
 

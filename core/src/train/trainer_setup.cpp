@@ -7,7 +7,7 @@
 #include "xlhost/core/checkpoint/initial_weights.hpp"
 #include "xlhost/core/checkpoint/llama_checks.hpp"
 #include "xlhost/core/data/knowledge_file.hpp"
-#include "xlhost/core/device/device_info.hpp"
+#include "xlhost/core/device/autocast.hpp"
 #include "xlhost/core/eval/memory_inspection.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/train/trainer.hpp"
@@ -64,8 +64,7 @@ Trainer::~Trainer() = default;
 void Trainer::build_model() {
   torch::manual_seed(static_cast<uint64_t>(train_.seed));  // before the model draws its initial weights
   setup_ = set_up_model(job_.model, job_.config);
-  autocast_ = train_.dtype == "bfloat16" ||
-              (train_.dtype == "auto" && (setup_.device.is_cuda() || cpu_has_bf16_matrix_units()));
+  autocast_ = uses_bf16_autocast(train_.dtype, setup_.device);
   setup_.model->init_from_data(data_context(*setup_.tokenizer, data_, log_));
 }
 

@@ -19,6 +19,7 @@ struct TrainedModel {
   std::shared_ptr<sdk::Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;
+  bool autocast = false;  // the run's train.dtype means bfloat16 autocast here: forwards run under AutocastScope
 };
 
 TrainedModel load_trained_model(const std::string& checkpoint_or_run_dir, const std::string& plugin_override,
