@@ -15,6 +15,7 @@
 #include "xlhost/core/eval/memory_inspection.hpp"
 #include "xlhost/core/eval/trained_model.hpp"
 #include "xlhost/core/experiments/dashboard.hpp"
+#include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/http/http_server.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -80,13 +81,15 @@ int exp_serve_command(const std::vector<std::string>& args) {
   dashboard.out_dirs = vm.count("out") ? vm["out"].as<std::vector<std::string>>() : std::vector<std::string>{"out"};
   dashboard.page = kDashboardPage;
   dashboard.inspect = dashboard_inspector();
+  dashboard.token = core::new_run_uid() + core::new_run_uid();  // 128 random bits: the page's key to POST notes
   dashboard.scripts = {{"/chart.js", "/usr/share/javascript/chart.js/chart.min.js"},
                        {"/marked.js", "/usr/share/javascript/marked/marked.min.js"}};
   const auto address = core::http::parse_listen_address(listen, "--listen");
   if (!address.is_loopback() && !vm.count("allow-remote"))
     throw core::UserError("--listen " + listen + " is not a loopback address; add --allow-remote to serve other machines");
   core::http::Server server(address, "exp serve",
-                            [&dashboard](const std::string& head) { return core::answer_dashboard(head, dashboard); });
+                            [&dashboard](const std::string& request) { return core::answer_dashboard(request, dashboard); },
+                            core::kMaxDashboardPostBytes);
   std::cout << "serving " << server.base_url() << "/ (runs in";
   for (const auto& out : dashboard.out_dirs) std::cout << " " << out;
   std::cout << "); Ctrl-C stops\n" << std::flush;

@@ -188,6 +188,33 @@ TEST(Dashboard, ComparesRunsFromEveryOutFolder) {
   EXPECT_NE(test::body_of(answer).find("myexp/out"), std::string::npos) << "the folder of each run is shown";
 }
 
+// Issue 32: a run's tags and note go into its folder, only from a page that holds the server's token.
+TEST(Dashboard, NotesAreSavedOnlyWithTheServersToken) {
+  test::TempDir dir;
+  auto d = dashboard_in(dir);
+  d.token = "secret-token";
+  fs::create_directories(dir / "out/a");
+  test::write_text(dir / "out/a/record.json",
+                   R"({"schema": 2, "status": "completed", "experiment": {"id": "a"}, "versions": {"plugin": {"name": "p", "version": "1"}}, "hyperparameters": {}, "results": {"steps": 1}})");
+  auto post = [&](const std::string& target, const std::string& token, const std::string& body) {
+    return core::answer_dashboard("POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                                      (token.empty() ? "" : "\r\nX-Xlhost-Token: " + token) + "\r\n\r\n" + body,
+                                  d);
+  };
+  const std::string body = R"({"tags": ["baseline", "lr sweep"], "note": "loss spikes at step 40"})";
+  EXPECT_EQ(status_of(post("/api/notes?id=a", "", body)), 403) << "no token";
+  EXPECT_EQ(status_of(post("/api/notes?id=a", "guess", body)), 403) << "a wrong token";
+  EXPECT_FALSE(fs::exists(dir / "out/a/notes.json"));
+  EXPECT_EQ(status_of(post("/api/notes?id=..", "secret-token", body)), 400);
+  EXPECT_EQ(status_of(post("/api/notes?id=b", "secret-token", body)), 404);
+  EXPECT_EQ(status_of(post("/api/notes?id=a", "secret-token", R"({"tags": [7], "note": ""})")), 400);
+  EXPECT_EQ(status_of(post("/api/runs", "secret-token", body)), 405);
+  ASSERT_EQ(status_of(post("/api/notes?id=a", "secret-token", body)), 200);
+  const auto runs = test::body_of(get(d, "/api/runs"));
+  EXPECT_NE(runs.find(R"("tags":["baseline","lr sweep"],"note":"loss spikes at step 40")"), std::string::npos) << runs;
+  EXPECT_NE(test::body_of(get(d, "/")).find("<html>page</html>"), std::string::npos);
+}
+
 TEST(Dashboard, TheServerRefusesHugeHeadersAndOtherMethods) {
   test::TempDir dir;
   const auto d = dashboard_in(dir);

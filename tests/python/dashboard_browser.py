@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -188,6 +189,26 @@ try:
     check(page.wait_for("document.querySelector('#run code') && document.querySelector('#run code').textContent.includes('xlhost run')"
                         " && document.querySelector('#run button').textContent === 'copy'"),
           "a run's page shows its reproduction command with a copy button")
+    # Issue 32: tags and a note, saved from the page into the run folder, kept across a reload.
+    page.js("document.getElementById('tags').value = 'baseline, tiny'; document.getElementById('note').value = 'looks fine';"
+            "document.getElementById('save-notes').click(); true")
+    check(page.wait_for("document.getElementById('notes-saved').textContent === ' saved'"), "the page saves tags and a note")
+    notes = json.loads((work / "out/finished/notes.json").read_text())
+    check(notes == {"tags": ["baseline", "tiny"], "note": "looks fine"}, f"... into the run folder's notes.json: {notes}")
+    try:
+        urllib.request.urlopen(urllib.request.Request(url + "api/notes?id=finished", data=b'{"tags": [], "note": "x"}',
+                                                      headers={"Content-Type": "application/json"}))
+        forged = 200
+    except urllib.error.HTTPError as e:
+        forged = e.code
+    check(forged == 403, f"a POST without the page's token is refused: {forged}")
+    page.call("Page.reload")
+    check(page.wait_for("document.querySelector('#runs tbody tr[data-id=finished]') && "
+                        "[...document.querySelector('#runs tbody tr[data-id=finished]').cells].some(c => c.textContent === 'baseline, tiny')"),
+          "after a reload the runs table shows the tags")
+    page.js("document.querySelector('#runs tbody tr[data-id=finished] td:nth-child(2)').click(); true")
+    check(page.wait_for("document.getElementById('note') && document.getElementById('note').value === 'looks fine'"),
+          "... and the run's page the note")
     shot = page.call("Page.captureScreenshot", format="png")
     (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {work / 'dashboard.png'}")

@@ -11,6 +11,7 @@
 #include "xlhost/core/experiments/experiment_record.hpp"
 #include "xlhost/core/experiments/memory_page.hpp"
 #include "xlhost/core/experiments/record_comparison.hpp"
+#include "xlhost/core/experiments/run_notes.hpp"
 #include "xlhost/core/experiments/seed_group.hpp"
 #include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/experiments/train_log.hpp"
@@ -85,6 +86,11 @@ void write_run(JsonWriter& w, const fs::path& dir) {
           write_number(w, key, member_number(doc[part], key));
       w.EndObject();
     }
+    const auto notes = read_run_notes(RunDirectory(dir));
+    w.Key("tags"), w.StartArray();
+    for (const auto& tag : notes.tags) w.String(tag.c_str(), static_cast<rapidjson::SizeType>(tag.size()));
+    w.EndArray();
+    write_string(w, "note", notes.note);
     w.Key("benchmarks"), w.StartArray();  // xlhost eval --task: "<task file> 43.1%"
     for (const auto& b : summary.benchmarks) w.String(b.c_str());
     w.EndArray();
@@ -241,7 +247,11 @@ std::string route(const http::Request& request, const Dashboard& d) {
   };
   auto json = [&](const std::string& body) { return http::response(200, "application/json", body, head_only); };
   try {
-    if (path == "/" || path == "/index.html") return http::response(200, "text/html; charset=utf-8", d.page, head_only);
+    if (path == "/" || path == "/index.html") {
+      std::string page = d.page;
+      if (const auto at = page.find("__XLHOST_TOKEN__"); at != std::string::npos) page.replace(at, 16, d.token);
+      return http::response(200, "text/html; charset=utf-8", page, head_only);
+    }
     if (auto script = d.scripts.find(path); script != d.scripts.end()) {
       if (!fs::exists(script->second))
         return http::response(404, "text/plain", script->second + " is missing: run scripts/setup.sh (Debian's libjs-* packages)\n");
@@ -287,10 +297,29 @@ std::string route(const http::Request& request, const Dashboard& d) {
   return http::response(404, "text/plain", "not found\n", head_only);
 }
 
+// POST /api/notes?id=ID: the run's tags and note, from the page that holds the token.
+std::string save_notes(const http::Request& request, const Dashboard& d) {
+  const auto token = request.headers.find("x-xlhost-token");
+  if (d.token.empty() || token == request.headers.end() || token->second != d.token)
+    return http::response(403, "text/plain", "notes are saved only from this server's own page\n");
+  const auto id = request.query.count("id") ? request.query.at("id") : std::string();
+  if (!is_run_id(id)) return http::response(400, "text/plain", "id must be a run folder name\n");
+  const auto dir = run_folder(d, id);
+  if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
+  try {
+    write_run_notes(RunDirectory(*dir), parse_run_notes(request.body));
+  } catch (const UserError& e) {
+    return http::response(400, "text/plain", std::string(e.what()) + "\n");
+  }
+  return http::response(200, "application/json", "{\"saved\": true}\n");
+}
+
 }  // namespace
 
-std::string answer_dashboard(const std::string& head, const Dashboard& d) {
-  return http::answer_read_only(head, [&d](const http::Request& request) { return route(request, d); });
+std::string answer_dashboard(const std::string& text, const Dashboard& d) {
+  if (const auto request = http::parse_request(text); request && request->method == "POST")
+    return request->path == "/api/notes" ? save_notes(*request, d) : http::response(405, "text/plain", "only GET and HEAD\n");
+  return http::answer_read_only(text, [&d](const http::Request& request) { return route(request, d); });
 }
 
 }  // namespace xlhost::core

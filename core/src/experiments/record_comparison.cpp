@@ -189,6 +189,8 @@ RecordComparison compare_runs(const std::vector<std::filesystem::path>& run_dirs
       values.push_back(number_at("results"));
       spreads.push_back(number_at("results_std"));  // runs with --seeds: mean ± standard deviation
     }
+    const bool optional = std::string(m.key).rfind("generation/", 0) == 0;  // runs without samples have none
+    if (optional && std::none_of(values.begin(), values.end(), [](const auto& v) { return v.has_value(); })) continue;
     c.results.push_back(ranked_row(m.label, m.digits, m.better, values, spreads));
   }
   add_benchmark_rows(run_dirs, c);

@@ -10,6 +10,10 @@
 //   GET /api/run?id=ID       record.json, record.md, samples.txt and the checkpoints
 //   GET /api/memory?id=ID    a memory model's bank reads over training and its ablations (memory_page.hpp)
 //   GET /api/inspect?id=ID&prompt=TEXT  what the run's model reads for a prompt (when the host gives `inspect`)
+//   POST /api/notes?id=ID    {"tags", "note"} into the run folder's notes.json (run_notes.hpp);
+//                            only with the header X-Xlhost-Token: the server's token, which only
+//                            its own page holds (another site's script can neither read the page
+//                            nor send the header without a CORS preflight this server never grants)
 #pragma once
 
 #include <filesystem>
@@ -28,8 +32,12 @@ struct Dashboard {
   // reads (eval/memory_inspection.hpp), UserError for what cannot be answered. Given by the
   // host, which can load models; empty: the endpoint answers 404.
   std::function<std::string(const std::filesystem::path& run_dir, const std::string& prompt)> inspect;
+  // Put into the page where it says __XLHOST_TOKEN__; POST /api/notes needs it. Empty: no writes.
+  std::string token;
 };
 
-std::string answer_dashboard(const std::string& request_head, const Dashboard& dashboard);
+inline constexpr size_t kMaxDashboardPostBytes = 128 << 10;
+
+std::string answer_dashboard(const std::string& request, const Dashboard& dashboard);
 
 }  // namespace xlhost::core

@@ -26,6 +26,7 @@ class RunDirectory {
   std::filesystem::path run_log() const { return root_ / "run.log"; }        // what the terminal showed
   std::filesystem::path samples() const { return root_ / "samples.txt"; }
   std::filesystem::path record_markdown() const { return root_ / "record.md"; }  // the plan with this run's results
+  std::filesystem::path notes() const { return root_ / "notes.json"; }  // tags and a note, from the dashboard
   std::filesystem::path lock() const { return root_ / "run.lock"; }  // held by the process that runs it (rank 0)
   std::filesystem::path crash_report() const { return root_ / "crash.txt"; }  // the line of a crash that ended the run
   std::filesystem::path ablations() const { return root_ / "ablations.json"; }  // eval --ablate: losses with the memory taken away
