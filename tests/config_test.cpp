@@ -51,6 +51,18 @@ TEST(Config, OtherTrainersNamesPointToXlhosts) {
   }
 }
 
+TEST(Config, ChangesBetweenTwoResolvedConfigsByKey) {
+  const auto changes = xlhost::core::config_changes(R"({"train": {"lr": 0.002, "max_steps": 40}, "model": {"dim": 64}})",
+                                                    R"({"train": {"lr": 0.001, "max_steps": 40}, "model": {"dim": 64, "new_key": 1}})",
+                                                    "before.json");
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].key, "model.new_key");  // a key added since: "-" on the side that lacks it
+  EXPECT_EQ(changes[0].before, "-");
+  EXPECT_EQ(changes[1].key, "train.lr");
+  EXPECT_EQ(changes[1].before, "0.002");
+  EXPECT_EQ(changes[1].after, "0.001");
+}
+
 TEST(Config, UnknownSectionSuggestsClosest) {
   auto e = error_of(R"({"trian": {}})");
   EXPECT_NE(e.find("trian: unknown section; did you mean 'train'"), std::string::npos) << e;

@@ -221,7 +221,9 @@ void Trainer::note_config_changes(const std::string& dir) {
   std::erase_if(summary_.config_changes, [](const ConfigChange& c) { return c.key == "run.out_dir"; });  // a moved folder
   std::string listed;
   for (const auto& c : summary_.config_changes) {
-    if (c.key.rfind("model.", 0) == 0 || c.key == "data.tokenizer")
+    // A key only one side has is a version difference (a key added since), not a change.
+    const bool changed = c.before != "-" && c.after != "-";
+    if (changed && (c.key.rfind("model.", 0) == 0 || c.key == "data.tokenizer"))
       throw UserError("--resume with " + c.key + " " + c.before + " -> " + c.after + ": a resumed run keeps its model's "
                       "shape and tokenizer (" + dir + "); to start from its weights with other settings, begin a new "
                       "run with --set train.init_from=" + dir);
