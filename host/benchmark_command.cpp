@@ -4,13 +4,11 @@
 #include <rapidjson/document.h>
 
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
 
 #include "benchmark_command.hpp"
-#include "xlhost/core/checkpoint/checkpoint_directory.hpp"
 #include "xlhost/core/data/contamination.hpp"
 #include "xlhost/core/eval/benchmark.hpp"
 #include "xlhost/core/run/run_directory.hpp"
