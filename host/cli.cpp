@@ -26,6 +26,12 @@ bool parse_args(const std::vector<std::string>& args, const po::options_descript
   return true;
 }
 
+po::options_description records_options(std::string& out_dir) {
+  po::options_description options("options");
+  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  return options;
+}
+
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : separator) + item;

@@ -17,6 +17,9 @@ bool parse_args(const std::vector<std::string>& args, const po::options_descript
                 const po::positional_options_description& positional, const std::string& usage,
                 const std::string& description, po::variables_map& vm);
 
+// The options of the commands that read run records: --out DIR (default out).
+po::options_description records_options(std::string& out_dir);
+
 // The items one after another with `separator` between them.
 std::string join(const std::vector<std::string>& items, const std::string& separator);
 

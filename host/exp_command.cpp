@@ -37,12 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 
 // Where the runs' records are: every subcommand but `new` reads them.
-po::options_description records_options(std::string& out_dir) {
-  po::options_description options("options");
-  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
-  return options;
-}
-
 void check_version(const std::string& id, const std::string& what) {
   if (!std::regex_match(id, std::regex(R"(\d+\.\d+\.\d+)")))
     throw core::UserError(what + " '" + id + "' is not a version X.Y.Z (major = architecture, minor = feature, "

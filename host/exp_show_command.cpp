@@ -14,13 +14,14 @@ namespace xlhost::host {
 
 namespace {
 
+void line(const std::string& name, const std::string& value) {
+  std::cout << "  " << std::left << std::setw(33) << name << value << "\n";
+}
+
 // exp show's lines below the rows: the segments a resume made, the samples, the benchmarks.
 void print_segments_and_extras(const rapidjson::Document& record, const core::RunDirectory& run) {
   const rapidjson::Value none;
   const auto& r = record.HasMember("results") && record["results"].IsObject() ? record["results"] : none;
-  auto line = [](const std::string& name, const std::string& value) {
-    std::cout << "  " << std::left << std::setw(33) << name << value << "\n";
-  };
   if (r.IsObject() && r.HasMember("segment_history") && r["segment_history"].IsArray() && r["segment_history"].Size() > 1)
     for (const auto& s : r["segment_history"].GetArray()) {
       std::string changes;
@@ -41,7 +42,7 @@ void print_segments_and_extras(const rapidjson::Document& record, const core::Ru
                              : ", perplexity under " + core::member_string(g, "reference_run") + " " +
                                    core::format_fixed(core::member_number(g, "reference_perplexity"), 2)));
   }
-  const auto benchmarks = core::read_record_summary(run.root().string()).benchmarks;
+  const auto benchmarks = core::benchmark_summaries(run);
   if (!benchmarks.empty())
     line("benchmarks", join(benchmarks, ", "));
 }
@@ -50,8 +51,7 @@ void print_segments_and_extras(const rapidjson::Document& record, const core::Ru
 
 int exp_show_command(const std::vector<std::string>& args) {
   std::string out_dir;
-  po::options_description options("options");
-  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json");
+  auto options = records_options(out_dir);
   options.add_options()("id", po::value<std::string>()->required(), "experiment id")
       ("json", "print the whole record.json instead");
   po::positional_options_description positional;
@@ -77,7 +77,7 @@ int exp_show_command(const std::vector<std::string>& args) {
     return 0;
   }
   std::cout << "experiment " << id << ": " << core::member_string(record["experiment"], "description") << "\n";
-  for (const auto& [name, value] : core::record_rows(record)) std::cout << "  " << std::left << std::setw(33) << name << value << "\n";
+  for (const auto& [name, value] : core::record_rows(record)) line(name, value);
   print_segments_and_extras(record, run);
   std::cout << "whole record: xlhost exp show " << id << " --json (" << run.record().string() << ")\n";
   return 0;

@@ -95,9 +95,8 @@ std::string run_identity(const core::RunDirectory& run_dir, const std::string& i
 
 int exp_archive_command(const std::vector<std::string>& args) {
   std::string out_dir;
-  po::options_description options("options");
-  options.add_options()("out,o", po::value(&out_dir)->default_value("out"), "directory holding <id>/record.json")
-      ("id", po::value<std::vector<std::string>>()->required()->multitoken(), "experiment ids");
+  auto options = records_options(out_dir);
+  options.add_options()("id", po::value<std::vector<std::string>>()->required()->multitoken(), "experiment ids");
   po::positional_options_description positional;
   positional.add("id", -1);
   po::variables_map vm;

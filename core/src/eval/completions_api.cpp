@@ -1,6 +1,5 @@
 #include "xlhost/core/eval/completions_api.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <rapidjson/document.h>
 
 #include <atomic>
@@ -204,38 +203,22 @@ Choice complete(ServedModel& served, const CompletionRequest& r, size_t index) {
     }
   }
   GenerateOptions o;
-  o.temperature = r.temperature, o.top_p = r.top_p;
-  auto rng = at::make_generator<at::CPUGeneratorImpl>(r.seed + index);
-  auto cache = model.new_cache();
-  std::vector<int64_t> ids(prompt), generated;
-  const size_t echoed = c.text.size();
-  torch::NoGradGuard no_grad;
-  while (static_cast<int64_t>(generated.size()) < r.max_tokens) {
-    const auto start = cache && cache->length > 0 ? ids.begin() + cache->length : ids.begin();
-    auto input = torch::tensor(std::vector<int64_t>(start, ids.end()), torch::kInt64).unsqueeze(0).to(served.device);
-    auto logits = model.forward(input, cache.get()).logits[0][-1].to(torch::kCPU, torch::kFloat32);
-    const int64_t next = sample_next(logits, {}, o, rng);
-    c.tokens.push_back(logprob_of(logits.log_softmax(-1), next, top));
-    ids.push_back(next), generated.push_back(next);
-    if (next == served.tokenizer->eos_id()) {
-      c.finish_reason = "stop";
-      break;
-    }
-    const std::string text = served.tokenizer->decode(generated);
-    const auto hit = std::min_element(r.stop.begin(), r.stop.end(), [&](const auto& a, const auto& b) {
-      return text.find(a) < text.find(b);
-    });
-    if (hit != r.stop.end() && text.find(*hit) != std::string::npos) {
-      c.text.resize(echoed);
-      c.text += text.substr(0, text.find(*hit));
-      c.finish_reason = "stop";
-      c.completion_tokens = static_cast<int64_t>(generated.size());
-      return c;
-    }
-  }
-  c.text.resize(echoed);
-  c.text += served.tokenizer->decode(generated);
-  c.completion_tokens = static_cast<int64_t>(generated.size());
+  o.temperature = r.temperature, o.top_p = r.top_p, o.seed = r.seed + index;
+  o.max_new_tokens = r.max_tokens, o.eos_id = served.tokenizer->eos_id();
+  std::string text;  // the completion, cut before the first stop string
+  bool stopped = false;
+  const auto generation =
+      generate(model, prompt, o, served.device, [&](const torch::Tensor& logits, const std::vector<int64_t>& new_tokens) {
+        c.tokens.push_back(logprob_of(logits.log_softmax(-1), new_tokens.back(), top));
+        text = served.tokenizer->decode(new_tokens);
+        size_t cut = std::string::npos;
+        for (const auto& s : r.stop) cut = std::min(cut, text.find(s));
+        if (cut != std::string::npos) text.resize(cut), stopped = true;
+        return !stopped;
+      });
+  c.text += text;
+  c.finish_reason = stopped || generation.hit_eos ? "stop" : "length";
+  c.completion_tokens = static_cast<int64_t>(generation.tokens.size());
   return c;
 }
 

@@ -40,7 +40,7 @@ int64_t sample_next(torch::Tensor logits, const std::vector<int64_t>& seen, cons
 }
 
 Generation generate(sdk::Model& model, const std::vector<int64_t>& prompt, const GenerateOptions& o,
-                    const torch::Device& device) {
+                    const torch::Device& device, const TokenObserver& on_token) {
   if (prompt.empty()) throw UserError("generate: empty prompt (the tokenizer adds BOS; pass at least that)");
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -56,14 +56,16 @@ Generation generate(sdk::Model& model, const std::vector<int64_t>& prompt, const
       input = torch::tensor(std::vector<int64_t>(ids.begin() + cache->length, ids.end()), torch::kInt64);
     else
       input = torch::tensor(ids, torch::kInt64);
-    auto logits = model.forward(input.unsqueeze(0).to(device), cache.get()).logits;
-    const int64_t next = sample_next(logits[0][-1], ids, o, rng);
+    const auto logits = model.forward(input.unsqueeze(0).to(device), cache.get()).logits[0][-1].to(torch::kCPU, torch::kFloat32);
+    const int64_t next = sample_next(logits, ids, o, rng);
     ids.push_back(next);
     out.tokens.push_back(next);
+    const bool go_on = !on_token || on_token(logits, out.tokens);
     if (next == o.eos_id) {
       out.hit_eos = true;
       break;
     }
+    if (!go_on) break;
   }
   model.train(was_training);
   return out;

@@ -59,9 +59,6 @@ std::string describe_code_version(const rapidjson::Value& git, bool full_commit)
   return text;
 }
 
-namespace {
-
-// "<task file> 43.1%" (acc) or "<task file> 0.538 bpb" for each entry of benchmarks.json.
 std::vector<std::string> benchmark_summaries(const RunDirectory& run) {
   std::vector<std::string> out;
   const auto text = run.read(run.benchmarks(), "benchmarks", kMaxRecordBytes);
@@ -75,8 +72,6 @@ std::vector<std::string> benchmark_summaries(const RunDirectory& run) {
   }
   return out;
 }
-
-}  // namespace
 
 RecordSummary read_record_summary(const std::string& run_dir) {
   const fs::path dir(run_dir);

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,13 @@ struct Generation {
   bool hit_eos = false;
 };
 
+// Called after each new token with the logits that chose it ([V], float, on the CPU) and
+// the new tokens so far (this one last); returning false ends the generation after it.
+using TokenObserver = std::function<bool(const torch::Tensor& logits, const std::vector<int64_t>& new_tokens)>;
+
 // Samples one continuation of `prompt` (non-empty).
 Generation generate(sdk::Model& model, const std::vector<int64_t>& prompt, const GenerateOptions& options,
-                    const torch::Device& device);
+                    const torch::Device& device, const TokenObserver& on_token = {});
 
 // Picks the next token from one row of logits [V]; `seen` are the ids already in the
 // sequence (for the repetition penalty). Exposed for tests.

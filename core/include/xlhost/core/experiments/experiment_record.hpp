@@ -8,12 +8,13 @@
 
 #include <cmath>
 #include <cstdint>
-#include <optional>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "xlhost/core/checkpoint/weights_origin.hpp"
+#include "xlhost/core/run/run_directory.hpp"
 #include "xlhost/core/run/run_results.hpp"
 #include "xlhost/core/run/runtime_info.hpp"
 
@@ -72,6 +73,10 @@ struct RecordSummary {
   bool has_results = false;
   std::vector<std::string> benchmarks;  // "<task file> acc%" from benchmarks.json (xlhost eval --task)
 };
+
+// "<task file> 43.1%" (acc) or "<task file> 0.538 bpb" for each entry of the run folder's
+// benchmarks.json (xlhost eval --task); nothing when it has none or it cannot be read.
+std::vector<std::string> benchmark_summaries(const RunDirectory& run);
 
 // The record in run_dir, summarised; UserError when it is missing or corrupted. A record
 // still "running" whose process is gone (same host) is reported "crashed" when the process
