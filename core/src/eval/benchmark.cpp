@@ -220,11 +220,11 @@ RollingScore score_rolling(sdk::Model& model, const Tokenizer& tokenizer, const 
 }
 
 std::vector<std::string> item_texts(const TaskFile& task, int64_t limit) {
+  if (task.rolling) return task.texts;
   std::vector<std::string> texts;
   const size_t n = limit > 0 ? std::min(task.items.size(), static_cast<size_t>(limit)) : task.items.size();
   for (size_t i = 0; i < n; ++i)
     texts.push_back(task.items[i].context + " " + task.items[i].choices[static_cast<size_t>(task.items[i].gold)]);
-  if (task.rolling) texts = task.texts;
   return texts;
 }
 
