@@ -207,6 +207,28 @@ int report_command(const std::vector<std::string>& args) {
 
 // The newest training-step line of train.log (not an evaluation line); only the file's
 // tail is read, however long the run.
+// Step, loss, rate and time left of a running run; of a seed group (--seeds), its seed now training.
+void print_progress(const core::RecordSummary& r) {
+  const core::RunDirectory run(r.run_dir);
+  auto train_log = run.train_log();
+  if (!std::filesystem::exists(train_log))
+    for (const auto& seed : core::list_records(run.seeds().string(), nullptr))
+      if (seed.status == "running") {
+        std::cout << "  seed run " << seed.id;
+        train_log = core::RunDirectory(seed.run_dir).train_log();
+      }
+  if (const auto step = core::last_logged_step(train_log); step && step->total_steps > 0) {
+    const double left = static_cast<double>(step->total_steps - step->step) * step->step_seconds;
+    std::cout << "  step " << step->step << "/" << step->total_steps << "  loss " << core::format_fixed(step->loss, 4) << "  "
+              << core::format_count(step->tokens_per_second) << " tokens/s  ETA " << core::format_duration(left);
+    return;
+  }
+  std::tm start{};
+  const bool parsed = strptime(r.start_time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &start) != nullptr;
+  std::cout << "  no step finished yet"
+            << (parsed ? " (running " + core::format_duration(std::difftime(std::time(nullptr), timegm(&start))) + ")" : "");
+}
+
 int status_command(const std::vector<std::string>& args) {
   std::vector<std::string> out_dirs;
   po::options_description options("options");
@@ -230,16 +252,7 @@ int status_command(const std::vector<std::string>& args) {
     if (r.status != "running") continue;
     ++running;
     std::cout << r.id << "  " << r.plugin << "  pid " << r.pid << (out_dirs.size() > 1 ? "  in " + r.run_dir : "");
-    if (const auto step = core::last_logged_step(core::RunDirectory(r.run_dir).train_log()); step && step->total_steps > 0) {
-      const double left = static_cast<double>(step->total_steps - step->step) * step->step_seconds;
-      std::cout << "  step " << step->step << "/" << step->total_steps << "  loss " << core::format_fixed(step->loss, 4) << "  "
-                << core::format_count(step->tokens_per_second) << " tokens/s  ETA " << core::format_duration(left);
-    } else {
-      std::tm start{};
-      const bool parsed = strptime(r.start_time.c_str(), "%Y-%m-%dT%H:%M:%SZ", &start) != nullptr;
-      std::cout << "  no step finished yet"
-                << (parsed ? " (running " + core::format_duration(std::difftime(std::time(nullptr), timegm(&start))) + ")" : "");
-    }
+    print_progress(r);
     std::cout << (r.metrics_url.empty() ? "" : "  metrics " + r.metrics_url) << "\n";
   }
   if (running == 0) std::cout << "no experiment is running (xlhost exp list shows the finished ones)\n";

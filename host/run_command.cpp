@@ -265,9 +265,8 @@ int train_run(const RunRequest& request, const core::RunConfig& config, const st
   return 0;
 }
 
-// `--seeds N`: train_run N times as sub-runs with their own seed, id and folder, then the
-// group's record (mean ± standard deviation) and the sub-runs side by side.
-int run_seeds(const RunRequest& request, const core::Options& group, int seeds) {
+// The seeds one after another, then the group's record from theirs.
+int run_seed_group(const RunRequest& request, const core::Options& group, int seeds) {
   const std::string& id = group.experiment.id;
   const auto run_dir = group.run_directory();
   const auto base = without_option(request.args, "--seeds");
@@ -293,6 +292,27 @@ int run_seeds(const RunRequest& request, const core::Options& group, int seeds) 
             << " (mean ± standard deviation)\n"
             << core::format_comparison(core::compare_records(run_dir.seeds().string(), ids), false);
   return 0;
+}
+
+// `--seeds N`: train_run N times as sub-runs with their own seed, id and folder, then the
+// group's record (mean ± standard deviation) and the sub-runs side by side. Until then the
+// group's folder holds a "running" record of this process, so that exp status, exp stop
+// (which ends the current seed with a checkpoint and the group after it) and --detach
+// find the group while it trains.
+int run_seeds(const RunRequest& request, const core::RunConfig& config, int seeds) {
+  const auto& group = config.options;
+  const std::string& id = group.experiment.id;
+  const auto run_dir = group.run_directory();
+  const auto claim = claim_run_folder(run_dir, id);
+  auto description = core::describe_run(config, request.config_path, command_line_of(request.args), "");
+  description.run_uid = core::new_run_uid();
+  core::ExperimentRecord record(description, core::plugin_identity(request.plugin), core::runtime_info());
+  try {
+    return run_seed_group(request, group, seeds);
+  } catch (const std::exception& e) {
+    mark_failed(record, e);
+    throw;
+  }
 }
 
 po::options_description run_options(std::string& plugin_path, std::string& config_path) {
@@ -370,11 +390,8 @@ int run_command(const std::vector<std::string>& args) {
   if (vm.count("require-clean")) require_clean_tree(config_path);
   refuse_if_running(run_dir, id);
   if (seeds < 1) throw core::UserError("--seeds must be at least 1");
-  if (seeds > 1) {
-    if (vm.count("detach")) throw core::UserError("--seeds with --detach is not supported: detach a script that runs it");
-    return run_seeds(request, config.options, seeds);
-  }
   if (vm.count("detach")) return run_detached(args, run_dir, id);
+  if (seeds > 1) return run_seeds(request, config, seeds);
   return train_run(request, config, command_line_of(args));
 }
 

@@ -177,4 +177,21 @@ check "stopping a stopped run explained" contains "$out" "is not running (status
 out=$("$xlhost" exp status 2>&1)
 check "nothing running afterwards" contains "$out" "no experiment is running"
 
+# A seed group in the background: a "running" record from its start, its current seed in
+# exp status, and exp stop ends the seed with a checkpoint and the group after it.
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.4.0 \
+  --set train.max_steps=1000000 --seeds 2 --detach 2>&1); code=$?
+grep -o 'pid [0-9]*' <<<"$out" | cut -c5- >>detached.pid
+check "--seeds with --detach exits 0" test $code -eq 0
+check "the group's record exists at once" grep -q '"status": "running"' out/0.4.0/record.json
+for _ in $(seq 1 300); do grep -q '"loss"' out/0.4.0/seeds/0.4.0-seed1337/train.log 2>/dev/null && break; sleep 0.2; done
+out=$("$xlhost" exp status 2>&1)
+check "exp status shows the group's current seed" \
+  grep -qE '^0\.4\.0 +model_original +pid [0-9]+ +seed run 0\.4\.0-seed1337 +step [0-9]+/1000000' <<<"$out"
+out=$("$xlhost" exp stop 0.4.0 --wait 120 2>&1); code=$?
+check "exp stop of a seed group exits 0" test $code -eq 0
+check "the group is interrupted" grep -q '"status": "interrupted"' out/0.4.0/record.json
+check "its seed saved a checkpoint" test -d out/0.4.0/seeds/0.4.0-seed1337/checkpoints
+check "no second seed started" test ! -e out/0.4.0/seeds/0.4.0-seed1338
+
 finish
