@@ -46,6 +46,7 @@ int check_command(const std::vector<std::string>& args) {
   if (o.seq_len < 4) throw core::UserError("--seq-len must be at least 4");
   const auto results = core::run_conformance(plugin, config.section("model"), o);
   std::cout << plugin.descriptor().name << " " << plugin.descriptor().version << " (" << plugin.path() << ")\n";
+  for (const auto& warning : config.warnings()) std::cout << "  warning: " << warning << "\n";
   bool failed = false;
   for (const auto& r : results) {
     std::cout << "  " << std::left << std::setw(20) << r.name << std::setw(12) << core::status_name(r.status)
@@ -88,7 +89,13 @@ int plugin_command(const std::vector<std::string>& args) {
       range = " [" + (e.min ? core::format_fixed(*e.min, 6 * (*e.min != static_cast<int64_t>(*e.min))) : "-inf") + ", " +
               (e.max ? core::format_fixed(*e.max, 6 * (*e.max != static_cast<int64_t>(*e.max))) : "inf") + "]";
     std::cout << "  " << std::left << std::setw(static_cast<int>(key_width)) << e.key << std::setw(9) << sdk::type_name(e.type)
-              << std::setw(static_cast<int>(default_width)) << sdk::to_string(e.default_value) << e.doc << range << "\n";
+              << std::setw(static_cast<int>(default_width)) << sdk::to_string(e.default_value) << e.doc << range;
+    if (!e.applies_when_key.empty()) {
+      std::string values;
+      for (const auto& v : e.applies_when_values) values += (values.empty() ? "" : "|") + v;
+      std::cout << " (only with " << e.applies_when_key << "=" << values << ")";
+    }
+    std::cout << "\n";
   }
   return 0;
 }

@@ -124,3 +124,21 @@ TEST(Config, EditDistance) {
   EXPECT_EQ(core::edit_distance("lrr", "lr"), 1u);
   EXPECT_EQ(core::edit_distance("kitten", "sitting"), 3u);
 }
+
+// A key that takes effect only with another key's value: given without it, a warning says
+// so; at its default, or in effect, nothing is said.
+TEST(Config, KeyWithoutEffectIsWarnedAbout) {
+  const auto with_condition = core::full_schema(
+      {sdk::string_key("fusion", "cross", "how", {"cross", "gated"}),
+       sdk::int_key("heads", 8, "cross only", 1, 64).only_when("fusion", {"cross"}),
+       sdk::bool_key("frozen", true, "fixed bank"), sdk::float_key("decay", 0.9, "EMA", 0.0, 1.0).only_when("frozen", {"false"})});
+  auto warnings = [&](const std::string& json, std::vector<std::string> overrides = {}) {
+    return Config::parse(json, "exp.json", with_condition, overrides).warnings();
+  };
+  const auto given = warnings(R"({"model": {"fusion": "gated", "heads": 4}})");
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(given[0], "model.heads has no effect: it applies when model.fusion is cross, and it is gated");
+  EXPECT_EQ(warnings(R"({"model": {"fusion": "gated"}})", {"model.decay=0.5"}).size(), 1u);  // by --set too
+  EXPECT_EQ(warnings(R"({"model": {"fusion": "gated"}})").size(), 0u);                             // at its default
+  EXPECT_EQ(warnings(R"({"model": {"heads": 4, "frozen": false, "decay": 0.5}})").size(), 0u);      // in effect
+}

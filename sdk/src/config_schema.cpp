@@ -29,6 +29,26 @@ std::string to_string(const Value& value) {
   return out.str();
 }
 
+std::string plain_text(const Value& value) {
+  return type_of(value) == ValueType::String ? std::get<std::string>(value) : to_string(value);
+}
+
+SchemaEntry SchemaEntry::only_when(std::string key, std::vector<std::string> values) && {
+  applies_when_key = std::move(key);
+  applies_when_values = std::move(values);
+  return std::move(*this);
+}
+
+bool SchemaEntry::applies(const std::map<std::string, Value>& section) const {
+  if (applies_when_key.empty()) return true;
+  const auto it = section.find(applies_when_key);
+  if (it == section.end()) return true;
+  const std::string now = plain_text(it->second);
+  for (const auto& v : applies_when_values)
+    if (v == now) return true;
+  return false;
+}
+
 SchemaEntry int_key(std::string key, int64_t def, std::string doc, std::optional<double> min,
                     std::optional<double> max) {
   return {std::move(key), ValueType::Int, def, std::move(doc), min, max, {}};

@@ -260,6 +260,26 @@ void apply_override(const std::string& path, const std::string& text, const Conf
   else errors.push_back(where + ": " + why);
 }
 
+// "model.fusion_heads has no effect: ..." for each given key whose only_when does not hold.
+std::vector<std::string> inactive_keys(const Config& config, const ConfigSchema& schema, const rapidjson::Value& doc,
+                                       const std::map<std::string, std::string>& overrides) {
+  std::vector<std::string> warnings;
+  for (const auto& [section, entries] : schema) {
+    const auto& values = config.section(section).values();
+    for (const auto& entry : entries) {
+      const std::string path = section + "." + entry.key;
+      const bool in_file = doc.HasMember(section.c_str()) && doc[section.c_str()].IsObject() &&
+                           doc[section.c_str()].HasMember(entry.key.c_str());
+      if ((!in_file && !overrides.count(path)) || entry.applies(values)) continue;
+      std::string wanted;
+      for (const auto& v : entry.applies_when_values) wanted += (wanted.empty() ? "" : " or ") + v;
+      warnings.push_back(path + " has no effect: it applies when " + section + "." + entry.applies_when_key + " is " +
+                         wanted + ", and it is " + sdk::plain_text(values.at(entry.applies_when_key)));
+    }
+  }
+  return warnings;
+}
+
 }  // namespace
 
 Config Config::parse(const std::string& json_text, const std::string& source, const ConfigSchema& schema,
@@ -280,6 +300,7 @@ Config Config::parse(const std::string& json_text, const std::string& source, co
                      (placeholders.size() > 1 ? "s" : "") + " (fill them in or pass --set):" + list);
   }
   throw_if_errors(errors, source);
+  config.warnings_ = inactive_keys(config, schema, doc, override_values);
   return config;
 }
 

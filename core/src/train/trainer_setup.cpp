@@ -90,6 +90,7 @@ void Trainer::load_initial_weights() {
   if (train_.export_interval > 0) require_exportable(model, descriptor.name);
   if (auto warning = model.causality_warning(); !warning.empty())
     warn(descriptor.name + " is not causal as configured: " + warning);
+  for (const auto& warning : job_.config.values.warnings()) warn(warning);
   model.to(setup_.device);
   communicator_.broadcast(model_tensors(model));  // rank 0's initial weights everywhere
   summary_.model = setup_.model, summary_.device = setup_.device;

@@ -19,6 +19,7 @@ using Value = std::variant<int64_t, double, bool, std::string>;
 const char* type_name(ValueType type);
 ValueType type_of(const Value& value);
 std::string to_string(const Value& value);
+std::string plain_text(const Value& value);  // as to_string, strings without quotes
 
 struct SchemaEntry {
   std::string key;
@@ -28,6 +29,16 @@ struct SchemaEntry {
   std::optional<double> min;  // inclusive bounds for Int and Float
   std::optional<double> max;
   std::vector<std::string> choices;  // allowed values for String; empty = any
+  // A key that takes effect only while another key of its section holds one of these
+  // values (fusion_heads only with fusion=cross_attention); empty: always. A value given for
+  // a key not in effect is accepted with a warning, so that a sweep over the other key
+  // needs no edits, and a researcher sees that the value changed nothing.
+  std::string applies_when_key;
+  std::vector<std::string> applies_when_values;
+
+  SchemaEntry only_when(std::string key, std::vector<std::string> values) &&;
+  // Whether `section` (every key of the schema present) puts this key in effect.
+  bool applies(const std::map<std::string, Value>& section) const;
 };
 
 using Schema = std::vector<SchemaEntry>;

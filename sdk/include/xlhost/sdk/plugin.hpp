@@ -15,7 +15,8 @@
 // Bump on any change to a type that crosses the plugin boundary (Model, ForwardResult,
 // DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues,
 // WeightInterop, MemoryRead). 2: Model::weight_interop(). 3: memory probes and ablations.
-#define XLHOST_SDK_ABI_VERSION 3
+// 4: SchemaEntry::only_when.
+#define XLHOST_SDK_ABI_VERSION 4
 
 namespace xlhost::sdk {
 

@@ -35,8 +35,13 @@ class Config {
   // The fully resolved config (every key, defaults filled in) as pretty JSON.
   std::string to_json() const;
 
+  // Keys the file or a --set gave that have no effect with the other values (a schema
+  // entry's only_when), one sentence each; the trainer prints them and keeps them in the record.
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
  private:
   std::vector<std::pair<std::string, SectionValues>> sections_;
+  std::vector<std::string> warnings_;
 };
 
 // The "section.key"s whose values differ between two resolved configs (Config::to_json()),
