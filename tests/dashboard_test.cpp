@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <thread>
+#include <tuple>
 
 #include "http_get.hpp"
 #include "test_support.hpp"
@@ -186,6 +187,67 @@ TEST(Dashboard, ComparesRunsFromEveryOutFolder) {
   const auto answer = get(d, "/api/compare?ids=a,b");
   ASSERT_EQ(status_of(answer), 200) << answer;
   EXPECT_NE(test::body_of(answer).find("myexp/out"), std::string::npos) << "the folder of each run is shown";
+}
+
+// Issue 32: the compare view's table as JSON, with the best result's column.
+TEST(Dashboard, ComparisonAsJsonForTheTable) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  for (const auto& [id, lr, loss] : {std::tuple{"a", "0.001", "2.5"}, {"b", "0.003", "2.25"}}) {
+    const auto run = dir / ("out/" + std::string(id));
+    fs::create_directories(run);
+    test::write_text(run + "/record.json",
+                     std::string(R"({"schema": 2, "status": "completed", "experiment": {"id": ")") + id +
+                         R"("}, "versions": {"plugin": {"name": "p", "version": "1"}}, "hyperparameters": {"train": {"lr": )" + lr +
+                         R"(}}, "results": {"steps": 1, "val_loss": )" + loss + "}}");
+  }
+  const auto body = test::body_of(get(d, "/api/compare?ids=a,b&format=json"));
+  rapidjson::Document doc;
+  ASSERT_FALSE(core::parse_json_into(doc, body)) << body;
+  ASSERT_TRUE(doc.IsObject() && doc["differences"].IsArray() && doc["results"].IsArray()) << body;
+  EXPECT_EQ(doc["ids"].Size(), 2u);
+  bool lr_row = false, best = false;
+  for (const auto& row : doc["differences"].GetArray())
+    lr_row |= std::string(row["name"].GetString()) == "train.lr" && std::string(row["values"][1].GetString()) == "0.003";
+  for (const auto& row : doc["results"].GetArray())
+    best |= std::string(row["name"].GetString()).find("val loss") != std::string::npos && row["best"].GetInt() == 1;
+  EXPECT_TRUE(lr_row) << body;
+  EXPECT_TRUE(best) << "the lower validation loss is the best: " << body;
+}
+
+// Issue 32: a running run's last logged step stands in for its results; a seed group lists
+// its sub-runs, whose curves are served by their id; the system figures are curves too.
+TEST(Dashboard, LiveValuesSeedSubRunsAndSystemCurves) {
+  test::TempDir dir;
+  const auto d = dashboard_in(dir);
+  const std::string line = R"({"step":7,"total_steps":9,"loss":2.5,"lr":0.001,"grad_norm":1,"tokens":700,"tokens_per_s":1234,)"
+                           R"("step_s":0.1,"data_s":0.01,"cpu_percent":180,"rss_mib":321})";
+  const std::string record = R"({"schema": 2, "status": "running", "experiment": {"id": "g", "pid": )" +
+                             std::to_string(getpid()) + R"(, "host": "elsewhere"}, )"
+                             R"("versions": {"plugin": {"name": "p", "version": "1"}}, "hyperparameters": {}})";
+  for (const auto& folder : {dir / "out/g", dir / "out/g/seeds/g-seed1"}) {
+    fs::create_directories(folder);
+    test::write_text(folder + "/record.json", record);
+  }
+  test::write_text(dir / "out/g/seeds/g-seed1/train.log", line + "\n");
+  const auto runs = test::body_of(get(d, "/api/runs"));
+  rapidjson::Document doc;
+  ASSERT_FALSE(core::parse_json_into(doc, runs)) << runs;
+  ASSERT_EQ(doc["runs"].Size(), 1u) << "sub-runs are listed inside their group only: " << runs;
+  const auto& group = doc["runs"][0];
+  ASSERT_EQ(group["seed_runs"].Size(), 1u) << runs;
+  const auto& seed = group["seed_runs"][0];
+  EXPECT_STREQ(seed["id"].GetString(), "g-seed1");
+  EXPECT_TRUE(seed["live"].GetBool()) << runs;
+  EXPECT_EQ(seed["results"]["steps"].GetDouble(), 7);
+  EXPECT_EQ(seed["results"]["final_loss"].GetDouble(), 2.5);
+  EXPECT_EQ(seed["results"]["tokens_per_second"].GetDouble(), 1234);
+  EXPECT_FALSE(group["live"].GetBool()) << "a group has no train.log of its own";
+  const auto curves = test::body_of(get(d, "/api/curves?id=g-seed1"));
+  for (const char* column : {"\"cpu_percent\":[180.0]", "\"rss_mib\":[321.0]", "\"data_s\":[0.01]", "\"tokens\":[700.0]"})
+    EXPECT_NE(curves.find(column), std::string::npos) << column << " in " << curves;
+  EXPECT_EQ(curves.find("gpu_memory_mib"), std::string::npos) << "no GPU column for a run without one";
+  EXPECT_EQ(status_of(get(d, "/api/curves?id=h-seed1")), 404) << "no such group";
 }
 
 // Issue 32: a run's tags and note go into its folder, only from a page that holds the server's token.

@@ -7,7 +7,11 @@ without a reload, show the differing config key in the compare view, and hide a 
 behind a filter expression. A third, a finished memory model with its ablations: its
 memory page must show a heatmap with reads, the most-read rows with their knowledge-file
 text and the ablation table, and its inspect box the rows read for a typed prompt.
-Saves WORKDIR/dashboard.png and WORKDIR/memory.png.
+Issue 32: panels for every figure in sections (system ones included) with one x-axis, live
+values of a running run, the compare table with differences highlighted, a seed group's band
+and its sub-runs, grouping by a config key, tags/notes, a run from a second --out folder, and
+the open run and panel layout kept in the URL.
+Saves WORKDIR/dashboard.png, WORKDIR/seed_group.png and WORKDIR/memory.png.
 """
 import base64
 import json
@@ -172,14 +176,40 @@ try:
     page.js("window.loadedAt = performance.timeOrigin; "
             "document.querySelectorAll('#runs tbody tr:is([data-id=finished], [data-id=running]) input[type=checkbox]')"
             ".forEach(box => box.click()); true")
-    check(page.wait_for("chart && chart.data.datasets.length === 2 && chart.data.datasets.every(d => d.data.length > 0)"),
-          "selecting both draws a chart with two series")
+    check(page.wait_for("charts.loss && charts.loss.data.datasets.length === 2 && charts.loss.data.datasets.every(d => d.data.length > 0)"),
+          "selecting both draws the loss panel with two series")
+    # Issue 32: every logged figure at once, in sections; the system's among them.
+    sections = page.js("[...document.querySelectorAll('#grid h3.section')].map(h => h.dataset.section)")
+    check(sections[:2] == ["training", "system"], f"panels in sections, training and system first: {sections}")
+    panels = page.js("[...document.querySelectorAll('#grid .panel')].map(p => p.dataset.metric)")
+    check({"loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "step_s", "data_s", "cpu_percent", "rss_mib"} <= set(panels),
+          f"a panel for each figure: {panels}")
+    system = page.js("({cpu: curves.finished.cpu_percent.every(v => v > 0), rss: curves.finished.rss_mib.every(v => v > 10)})")
+    check(system == {"cpu": True, "rss": True}, f"the system panels have values (CPU %, resident MiB > 10): {system}")
+    live = page.js("[...document.querySelector('#runs tbody tr[data-id=running]').cells].filter(c => c.className === 'live')"
+                   ".map(c => c.textContent)")
+    check(len(live) == 3 and all(re.fullmatch(r"[\d.]+", v) for v in live),
+          f"the running run's steps, loss and tokens/s in the table while it trains: {live}")
+    page.js("{ const x = document.getElementById('x'); x.value = 'tokens'; x.dispatchEvent(new Event('change')); } true")
+    check(page.wait_for("charts.loss.data.datasets[0].data.at(-1).x === curves[view.sel[0]].tokens.at(-1)"),
+          "the x-axis switches to tokens for every panel")
+    page.js("{ const x = document.getElementById('x'); x.value = 'step'; x.dispatchEvent(new Event('change')); } true")
+    page.js("document.querySelector('#grid h3[data-section=system]').click(); true")
+    check(page.wait_for("!document.querySelector('#grid .panel[data-metric=rss_mib]') && view.collapsed.includes('system')"
+                        " && decodeURIComponent(location.hash).includes('collapsed')"),
+          "a section collapses, and the layout is kept in the URL")
+    page.js("document.querySelector('#grid h3[data-section=system]').click(); true")
     first = page.js("curves.running.step.at(-1)")
     check(page.wait_for(f"curves.running.step.at(-1) > {first}", 30),
           f"the running run's last step advances from {first} without a reload")
     check(page.js("window.loadedAt === performance.timeOrigin"), "... in the same page load")
     check(page.wait_for("document.getElementById('compare').textContent.includes('train.lr')"),
           "the compare view shows the differing key train.lr")
+    differs = page.js("[...document.querySelectorAll('#compare table.compare tr')].filter(tr => tr.cells[0].textContent === 'train.lr')"
+                      ".map(tr => [...tr.cells].map(c => c.className))")
+    check(len(differs) == 1 and "differs" in differs[0][2] and "differs" not in differs[0][1],
+          f"... as a table, the second run's differing value highlighted: {differs}")
+    check(page.js("document.querySelectorAll('#compare td.best').length") >= 1, "the best results are marked")
     page.js("const e = document.getElementById('expr'); e.value = 'train.lr<1e-3'; e.dispatchEvent(new Event('input')); true")
     rows = page.js("[...document.querySelectorAll('#runs tbody tr')].map(tr => tr.dataset.id)")
     check(rows == ["running"], f"the filter train.lr<1e-3 hides the other runs: {rows}")
@@ -203,6 +233,8 @@ try:
         forged = e.code
     check(forged == 403, f"a POST without the page's token is refused: {forged}")
     page.call("Page.reload")
+    check(page.wait_for("document.getElementById('run-title').textContent === 'Run finished'"),
+          "after a reload the open run is open again (kept in the URL)")
     check(page.wait_for("document.querySelector('#runs tbody tr[data-id=finished]') && "
                         "[...document.querySelector('#runs tbody tr[data-id=finished]').cells].some(c => c.textContent === 'baseline, tiny')"),
           "after a reload the runs table shows the tags")
@@ -216,15 +248,26 @@ try:
     # Issue 32: a seed group draws the mean of its seeds with their min-max band.
     page.js("document.querySelectorAll('#runs tbody tr input[type=checkbox]').forEach(box => { if (box.checked) box.click(); });"
             "document.querySelector('#runs tbody tr[data-id=group] input[type=checkbox]').click(); true")
-    check(page.wait_for("chart && chart.data.datasets.length === 3 && chart.data.datasets[2].fill === '-1'"
-                        " && chart.data.datasets.every(d => d.data.length === 10)"),
-          "a seed group's chart: the mean line and a min-max band over its 2 seeds")
+    check(page.wait_for("charts.loss && charts.loss.data.datasets.length === 3 && charts.loss.data.datasets[2].fill === '-1'"
+                        " && charts.loss.data.datasets.every(d => d.data.length === 10)"),
+          "a seed group's loss panel: the mean line and a min-max band over its 2 seeds")
     band = page.js("curves.group.loss.every((v, i) => curves.group.loss_min[i] <= v && v <= curves.group.loss_max[i])"
                    " && curves.group.seeds.length === 2 && curves.group.loss_min.some((v, i) => v < curves.group.loss_max[i])")
     check(band, "the mean lies within the band, which has width")
+    page.js("document.querySelector('#runs tbody tr[data-id=group] button.expand').click(); true")
+    check(page.wait_for("[...document.querySelectorAll('#runs tbody tr.seed')].map(tr => tr.dataset.id).join() === 'group-seed1337,group-seed1338'"),
+          "the seed group expands to its two sub-runs")
+    page.js("document.querySelector('#runs tbody tr[data-id=group-seed1338] input[type=checkbox]').click(); true")
+    check(page.wait_for("charts.loss.data.datasets.length === 4 && curves['group-seed1338'].loss.length === 10"),
+          "a sub-run's curve drawn beside its group's")
     shot = page.call("Page.captureScreenshot", format="png")
     (work / "seed_group.png").write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {work / 'seed_group.png'}")
+    page.js("{ const g = document.getElementById('group'); g.value = 'train.lr'; g.dispatchEvent(new Event('input')); } true")
+    heads = page.js("[...document.querySelectorAll('#runs tbody tr.group-head')].map(tr => tr.textContent)")
+    check(len(heads) == 2 and heads[0].startswith("train.lr = 0.0001: 1 run") and heads[1].startswith("train.lr = 0.003: 4 runs"),
+          f"grouped by train.lr: a line per value with its runs: {heads}")
+    page.js("{ const g = document.getElementById('group'); g.value = ''; g.dispatchEvent(new Event('input')); } true")
 
     # Issue 29: the memory page of the memory run.
     page.js("document.querySelector('#runs tbody tr[data-id=memory] td:nth-child(2)').click(); true")
@@ -241,6 +284,10 @@ try:
           "the inspect box shows the rows read for each of the prompt's 15 tokens in both layers")
     read = page.js("inspection.prompt.flatMap(p => p.layers.flat()).map(r => r.text).filter(t => t)")
     check(len(read) > 0 and all(t in knowledge for t in read), f"... decoded to knowledge lines: {read[:2]}")
+    page.js("document.querySelector('#runs tbody tr[data-id=memory] input[type=checkbox]').click(); true")
+    check(page.wait_for("document.querySelector('#grid h3[data-section=memory]')"
+                        " && document.querySelectorAll('#grid .panel[data-metric^=memory_]').length >= 3"),
+          "the memory run's diagnostics get a section of panels of their own (memory)")
     page.js("document.getElementById('memory').scrollIntoView(); true")
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     (work / "memory.png").write_bytes(base64.b64decode(shot["data"]))

@@ -80,6 +80,13 @@ double measure_peak_flops(bool cuda) {
   return 2.0 * n * n * n * reps / elapsed;
 }
 
+double process_cpu_seconds() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 int64_t resident_memory_bytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t size = 0, resident = 0;

@@ -36,12 +36,27 @@ bool is_run_id(const std::string& id) {
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
 }
 
-// The run folder of `id` in the first out folder that has it.
+// The run folder of `id` in the first out folder that has it; a seed's sub-run
+// (<group>-seed<N>) inside its group's seeds/ folder.
 std::optional<fs::path> run_folder(const Dashboard& d, const std::string& id) {
   std::error_code ec;
   for (const auto& out : d.out_dirs)
     if (fs::is_directory(fs::path(out) / id, ec)) return fs::path(out) / id;
+  if (const auto at = id.rfind("-seed"); at != std::string::npos && at > 0)
+    for (const auto& out : d.out_dirs)
+      if (const auto sub = RunDirectory(fs::path(out) / id.substr(0, at)).seeds() / id; fs::is_directory(sub, ec)) return sub;
   return std::nullopt;
+}
+
+// The run folders directly inside `dir`, by name.
+std::vector<fs::path> run_folders_in(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  if (!fs::is_directory(dir, ec)) return dirs;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (RunDirectory::is_run_folder(entry.path())) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
 }
 
 // "train.lr" → value, for every scalar of the resolved config.
@@ -78,9 +93,16 @@ void write_run(JsonWriter& w, const fs::path& dir) {
     write_string(w, "commit", git ? member_string(versions["git"], "short_commit") : "");
     w.Key("dirty"), w.Bool(git && versions["git"].HasMember("dirty") && versions["git"]["dirty"].IsBool() &&
                            versions["git"]["dirty"].GetBool());
+    // A running run's table cells: its last logged step until its record has results.
+    const auto live = summary.status == "running" ? last_logged_step(RunDirectory(dir).train_log()) : std::nullopt;
+    w.Key("live"), w.Bool(live.has_value());
     for (const char* part : {"results", "results_std"}) {  // results_std: a seed group's spread
       w.Key(part), w.StartObject();
-      if (doc.HasMember(part) && doc[part].IsObject())
+      if (live && part == std::string("results")) {
+        write_number(w, "steps", static_cast<double>(live->step));
+        write_number(w, "final_loss", live->loss);
+        write_number(w, "tokens_per_second", live->tokens_per_second);
+      } else if (doc.HasMember(part) && doc[part].IsObject())
         for (const char* key : {"steps", "final_loss", "best_loss", "val_loss", "fact_recall", "tokens_per_second",
                                 "wall_seconds", "final_aux_loss"})
           write_number(w, key, member_number(doc[part], key));
@@ -97,6 +119,9 @@ void write_run(JsonWriter& w, const fs::path& dir) {
     w.Key("config"), w.StartObject();
     if (doc.HasMember("hyperparameters") && doc["hyperparameters"].IsObject()) flatten(w, doc["hyperparameters"], "");
     w.EndObject();
+    w.Key("seed_runs"), w.StartArray();  // a seed group's sub-runs, the running one included
+    for (const auto& seed : run_folders_in(RunDirectory(dir).seeds())) write_run(w, seed);
+    w.EndArray();
   } catch (const UserError& error) {  // listed with its problem, never breaking the page
     write_string(w, "status", "broken");
     write_string(w, "problem", error.what());
@@ -110,13 +135,7 @@ std::string runs_json(const Dashboard& d) {
     w.Key("runs"), w.StartArray();
     std::vector<std::string> seen;
     for (const auto& out : d.out_dirs) {
-      std::error_code ec;
-      if (!fs::is_directory(out, ec)) continue;
-      std::vector<fs::path> dirs;
-      for (const auto& entry : fs::directory_iterator(out, ec))
-        if (RunDirectory::is_run_folder(entry.path())) dirs.push_back(entry.path());
-      std::sort(dirs.begin(), dirs.end());
-      for (const auto& dir : dirs) {
+      for (const auto& dir : run_folders_in(out)) {
         if (std::find(seen.begin(), seen.end(), dir.filename().string()) != seen.end()) continue;
         seen.push_back(dir.filename().string());
         write_run(w, dir);
@@ -175,6 +194,14 @@ std::string curves_json(const fs::path& dir) {
     column("grad_norm", [](const StepRecord& s) { return s.grad_norm; });
     column("tokens_per_s", [](const StepRecord& s) { return s.tokens_per_second; });
     column("aux_loss", [](const StepRecord& s) { return s.aux_loss; });
+    column("tokens", [](const StepRecord& s) { return static_cast<double>(s.tokens_seen); });
+    // The system panels: time per step and in the data loader, CPU, resident and GPU memory.
+    column("step_s", [](const StepRecord& s) { return s.step_seconds; });
+    column("data_s", [](const StepRecord& s) { return s.data_seconds; });
+    column("cpu_percent", [](const StepRecord& s) { return s.cpu_percent; });
+    column("rss_mib", [](const StepRecord& s) { return s.rss_mib; });
+    if (std::any_of(steps.begin(), steps.end(), [](const StepRecord* s) { return std::isfinite(s->gpu_memory_mib); }))
+      column("gpu_memory_mib", [](const StepRecord& s) { return s.gpu_memory_mib; });
     if (group) {
       column("loss_min", [&](const StepRecord& s) { return group->loss_band.at(s.step).first; });
       column("loss_max", [&](const StepRecord& s) { return group->loss_band.at(s.step).second; });
@@ -200,6 +227,33 @@ std::string curves_json(const fs::path& dir) {
     w.Key("val_loss"), w.StartArray();
     for (const auto& e : log.evals) w.Double(e.val_loss);
     w.EndArray();
+    w.EndObject();
+  });
+}
+
+// The compare view's table: {"ids", "differences": [{"name", "values"}], "results": [... "best"]}.
+std::string comparison_json(const RecordComparison& c) {
+  return write_json([&](JsonWriter& w) {
+    auto strings = [&](const std::vector<std::string>& list) {
+      w.StartArray();
+      for (const auto& s : list) w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
+      w.EndArray();
+    };
+    auto rows = [&](const char* key, const std::vector<ComparisonRow>& list) {
+      w.Key(key), w.StartArray();
+      for (const auto& row : list) {
+        w.StartObject();
+        write_string(w, "name", row.name);
+        w.Key("values"), strings(row.values);
+        w.Key("best"), w.Int(row.best);
+        w.EndObject();
+      }
+      w.EndArray();
+    };
+    w.StartObject();
+    w.Key("ids"), strings(c.ids);
+    rows("differences", c.differences);
+    rows("results", c.results);
     w.EndObject();
   });
 }
@@ -289,7 +343,9 @@ std::string route(const http::Request& request, const Dashboard& d) {
         if (!dir) return http::response(404, "text/plain", "no run " + id + "\n");
         dirs.push_back(*dir);
       }
-      return http::response(200, "text/plain; charset=utf-8", format_comparison(compare_runs(dirs), false), head_only);
+      const auto comparison = compare_runs(dirs);
+      if (query("format") == "json") return json(comparison_json(comparison));
+      return http::response(200, "text/plain; charset=utf-8", format_comparison(comparison, false), head_only);
     }
   } catch (const UserError& e) {  // a file that vanished or broke between listing and reading
     return http::response(404, "text/plain", std::string(e.what()) + "\n", head_only);

@@ -62,6 +62,8 @@ constexpr StepKey kStepKeys[] = {
     {"backward_s", nullptr, &StepRecord::backward_seconds},
     {"optimizer_s", nullptr, &StepRecord::optimizer_seconds},
     {"data_s", nullptr, &StepRecord::data_seconds},
+    {"cpu_percent", nullptr, &StepRecord::cpu_percent},
+    {"rss_mib", nullptr, &StepRecord::rss_mib},
 };
 
 StepRecord read_step(const rapidjson::Value& v) {
@@ -70,6 +72,7 @@ StepRecord read_step(const rapidjson::Value& v) {
     if (k.integer) s.*k.integer = read_integer(v, k.key);
     else s.*k.number = read_number(v, k.key);
   s.aux_loss = read_number(v, "aux_loss", std::nan(""));
+  s.gpu_memory_mib = read_number(v, "gpu_memory_mib", std::nan(""));
   // Logs written before "objective" existed had the objective (cross-entropy + aux) as "loss".
   if (!std::isnan(s.aux_loss) && !v.HasMember("objective")) s.loss -= s.aux_loss;
   if (v.HasMember("skipped") && v["skipped"].IsString()) s.skip_reason = v["skipped"].GetString();
@@ -130,6 +133,7 @@ void TrainLogWriter::write(const StepRecord& s) {
       if (k.integer) integer(w, k.key, s.*k.integer);
       else write_number(w, k.key, s.*k.number);
     if (!std::isnan(s.aux_loss)) write_number(w, "aux_loss", s.aux_loss), write_number(w, "objective", s.objective());
+    if (!std::isnan(s.gpu_memory_mib)) write_number(w, "gpu_memory_mib", s.gpu_memory_mib);
     if (s.skipped()) w.Key("skipped"), w.String(s.skip_reason.c_str());
     if (!s.diagnostics.empty()) {
       w.Key("diagnostics");

@@ -133,6 +133,12 @@ void Trainer::count_step(StepRecord& r) {
   if (r.log_line) {
     r.tokens_per_second = window_tokens_ / std::max(window_seconds_, 1e-9);
     window_tokens_ = window_seconds_ = 0;
+    const double cpu = process_cpu_seconds();
+    r.cpu_percent = 100 * (cpu - window_cpu_seconds_) / std::max(seconds_since(window_start_), 1e-9);
+    window_cpu_seconds_ = cpu, window_start_ = Clock::now();
+    r.rss_mib = static_cast<double>(resident_memory_bytes()) / (1 << 20);
+    if (setup_.device.is_cuda())
+      r.gpu_memory_mib = static_cast<double>(cuda_memory(setup_.device.index()).reserved) / (1 << 20);
     if (memory_usage_) {
       const size_t before = r.diagnostics.size();
       memory_usage_->flush(state_.step, r.diagnostics);
@@ -187,6 +193,7 @@ TrainSummary Trainer::run() {
   for (auto* observer : observers_) observer->on_start(start);
   setup_.model->train();
   const auto run_start = Clock::now();
+  window_start_ = run_start, window_cpu_seconds_ = process_cpu_seconds();
   const int64_t first_tokens = state_.tokens;
   const double communication_at_start = communicator_.communication_seconds();
   auto due = [&](int64_t interval) { return interval > 0 && state_.step % interval == 0 && state_.step < total_steps_; };

@@ -22,6 +22,8 @@ CudaMemory cuda_memory(int device = 0);
 // The most resident memory this process has held, and what it holds now, in bytes.
 int64_t peak_rss_bytes();
 int64_t resident_memory_bytes();
+// User and system CPU time of this process (all its threads) since it started.
+double process_cpu_seconds();
 
 // Peak FLOP/s for utilisation figures: the measured throughput of a square matmul
 // (float32 on the CPU, bfloat16 on CUDA) over about 0.2 s. A measured peak, not the

@@ -3,10 +3,12 @@
 // they are tested without a socket; http::Server carries them.
 //   GET /                    the page (the host's compiled-in dashboard.html)
 //   GET /chart.js, /marked.js  Chart.js and marked from Debian (libjs-chart.js, libjs-marked)
-//   GET /api/runs            every run: id, status, results, code version, flattened config;
-//                            a folder whose record cannot be read is listed with its problem
-//   GET /api/curves?id=ID    its train.log as columns, decimated to at most 2,000 points
-//   GET /api/compare?ids=A,B the `exp compare` table
+//   GET /api/runs            every run: id, status, results (a running run's last logged step),
+//                            code version, flattened config, a seed group's sub-runs; a folder
+//                            whose record cannot be read is listed with its problem
+//   GET /api/curves?id=ID    its train.log as columns (training and system figures, the plugin's
+//                            diagnostics), decimated to at most 2,000 points; ID may be a seed's sub-run
+//   GET /api/compare?ids=A,B the `exp compare` table; &format=json: its rows as JSON
 //   GET /api/run?id=ID       record.json, record.md, samples.txt and the checkpoints
 //   GET /api/memory?id=ID    a memory model's bank reads over training and its ablations (memory_page.hpp)
 //   GET /api/inspect?id=ID&prompt=TEXT  what the run's model reads for a prompt (when the host gives `inspect`)

@@ -5,6 +5,7 @@
 // and fact recall run between steps at the intervals of the config.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -125,6 +126,8 @@ class Trainer {
   std::string config_json_;
   int64_t total_steps_ = 0;
   double window_tokens_ = 0, window_seconds_ = 0;  // since the last log line
+  double window_cpu_seconds_ = 0;                   // process CPU time at the last log line
+  std::chrono::steady_clock::time_point window_start_;
   std::unique_ptr<TrainLogObserver> train_log_;     // the run folder's train.log (rank 0)
   std::unique_ptr<ProgressReport> progress_;        // the console; job_.observers follow it
   std::vector<TrainingObserver*> observers_;
