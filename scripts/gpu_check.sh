@@ -35,6 +35,9 @@ r = json.load(open(sys.argv[1]))
 res, env = r["results"], r["environment"]
 print(f"gpu_check: {', '.join(env['cuda_devices'])}: {res['tokens_per_second']:.0f} tokens/s, "
       f"peak CUDA memory {res['peak_cuda_bytes'] / 2**20:.0f} MiB, final loss {res['final_loss']:.4f}")
+last = [json.loads(line) for line in open(sys.argv[1].replace("record.json", "train.log")) if '"loss"' in line][-1]
+print(f"gpu_check: last log line (the dashboard's system panels): GPU memory {last.get('gpu_memory_mib')} MiB, "
+      f"utilisation {last.get('gpu_util_percent')}% (NVML), CPU {last['cpu_percent']:.0f}%, RSS {last['rss_mib']:.0f} MiB")
 PY
 
 gpus=$(nvidia-smi -L | grep -c GPU)

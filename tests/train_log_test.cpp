@@ -97,3 +97,30 @@ TEST(TrainLog, ReadsEveryKindKeepsDivergenceAsNaNAndAResumeDropsReplayedSteps) {
   EXPECT_DOUBLE_EQ(last->loss, 1.5);
   EXPECT_FALSE(core::last_logged_step(dir.path() / "missing.log").has_value());
 }
+
+// Issue 32: the system figures of a log line; the GPU's only where there is one.
+TEST(TrainLog, SystemFiguresAndGpuOnlyWhereThereIsOne) {
+  test::TempDir dir;
+  const auto path = core::RunDirectory(dir.path(), "1.0.0").train_log();
+  std::filesystem::create_directories(path.parent_path());
+  auto cpu = step(1, 2.5), gpu = step(2, 2.4);
+  cpu.cpu_percent = 187.5, cpu.rss_mib = 412, cpu.data_seconds = 0.003;
+  gpu.gpu_memory_mib = 2048, gpu.gpu_util_percent = 93;
+  {
+    core::TrainLogWriter writer(path, std::nullopt);
+    writer.write(cpu), writer.write(gpu);
+  }
+  std::ifstream in(path);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_NE(first.find("\"cpu_percent\":187.5,\"rss_mib\":412.0"), std::string::npos) << first;
+  EXPECT_EQ(first.find("gpu"), std::string::npos) << "no GPU keys for a run without one: " << first;
+  const auto back = core::read_train_log(path);
+  ASSERT_EQ(back.steps.size(), 2u);
+  EXPECT_DOUBLE_EQ(back.steps[0].cpu_percent, 187.5);
+  EXPECT_DOUBLE_EQ(back.steps[0].rss_mib, 412);
+  EXPECT_DOUBLE_EQ(back.steps[0].data_seconds, 0.003);
+  EXPECT_TRUE(std::isnan(back.steps[0].gpu_memory_mib) && std::isnan(back.steps[0].gpu_util_percent));
+  EXPECT_DOUBLE_EQ(back.steps[1].gpu_memory_mib, 2048);
+  EXPECT_DOUBLE_EQ(back.steps[1].gpu_util_percent, 93);
+}

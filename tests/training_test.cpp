@@ -8,6 +8,7 @@
 #include "xlhost/core/checkpoint/checkpoint.hpp"
 #include "xlhost/core/checkpoint/safetensors.hpp"
 #include "xlhost/core/eval/trained_model.hpp"
+#include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
 
@@ -61,6 +62,12 @@ TEST(Training, CudaBfloat16TrainsAndCheckpointsOnTheGpu) {
   EXPECT_LT(mean(s.losses, 35, 40), mean(s.losses, 0, 5) - 1.5);
   EXPECT_GT(s.peak_cuda_bytes, 0);
   EXPECT_TRUE(std::filesystem::exists(s.checkpoint + "/cuda_rng.pt"));
+  // The dashboard's GPU panels: memory LibTorch holds, and utilisation from the driver's NVML.
+  const auto logged = core::read_train_log(s.run_dir + "/train.log");
+  ASSERT_FALSE(logged.steps.empty());
+  EXPECT_GT(logged.steps.back().gpu_memory_mib, 0);
+  const double util = logged.steps.back().gpu_util_percent;
+  EXPECT_TRUE(util >= 0 && util <= 100) << "NVML utilisation: " << util;
 }
 
 // bfloat16 autocast on the CPU (float32 weights and optimizer state): 200 steps follow the

@@ -9,7 +9,11 @@
 #include <torch/version.h>
 #include <sys/resource.h>
 
+#include <dlfcn.h>
 #include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
 
 #include <chrono>
 #include <fstream>
@@ -46,6 +50,40 @@ CudaMemory cuda_memory(int device) {
   const auto stats = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
   const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
   return {stats.allocated_bytes[all].current, stats.reserved_bytes[all].current, stats.allocated_bytes[all].peak};
+}
+
+namespace {
+
+// The three NVML entry points used, by their C ABI: nvmlReturn_t is an int (0: success),
+// nvmlDevice_t a pointer, nvmlUtilization_t two unsigned percentages {gpu, memory}.
+struct Nvml {
+  int (*by_pci_bus_id)(const char*, void**) = nullptr;
+  int (*utilization)(void*, unsigned*) = nullptr;
+
+  Nvml() {
+    void* library = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!library) return;
+    auto init = reinterpret_cast<int (*)()>(dlsym(library, "nvmlInit_v2"));
+    by_pci_bus_id = reinterpret_cast<int (*)(const char*, void**)>(dlsym(library, "nvmlDeviceGetHandleByPciBusId_v2"));
+    utilization = reinterpret_cast<int (*)(void*, unsigned*)>(dlsym(library, "nvmlDeviceGetUtilizationRates"));
+    if (!init || !by_pci_bus_id || !utilization || init() != 0) by_pci_bus_id = nullptr, utilization = nullptr;
+  }
+};
+
+}  // namespace
+
+double gpu_utilization_percent(int device) {
+  if (!torch::cuda::is_available()) return std::nan("");
+  static const Nvml nvml;
+  if (!nvml.utilization) return std::nan("");
+  const auto* properties = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(device));
+  char bus_id[32];
+  std::snprintf(bus_id, sizeof bus_id, "%08x:%02x:%02x.0", static_cast<unsigned>(properties->pciDomainID),
+                static_cast<unsigned>(properties->pciBusID), static_cast<unsigned>(properties->pciDeviceID));
+  void* handle = nullptr;
+  unsigned rates[2] = {0, 0};
+  if (nvml.by_pci_bus_id(bus_id, &handle) != 0 || nvml.utilization(handle, rates) != 0) return std::nan("");
+  return rates[0];
 }
 
 int64_t peak_rss_bytes() {

@@ -200,8 +200,10 @@ std::string curves_json(const fs::path& dir) {
     column("data_s", [](const StepRecord& s) { return s.data_seconds; });
     column("cpu_percent", [](const StepRecord& s) { return s.cpu_percent; });
     column("rss_mib", [](const StepRecord& s) { return s.rss_mib; });
-    if (std::any_of(steps.begin(), steps.end(), [](const StepRecord* s) { return std::isfinite(s->gpu_memory_mib); }))
-      column("gpu_memory_mib", [](const StepRecord& s) { return s.gpu_memory_mib; });
+    for (auto member : {&StepRecord::gpu_memory_mib, &StepRecord::gpu_util_percent})  // on a GPU
+      if (std::any_of(steps.begin(), steps.end(), [&](const StepRecord* s) { return std::isfinite(s->*member); }))
+        column(member == &StepRecord::gpu_memory_mib ? "gpu_memory_mib" : "gpu_util_percent",
+               [&](const StepRecord& s) { return s.*member; });
     if (group) {
       column("loss_min", [&](const StepRecord& s) { return group->loss_band.at(s.step).first; });
       column("loss_max", [&](const StepRecord& s) { return group->loss_band.at(s.step).second; });

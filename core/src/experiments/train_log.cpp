@@ -73,6 +73,7 @@ StepRecord read_step(const rapidjson::Value& v) {
     else s.*k.number = read_number(v, k.key);
   s.aux_loss = read_number(v, "aux_loss", std::nan(""));
   s.gpu_memory_mib = read_number(v, "gpu_memory_mib", std::nan(""));
+  s.gpu_util_percent = read_number(v, "gpu_util_percent", std::nan(""));
   // Logs written before "objective" existed had the objective (cross-entropy + aux) as "loss".
   if (!std::isnan(s.aux_loss) && !v.HasMember("objective")) s.loss -= s.aux_loss;
   if (v.HasMember("skipped") && v["skipped"].IsString()) s.skip_reason = v["skipped"].GetString();
@@ -134,6 +135,7 @@ void TrainLogWriter::write(const StepRecord& s) {
       else write_number(w, k.key, s.*k.number);
     if (!std::isnan(s.aux_loss)) write_number(w, "aux_loss", s.aux_loss), write_number(w, "objective", s.objective());
     if (!std::isnan(s.gpu_memory_mib)) write_number(w, "gpu_memory_mib", s.gpu_memory_mib);
+    if (!std::isnan(s.gpu_util_percent)) write_number(w, "gpu_util_percent", s.gpu_util_percent);
     if (s.skipped()) w.Key("skipped"), w.String(s.skip_reason.c_str());
     if (!s.diagnostics.empty()) {
       w.Key("diagnostics");

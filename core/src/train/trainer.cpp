@@ -137,8 +137,10 @@ void Trainer::count_step(StepRecord& r) {
     r.cpu_percent = 100 * (cpu - window_cpu_seconds_) / std::max(seconds_since(window_start_), 1e-9);
     window_cpu_seconds_ = cpu, window_start_ = Clock::now();
     r.rss_mib = static_cast<double>(resident_memory_bytes()) / (1 << 20);
-    if (setup_.device.is_cuda())
+    if (setup_.device.is_cuda()) {
       r.gpu_memory_mib = static_cast<double>(cuda_memory(setup_.device.index()).reserved) / (1 << 20);
+      r.gpu_util_percent = gpu_utilization_percent(setup_.device.index());
+    }
     if (memory_usage_) {
       const size_t before = r.diagnostics.size();
       memory_usage_->flush(state_.step, r.diagnostics);

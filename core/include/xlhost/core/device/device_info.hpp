@@ -19,6 +19,12 @@ struct CudaMemory {
 };
 CudaMemory cuda_memory(int device = 0);
 
+// The GPU's utilisation in % over the driver's last sample period, from NVIDIA's NVML
+// (libnvidia-ml.so.1 of the driver, opened at run time, so that the build needs no header
+// and a machine without the driver runs as before); the device is found by its PCI bus id,
+// which CUDA and NVML share whatever CUDA_VISIBLE_DEVICES renumbers. NaN without CUDA or NVML.
+double gpu_utilization_percent(int device);
+
 // The most resident memory this process has held, and what it holds now, in bytes.
 int64_t peak_rss_bytes();
 int64_t resident_memory_bytes();

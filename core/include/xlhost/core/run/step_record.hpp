@@ -25,9 +25,9 @@ struct StepRecord {
   bool log_line = false;              // a train.log / progress step (every train.log_interval, and skipped steps)
   double tokens_per_second = 0;       // over the steps since the last log line; set on log_line steps
   // The process as the system sees it, on log_line steps: CPU time over wall time since the
-  // last log line (100 = one core busy), resident memory, and CUDA memory held by LibTorch
-  // (NaN without CUDA).
-  double cpu_percent = 0, rss_mib = 0, gpu_memory_mib = std::nan("");
+  // last log line (100 = one core busy), resident memory, and on CUDA the memory LibTorch
+  // holds and the GPU's utilisation (NVML; NaN without CUDA or NVML).
+  double cpu_percent = 0, rss_mib = 0, gpu_memory_mib = std::nan(""), gpu_util_percent = std::nan("");
   // The plugin's named scalars, kept apart so that no name can shadow the trainer's.
   std::vector<std::pair<std::string, double>> diagnostics;
 
