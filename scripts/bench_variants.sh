@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Step time of each architecture relative to model_original at the same width, depth,
-# sequence length and batch (timed training runs, median of the steps after warm-up).
+# sequence length and batch (timed training runs, median of the steps after warm-up), and
+# the arithmetic behind it: the plugin's training FLOPs per token (results.flops_per_token)
+# and the FLOP/s achieved at the median step, against model_original's.
 #   DIM=128 LAYERS=4 SEQ=128 BATCH=8 STEPS=12 scripts/bench_variants.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,17 +27,21 @@ median_step() {
   grep -o '"step_s":[0-9.e+-]*' "$out/bench/train.log" | tail -n +3 | cut -d: -f2 | sort -g |
     awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
 }
-base=""
-printf "%-46s %12s %10s\n" "variant (dim $dim, $layers layers, ${batch}x$seq)" "step (s)" "vs base"
+base="" base_rate=""
+printf "%-46s %10s %8s %12s %9s %8s\n" "variant (dim $dim, $layers layers, ${batch}x$seq)" "step (s)" "vs base" \
+  "MFLOP/token" "GFLOP/s" "vs base"
 bench() {  # bench LABEL PLUGIN ARGS...
   local label=$1 plugin=$2; shift 2
   rm -rf "$out/bench"
   build/bin/xlhost run -p "build/plugins/$plugin.so" -c "$out/exp.json" "${common[@]}" "$@" >"$out/log" 2>&1 ||
     { echo "$label failed:"; tail -3 "$out/log"; return; }
-  local t
+  local t flops rate
   t=$(median_step)
-  [[ -n $base ]] || base=$t
-  printf "%-46s %12.4f %9.2fx\n" "$label" "$t" "$(awk -v a="$t" -v b="$base" 'BEGIN { print a / b }')"
+  flops=$(grep -o '"flops_per_token": [0-9.e+]*' "$out/bench/record.json" | cut -d' ' -f2)
+  rate=$(awk -v f="$flops" -v t="$t" -v n=$((batch * seq)) 'BEGIN { print f * n / t / 1e9 }')
+  [[ -n $base ]] || base=$t base_rate=$rate
+  printf "%-46s %10.4f %7.2fx %12.2f %9.2f %7.2fx\n" "$label" "$t" "$(awk -v a="$t" -v b="$base" 'BEGIN { print a / b }')" \
+    "$(awk -v f="$flops" 'BEGIN { print f / 1e6 }')" "$rate" "$(awk -v a="$rate" -v b="$base_rate" 'BEGIN { print a / b }')"
 }
 bench "model_original" model_original
 bench "model (sequence_mean, faithful)" model "${memory[@]}" --set model.cross_attn_heads=$heads

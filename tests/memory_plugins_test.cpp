@@ -84,6 +84,21 @@ TEST(MemoryPlugins, ParameterCountsMatchModelsMd) {
   EXPECT_EQ(build("model_no_feed", {})->parameter_count(), 17109504);
 }
 
+// Training FLOPs per token at MODELS.md's default shapes (D=512, L=8, T=512), by hand:
+// model_original's count 6·N + 12·L·D·T, plus what 6·N misses in the memory reads.
+//  model_memory, S=16: K and V project each token's 16 memories too (8 layers × 12·16·512²
+//   = 402,653,184) and each query attends 512·17 keys (8 × 12·512·17·512 = 427,819,008):
+//   111,086,592 + 25,165,824 + 830,472,192 = 966,724,608, 7x its 6·N.
+//  model (sequence_mean, Lk=16): K and V see one 16-token row per sequence, 16/512 of a
+//   vector per token instead of one (8 × 12·512²·(16/512 − 1) = −24,379,392), and each query
+//   attends 16 keys (8 × 12·16·512 = 786,432): 206,490,624 + 25,165,824 − 23,592,960 = 208,063,488.
+TEST(MemoryPlugins, FlopsPerTokenCountTheMemoryReads) {
+  EXPECT_DOUBLE_EQ(build("model_memory", {})->flops_per_token(512), 966724608.0);
+  EXPECT_DOUBLE_EQ(build("model", {})->flops_per_token(512), 208063488.0);
+  const double gated = build("model_memory", {{"fusion", std::string("gated_mlp")}, {"num_selected", int64_t{1}}})->flops_per_token(512);
+  EXPECT_DOUBLE_EQ(gated, 6.0 * 20587008 + 12.0 * 8 * 512 * 512) << "the gated MLP's weights act once per token";
+}
+
 TEST(MemoryPlugins, ShapesOfTheWorkedExample) {  // MODELS.md §7: B=2, T=16, S=16, Lk=8
   torch::manual_seed(0);
   sdk::ProductKeyGate gate(512, 1048576, 128, 0.0);

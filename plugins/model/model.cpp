@@ -148,6 +148,8 @@ class KnowledgeModel : public Model {
       : causal_pooling_(c.get_string("retrieval_pooling") == "causal_prefix_mean"),
         dropout_(c.get_float("dropout")),
         vocab_size_(c.get_int("vocab_size")),
+        dim_(c.get_int("dim")),
+        knowledge_length_(c.get_int("knowledge_length")),
         rope_(c.get_int("dim") / c.get_int("n_heads"), c.get_float("rope_theta")) {
     const int64_t dim = c.get_int("dim");
     tok_embeddings = register_module("tok_embeddings", TiedEmbedding(c.get_int("vocab_size"), dim));
@@ -188,6 +190,18 @@ class KnowledgeModel : public Model {
                                   "model.retrieval_pooling=causal_prefix_mean for a causal model";
   }
 
+  // 6·N and the self-attention's 12·L·D·T (model_original's count), plus the knowledge
+  // cross-attention's difference from 6·N: its key and value projections run on the Lk
+  // tokens of the rows read — one row per position with causal_prefix_mean, one per sequence
+  // with sequence_mean, so Lk·Tm/T vectors per token instead of one (2 matrices × 6·D² each)
+  // — and each query scores and mixes Lk keys (12·Lk·D).
+  double flops_per_token(int64_t seq_len) override {
+    const double L = static_cast<double>(layers->size()), D = static_cast<double>(dim_), T = static_cast<double>(seq_len);
+    const double Lk = static_cast<double>(knowledge_length_), rows_per_token = causal_pooling_ ? 1.0 : 1.0 / T;
+    const double cross = 12.0 * D * D * (Lk * rows_per_token - 1) + 12.0 * Lk * D;
+    return 6.0 * static_cast<double>(parameter_count()) + 12.0 * L * D * T + L * cross;
+  }
+
   WeightInterop weight_interop() const override { return memory_model_interop(kName); }
 
   std::vector<MemoryAblation> memory_ablations() const override {
@@ -205,7 +219,7 @@ class KnowledgeModel : public Model {
  private:
   bool causal_pooling_;
   double dropout_;
-  int64_t vocab_size_;
+  int64_t vocab_size_, dim_, knowledge_length_;
   RotaryEmbedding rope_;
 };
 

@@ -195,8 +195,17 @@ class ModelMemory : public Model {
     return "";
   }
 
+  // 6·N and the self-attention's 12·L·D·T (model_original's count), plus what 6·N misses in
+  // the cross-attention fusion: its key and value projections run on each token's S
+  // memories besides the token itself (2 matrices × S vectors × 6·D²), and every query
+  // scores and mixes T·(1+S) keys (12·T·(1+S)·D; the causal mask saves no arithmetic in
+  // SDPA). The gated MLP's parameters each act once per token: 6·N counts them.
   double flops_per_token(int64_t seq_len) override {
-    return 6.0 * parameter_count() + 12.0 * config_.get_int("n_layers") * config_.get_int("dim") * seq_len;
+    const double L = static_cast<double>(config_.get_int("n_layers")), D = static_cast<double>(config_.get_int("dim"));
+    const double T = static_cast<double>(seq_len), S = static_cast<double>(config_.get_int("num_selected"));
+    const bool gated = config_.get_string("fusion") == "gated_mlp";
+    const double fusion = gated ? 0.0 : 12.0 * S * D * D + 12.0 * T * (1 + S) * D;
+    return 6.0 * static_cast<double>(parameter_count()) + 12.0 * L * D * T + L * fusion;
   }
 
   WeightInterop weight_interop() const override { return memory_model_interop("model_memory"); }

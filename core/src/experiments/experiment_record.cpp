@@ -258,6 +258,10 @@ rapidjson::Value results_json(const RunResults& s, const std::string& previous_r
   number("fact_recall_seen", recalled ? s.facts.seen_rate() : std::nan(""));
   number("fact_recall_unseen", recalled ? s.facts.unseen_rate() : std::nan(""));
   number("tokens_per_second", s.tokens_per_second);
+  // The arithmetic rate: what two plugins' step times alone cannot say is whether one is
+  // slower because it computes more or because it computes less efficiently.
+  number("flops_per_token", s.flops_per_token);
+  number("achieved_flops", s.flops_per_token * s.tokens_per_second);
   number("wall_seconds", wall_seconds);  // all segments
   const double run_steps = static_cast<double>(s.steps - s.first_step);
   auto per_step = [&](double total) { return run_steps > 0 ? total / run_steps : std::nan(""); };

@@ -67,6 +67,8 @@ const Metric kMetrics[] = {
     {"generation/mean_new_tokens", "samples mean length", 1, 0},
     {"generation/reference_perplexity", "samples ppl (reference run)", 2, -1},
     {"tokens_per_second", "tokens/s", 0, +1},
+    {"flops_per_token", "MFLOP/token (training)", 2, 0, 1e-6},
+    {"achieved_flops", "GFLOP/s achieved", 2, 0, 1e-9},
     {"step_time/step_s", "s/step", 3, -1},
     {"wall_seconds", "wall s", 1, -1},
     {"peak_rss_bytes", "peak RSS MiB", 0, -1, 1.0 / (1 << 20)},

@@ -191,6 +191,7 @@ TrainSummary Trainer::run() {
   RunStart start;
   start.first_step = state_.step, start.total_steps = total_steps_, start.resumed = !job_.resume_from.empty();
   start.parameters = summary_.parameters, start.flops_per_token = setup_.model->flops_per_token(data_.seq_len);
+  summary_.flops_per_token = start.flops_per_token;
   start.cuda_device = setup_.device.is_cuda() ? setup_.device.index() : -1;
   for (auto* observer : observers_) observer->on_start(start);
   setup_.model->train();

@@ -55,6 +55,7 @@ struct RunResults {
   EvalResult val;                                      // at the end; tokens == 0 without val data
   FactRecall facts;                                    // at the end; facts == 0 without eval.facts_path
   double tokens_per_second = 0, wall_seconds = 0;
+  double flops_per_token = 0;  // the plugin's training FLOPs per token at the run's seq_len
   double step_seconds = 0, forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
   double communication_seconds = 0;  // in collectives (data-parallel runs); part of optimizer_seconds
   int64_t peak_rss_bytes = 0;
