@@ -3,12 +3,13 @@
 # tests' MiniMind reference, AdamW, clipping; eager and torch.compile), the same torch wheel,
 # 2 threads, alternated in one run so that both see the same machine. Timed runs, not tests.
 #   scripts/bench_vs_pytorch.sh [ROUNDS]     default 2 rounds; prints tokens/s per round
+#   ONLY=memory scripts/bench_vs_pytorch.sh  the cases whose name contains "memory"
 # xlhost runs with the launcher's policy for a lone run (OMP_WAIT_POLICY=ACTIVE) and, for
 # comparison, PASSIVE; PyTorch with its default (GNU OpenMP's), and ACTIVE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
-scripts/build.sh xlhost model_original >/dev/null
+scripts/build.sh xlhost model_original model_memory >/dev/null
 [[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth >/dev/null
 python=$(scripts/python-env.sh)/bin/python
 out=$(mktemp -d)
@@ -20,7 +21,7 @@ xlhost() {  # xlhost ENV CONFIG STEPS SETTINGS... -> mean tokens/s of the logged
   local env=$1 config=$2 steps=$3; shift 3
   local sets=()
   for s in "$@"; do sets+=(--set "$s"); done
-  env $env build/bin/xlhost run -p build/plugins/model_original.so -c "$config" --set train.max_steps="$steps" \
+  env $env build/bin/xlhost run -p "build/plugins/$PLUGIN.so" -c "$config" --set train.max_steps="$steps" \
     --set run.out_dir="$out" --set experiment.id=bench --overwrite --set eval.interval=0 --set eval.max_batches=1 \
     --set generate.samples=0 --set train.log_interval=1 --set metrics.enabled=false --set train.threads=2 \
     "${sets[@]}" >/dev/null 2>&1
@@ -37,6 +38,7 @@ row() { printf "%-46s" "$1"; shift; for v in "$@"; do printf " %8s" "$v"; done; 
 
 bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from the config)
   local name=$1 config=$2 steps=$3; shift 3
+  [[ $name == *"${ONLY:-}"* ]] || return 0
   local shape=("$@")
   for dtype in float32 bfloat16; do
     local bf16=() label=fp32
@@ -54,9 +56,18 @@ bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from 
 }
 
 echo "tokens/s          xlhost: default, PASSIVE | PyTorch eager: default, ACTIVE | torch.compile: default, ACTIVE"
-XLHOST_SETS=()
+PLUGIN=model_original XLHOST_SETS=()
 bench_case "quickstart model (0.8M, 16x128)" configs/quickstart.json 30 \
   --dim 128 --layers 4 --heads 4 --kv-heads 2 --vocab 259 --batch 16 --seq 128
 XLHOST_SETS=(train.batch_size=2 train.accumulation_steps=1)
 bench_case "26M baseline (2x512)" configs/baseline_1.4.0.json 8 \
   --dim 512 --layers 8 --heads 32 --kv-heads 8 --vocab 6400 --batch 2 --seq 512
+# model_memory against memory_model_reference.py (the same 1.4.8 fusion, dropouts, balance loss).
+PLUGIN=model_memory XLHOST_SETS=()
+bench_case "quickstart memory model (0.5M, 16x128)" configs/quickstart_memory.json 20 \
+  --dim 128 --layers 4 --heads 4 --kv-heads 2 --vocab 259 --batch 16 --seq 128 \
+  --memory 1024,64,64,4,4,causal,score_weighted
+XLHOST_SETS=(model.n_layers=4 model.knowledge_num=65536 train.accumulation_steps=1 eval.max_facts=1)
+bench_case "model_memory 1.4.8, 4x512, 64k rows (2x512)" configs/memory_1.4.8.json 6 \
+  --dim 512 --layers 4 --heads 32 --kv-heads 8 --vocab 6400 --batch 2 --seq 512 \
+  --memory 65536,8,128,16,8,none,faithful
