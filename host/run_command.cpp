@@ -265,8 +265,9 @@ int train_run(const RunRequest& request, const core::RunConfig& config, const st
   return 0;
 }
 
-// The seeds one after another, then the group's record from theirs.
-int run_seed_group(const RunRequest& request, const core::Options& group, int seeds) {
+// The seeds one after another, then the group's record from theirs. `trained`: whether a
+// seed has finished (a failure after it leaves the group failed, before it untouched).
+int run_seed_group(const RunRequest& request, const core::Options& group, int seeds, bool& trained) {
   const std::string& id = group.experiment.id;
   const auto run_dir = group.run_directory();
   const auto base = without_option(request.args, "--seeds");
@@ -283,6 +284,7 @@ int run_seed_group(const RunRequest& request, const core::Options& group, int se
     const auto config = request.config(sub_overrides);
     refuse_if_running(config.options.run_directory(), config.options.experiment.id);
     train_run(request, config, command_line_of(sub_args));
+    trained = true;
     ids.push_back(core::seed_run_id(id, seed));
     dirs.push_back((run_dir.seeds() / ids.back()).string());
     used.push_back(seed);
@@ -307,10 +309,11 @@ int run_seeds(const RunRequest& request, const core::RunConfig& config, int seed
   auto description = core::describe_run(config, request.config_path, command_line_of(request.args), "");
   description.run_uid = core::new_run_uid();
   core::ExperimentRecord record(description, core::plugin_identity(request.plugin), core::runtime_info());
+  bool trained = false;
   try {
-    return run_seed_group(request, group, seeds);
-  } catch (const std::exception& e) {
-    mark_failed(record, e);
+    return run_seed_group(request, group, seeds, trained);
+  } catch (const std::exception& e) {  // nothing trained (a seed refused, say): an earlier group's record stays
+    if (trained || !record.restore_previous()) mark_failed(record, e);
     throw;
   }
 }

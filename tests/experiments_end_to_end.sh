@@ -149,6 +149,11 @@ check "compare takes a run folder by path" test $code -eq 0
 check "the path is the column" grep -qE '^ +0\.1\.0 +elsewhere/out/0\.9\.0$' <<<"$out"
 out=$("$xlhost" exp list 2>&1)
 check "exp list shows the group with its spread" grep -qE "^0\.3\.0 .* ± " <<<"$out"
+# Again without --overwrite: its first seed refuses, and the finished group's record stays.
+out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.3.0 --seeds 2 2>&1); code=$?
+check "a seed group run again is refused" test $code -eq 2
+check "... saying why" contains "$out" "holds an earlier run"
+check "... and the group's record is kept" grep -q '"results_std"' out/0.3.0/record.json
 
 # In the background: returns at once, shows in exp status, stops with a checkpoint.
 out=$("$xlhost" run -p "$plugin" -c experiments/0.1.0/exp.json --set experiment.id=0.2.0 \
