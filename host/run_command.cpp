@@ -296,11 +296,9 @@ int run_seed_group(const RunRequest& request, const core::Options& group, int se
   return 0;
 }
 
-// `--seeds N`: train_run N times as sub-runs with their own seed, id and folder, then the
-// group's record (mean ± standard deviation) and the sub-runs side by side. Until then the
-// group's folder holds a "running" record of this process, so that exp status, exp stop
-// (which ends the current seed with a checkpoint and the group after it) and --detach
-// find the group while it trains.
+// `--seeds N`: N sub-runs with their own seed, id and folder, then the group's record (mean ±
+// standard deviation). Until then a "running" record of this process stands in the group's
+// folder: exp status, exp stop (ends the seed in training, then the group) and --detach see it.
 int run_seeds(const RunRequest& request, const core::RunConfig& config, int seeds) {
   const auto& group = config.options;
   const std::string& id = group.experiment.id;
