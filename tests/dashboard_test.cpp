@@ -84,6 +84,10 @@ TEST(Dashboard, LinksOutOfARunFolderOrInLoopsAreNotFollowed) {
   fs::create_symlink(dir / "secret.txt", dir / "out/run1/samples.txt");
   fs::create_directories(dir / "out/looped");
   fs::create_symlink("train.log", dir / "out/looped/train.log");
+  fs::create_directories(dir / "out/grp/seeds");  // a seed group whose sub-run links back to the group
+  test::write_text(dir / "out/grp/record.json",
+                   R"({"status": "completed", "experiment": {"id": "grp"}, "versions": {"plugin": {}}, "hyperparameters": {}})");
+  fs::create_symlink("..", dir / "out/grp/seeds/grp-seed1");
   for (const char* target : {"/api/runs", "/api/run?id=run1", "/api/curves?id=run1", "/api/run?id=looped",
                              "/api/curves?id=looped", "/api/run?id=selfloop"}) {
     std::string answer;

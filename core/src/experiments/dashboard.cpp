@@ -75,7 +75,9 @@ void flatten(JsonWriter& w, const rapidjson::Value& v, const std::string& prefix
   }
 }
 
-void write_run(JsonWriter& w, const fs::path& dir) {
+// A run's entry; a seed group's lists its sub-runs (one level: a sub-run linked back to its
+// group must not recurse).
+void write_run(JsonWriter& w, const fs::path& dir, bool list_seeds = true) {
   w.StartObject();
   write_string(w, "id", dir.filename().string());
   write_string(w, "dir", dir.string());
@@ -120,7 +122,8 @@ void write_run(JsonWriter& w, const fs::path& dir) {
     if (doc.HasMember("hyperparameters") && doc["hyperparameters"].IsObject()) flatten(w, doc["hyperparameters"], "");
     w.EndObject();
     w.Key("seed_runs"), w.StartArray();  // a seed group's sub-runs, the running one included
-    for (const auto& seed : run_folders_in(RunDirectory(dir).seeds())) write_run(w, seed);
+    if (list_seeds)
+      for (const auto& seed : run_folders_in(RunDirectory(dir).seeds())) write_run(w, seed, false);
     w.EndArray();
   } catch (const UserError& error) {  // listed with its problem, never breaking the page
     write_string(w, "status", "broken");
