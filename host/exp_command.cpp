@@ -205,8 +205,6 @@ int report_command(const std::vector<std::string>& args) {
   return 0;
 }
 
-// The newest training-step line of train.log (not an evaluation line); only the file's
-// tail is read, however long the run.
 // Step, loss, rate and time left of a running run; of a seed group (--seeds), its seed now training.
 void print_progress(const core::RecordSummary& r) {
   const core::RunDirectory run(r.run_dir);
