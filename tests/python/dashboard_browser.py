@@ -105,6 +105,12 @@ class DevTools:
         return False
 
 
+def screenshot(page, name, **options):
+    shot = page.call("Page.captureScreenshot", format="png", **options)
+    (work / name).write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {work / name}")
+
+
 def config(name, lr, steps, memory=False):
     path = work / f"{name}.json"
     model = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 259}
@@ -241,9 +247,7 @@ try:
     page.js("document.querySelector('#runs tbody tr[data-id=finished] td:nth-child(2)').click(); true")
     check(page.wait_for("document.getElementById('note') && document.getElementById('note').value === 'looks fine'"),
           "... and the run's page the note")
-    shot = page.call("Page.captureScreenshot", format="png")
-    (work / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
-    print(f"screenshot: {work / 'dashboard.png'}")
+    screenshot(page, "dashboard.png")
 
     # Issue 32: a seed group draws the mean of its seeds with their min-max band.
     page.js("document.querySelectorAll('#runs tbody tr input[type=checkbox]').forEach(box => { if (box.checked) box.click(); });"
@@ -260,9 +264,7 @@ try:
     page.js("document.querySelector('#runs tbody tr[data-id=group-seed1338] input[type=checkbox]').click(); true")
     check(page.wait_for("charts.loss.data.datasets.length === 4 && curves['group-seed1338'].loss.length === 10"),
           "a sub-run's curve drawn beside its group's")
-    shot = page.call("Page.captureScreenshot", format="png")
-    (work / "seed_group.png").write_bytes(base64.b64decode(shot["data"]))
-    print(f"screenshot: {work / 'seed_group.png'}")
+    screenshot(page, "seed_group.png")
     page.js("{ const g = document.getElementById('group'); g.value = 'train.lr'; g.dispatchEvent(new Event('input')); } true")
     heads = page.js("[...document.querySelectorAll('#runs tbody tr.group-head')].map(tr => tr.textContent)")
     check(len(heads) == 2 and heads[0].startswith("train.lr = 0.0001: 1 run") and heads[1].startswith("train.lr = 0.003: 4 runs"),
@@ -289,9 +291,7 @@ try:
                         " && document.querySelectorAll('#grid .panel[data-metric^=memory_]').length >= 3"),
           "the memory run's diagnostics get a section of panels of their own (memory)")
     page.js("document.getElementById('memory').scrollIntoView(); true")
-    shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    (work / "memory.png").write_bytes(base64.b64decode(shot["data"]))
-    print(f"screenshot: {work / 'memory.png'}")
+    screenshot(page, "memory.png", captureBeyondViewport=True)
 finally:
     for p in (browser, server, running):
         if p:

@@ -60,7 +60,7 @@ def check(condition, message):
 
 for command in commands:
     words = shlex.split(command, comments=True)
-    given = {words[i + 1].split("=", 1)[0] for i, w in enumerate(words[:-1]) if w in ("--set", "-s")}
+    given = dict(words[i + 1].split("=", 1) for i, w in enumerate(words[:-1]) if w in ("--set", "-s"))
     if words[1] == "run":
         for key, value in SHRINK.items():
             if key not in given:  # the README's own values (its 26M example's 2 steps) stay
@@ -84,10 +84,9 @@ for command in commands:
     if not ok:
         print(output[-3000:])
     if words[1] == "run":
-        sets = dict(words[i + 1].split("=", 1) for i, w in enumerate(words[:-1]) if w in ("--set", "-s"))
         config = words[words.index("-c" if "-c" in words else "--config") + 1]
         text = re.sub(r"^\s*//.*$", "", (work / config).read_text(), flags=re.M)
-        ids.append(sets.get("experiment.id") or json.loads(text)["experiment"]["id"])
+        ids.append(given.get("experiment.id") or json.loads(text)["experiment"]["id"])
 
 # One folder per run id, none archived: no example reused another's id.
 check(len(ids) == len(set(ids)), f"every run of the README has its own experiment.id: {ids}")

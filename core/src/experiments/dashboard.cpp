@@ -48,17 +48,6 @@ std::optional<fs::path> run_folder(const Dashboard& d, const std::string& id) {
   return std::nullopt;
 }
 
-// The run folders directly inside `dir`, by name.
-std::vector<fs::path> run_folders_in(const fs::path& dir) {
-  std::error_code ec;
-  std::vector<fs::path> dirs;
-  if (!fs::is_directory(dir, ec)) return dirs;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (RunDirectory::is_run_folder(entry.path())) dirs.push_back(entry.path());
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
-
 // "train.lr" → value, for every scalar of the resolved config.
 void flatten(JsonWriter& w, const rapidjson::Value& v, const std::string& prefix) {
   for (const auto& m : v.GetObject()) {
@@ -123,7 +112,7 @@ void write_run(JsonWriter& w, const fs::path& dir, bool list_seeds = true) {
     w.EndObject();
     w.Key("seed_runs"), w.StartArray();  // a seed group's sub-runs, the running one included
     if (list_seeds)
-      for (const auto& seed : run_folders_in(RunDirectory(dir).seeds())) write_run(w, seed, false);
+      for (const auto& seed : RunDirectory::run_folders_in(RunDirectory(dir).seeds())) write_run(w, seed, false);
     w.EndArray();
   } catch (const UserError& error) {  // listed with its problem, never breaking the page
     write_string(w, "status", "broken");
@@ -138,7 +127,7 @@ std::string runs_json(const Dashboard& d) {
     w.Key("runs"), w.StartArray();
     std::vector<std::string> seen;
     for (const auto& out : d.out_dirs) {
-      for (const auto& dir : run_folders_in(out)) {
+      for (const auto& dir : RunDirectory::run_folders_in(out)) {
         if (std::find(seen.begin(), seen.end(), dir.filename().string()) != seen.end()) continue;
         seen.push_back(dir.filename().string());
         write_run(w, dir);
@@ -203,10 +192,10 @@ std::string curves_json(const fs::path& dir) {
     column("data_s", [](const StepRecord& s) { return s.data_seconds; });
     column("cpu_percent", [](const StepRecord& s) { return s.cpu_percent; });
     column("rss_mib", [](const StepRecord& s) { return s.rss_mib; });
-    for (auto member : {&StepRecord::gpu_memory_mib, &StepRecord::gpu_util_percent})  // on a GPU
+    for (const auto& [name, member] : {std::pair{"gpu_memory_mib", &StepRecord::gpu_memory_mib},
+                                       std::pair{"gpu_util_percent", &StepRecord::gpu_util_percent}})  // on a GPU
       if (std::any_of(steps.begin(), steps.end(), [&](const StepRecord* s) { return std::isfinite(s->*member); }))
-        column(member == &StepRecord::gpu_memory_mib ? "gpu_memory_mib" : "gpu_util_percent",
-               [&](const StepRecord& s) { return s.*member; });
+        column(name, [&](const StepRecord& s) { return s.*member; });
     if (group) {
       column("loss_min", [&](const StepRecord& s) { return group->loss_band.at(s.step).first; });
       column("loss_max", [&](const StepRecord& s) { return group->loss_band.at(s.step).second; });

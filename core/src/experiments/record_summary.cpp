@@ -119,12 +119,9 @@ RecordSummary summarize_record(const rapidjson::Document& doc, const std::string
 
 std::vector<RecordSummary> list_records(const std::string& out_dir, std::vector<std::string>* problems) {
   std::vector<RecordSummary> out;
-  std::error_code ec;
-  if (!fs::is_directory(out_dir, ec)) return out;
-  for (const auto& entry : fs::directory_iterator(out_dir, ec)) {
-    if (!RunDirectory::is_run_folder(entry.path())) continue;
+  for (const auto& dir : RunDirectory::run_folders_in(out_dir)) {
     try {
-      out.push_back(read_record_summary(entry.path().string()));
+      out.push_back(read_record_summary(dir.string()));
     } catch (const UserError& e) {
       if (problems) problems->push_back(e.what());
     }

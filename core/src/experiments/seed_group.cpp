@@ -148,18 +148,14 @@ StepRecord mean_step(const std::vector<const StepRecord*>& records) {
 }  // namespace
 
 std::optional<SeedGroupLog> read_seed_group_log(const std::filesystem::path& group_dir) {
-  const RunDirectory group(group_dir);
-  std::error_code ec;
-  if (!std::filesystem::is_directory(group.seeds(), ec)) return std::nullopt;
   SeedGroupLog out;
   std::vector<TrainLogContents> logs;
-  for (const auto& entry : std::filesystem::directory_iterator(group.seeds(), ec)) {
-    const RunDirectory seed(entry.path());
-    const auto path = RunDirectory::is_run_folder(entry.path()) ? seed.resolve(seed.train_log(), "train.log", kMaxTrainLogBytes)
-                                                                 : std::nullopt;
+  for (const auto& dir : RunDirectory::run_folders_in(RunDirectory(group_dir).seeds())) {
+    const RunDirectory seed(dir);
+    const auto path = seed.resolve(seed.train_log(), "train.log", kMaxTrainLogBytes);
     if (!path) continue;
     logs.push_back(read_train_log(*path));
-    out.seeds.push_back(entry.path().filename().string());
+    out.seeds.push_back(dir.filename().string());
   }
   if (logs.empty()) return std::nullopt;
   std::map<int64_t, std::vector<const StepRecord*>> steps;

@@ -1,5 +1,7 @@
 #include "xlhost/core/run/run_directory.hpp"
 
+#include <algorithm>
+
 #include "xlhost/core/util/error.hpp"
 #include "xlhost/core/util/file_io.hpp"
 
@@ -35,6 +37,16 @@ bool RunDirectory::is_run_folder(const fs::path& entry) {
   const RunDirectory run(entry);
   return fs::symlink_status(run.record(), ec).type() != fs::file_type::not_found ||
          fs::symlink_status(run.train_log(), ec).type() != fs::file_type::not_found;
+}
+
+std::vector<fs::path> RunDirectory::run_folders_in(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  if (!fs::is_directory(dir, ec)) return dirs;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (is_run_folder(entry.path())) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
 }
 
 std::filesystem::path record_markdown_beside(const std::string& config_path) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace xlhost::core {
 
@@ -48,6 +49,8 @@ class RunDirectory {
   // Whether `entry` (a folder's entry) is a run folder: a directory holding a record or a
   // train.log entry. False, never an exception, for a link loop or a vanished entry.
   static bool is_run_folder(const std::filesystem::path& entry);
+  // The run folders directly inside `dir`, by name; none when it is not a folder.
+  static std::vector<std::filesystem::path> run_folders_in(const std::filesystem::path& dir);
 
  private:
   std::filesystem::path root_;
