@@ -192,10 +192,13 @@ std::string curves_json(const fs::path& dir) {
     column("data_s", [](const StepRecord& s) { return s.data_seconds; });
     column("cpu_percent", [](const StepRecord& s) { return s.cpu_percent; });
     column("rss_mib", [](const StepRecord& s) { return s.rss_mib; });
-    for (const auto& [name, member] : {std::pair{"gpu_memory_mib", &StepRecord::gpu_memory_mib},
-                                       std::pair{"gpu_util_percent", &StepRecord::gpu_util_percent}})  // on a GPU
+    // On a GPU. No structured binding: lambdas may not capture one (clang, C++17).
+    for (const auto& gpu : {std::pair{"gpu_memory_mib", &StepRecord::gpu_memory_mib},
+                            std::pair{"gpu_util_percent", &StepRecord::gpu_util_percent}}) {
+      const auto member = gpu.second;
       if (std::any_of(steps.begin(), steps.end(), [&](const StepRecord* s) { return std::isfinite(s->*member); }))
-        column(name, [&](const StepRecord& s) { return s.*member; });
+        column(gpu.first, [&](const StepRecord& s) { return s.*member; });
+    }
     if (group) {
       column("loss_min", [&](const StepRecord& s) { return group->loss_band.at(s.step).first; });
       column("loss_max", [&](const StepRecord& s) { return group->loss_band.at(s.step).second; });
