@@ -109,12 +109,14 @@ TEST(MemoryPlugins, ShapesOfTheWorkedExample) {  // MODELS.md §7: B=2, T=16, S=
   EXPECT_LT(indices.max().item<int64_t>(), 1048576);
   auto bank = torch::randint(0, 6400, {1048576, 8}, torch::kInt64);
   auto embedding = torch::randn({6400, 512});
-  auto memories = sdk::embed_memory_rows(bank, indices, embedding);
+  auto rows = sdk::embed_memory_rows(bank, indices, embedding);
+  auto memories = rows.per_read();
   EXPECT_EQ(memories.sizes(), (std::vector<int64_t>{2, 16, 16, 512}));
+  EXPECT_EQ(rows.embedded.size(0), std::get<0>(at::_unique(indices)).numel());  // each row averaged once
   auto row = bank[indices[1][3][5].item<int64_t>()];
   EXPECT_TRUE(torch::allclose(memories[1][3][5], embedding.index_select(0, row).mean(0), 1e-5, 1e-5));
   sdk::CrossAttentionFusion fusion(512, 8, 0.1, 0.15);
-  EXPECT_EQ(fusion(x, memories, false).sizes(), (std::vector<int64_t>{2, 16, 512}));
+  EXPECT_EQ(fusion(x, rows, scores, false).sizes(), (std::vector<int64_t>{2, 16, 512}));
 }
 
 TEST(MemoryPlugins, ForwardShapesOfEachPlugin) {

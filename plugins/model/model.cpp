@@ -51,7 +51,7 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
   Found search(const torch::Tensor& pooled, const torch::Tensor& embedding) {
     // keys is [√N, 2, Kd/2], the layout of the group's checkpoints
     auto [scores, candidates] = product_key_top_k(to_queries(pooled), keys.select(1, 0), keys.select(1, 1), topk_);  // [..., k]
-    auto candidate_emb = embed_memory_rows(table, candidates, embedding);          // [..., k, D]
+    auto candidate_emb = embed_memory_rows(table, candidates, embedding).per_read();  // [..., k, D]
     auto similarity = F::cosine_similarity(pooled.unsqueeze(-2), candidate_emb,
                                            F::CosineSimilarityFuncOptions().dim(-1));
     const auto chosen = similarity.argmax(-1, /*keepdim=*/true);
@@ -170,7 +170,7 @@ class KnowledgeModel : public Model {
 
   ForwardResult forward(const torch::Tensor& tokens, DecodeCache*) override {
     auto h = tok_embeddings->embed(tokens);
-    if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
+    h = apply_dropout(h, dropout_, is_training());
     std::vector<KnowledgeDatasetImpl::Found> reads;
     for (const auto& layer : *layers) {
       auto [out, found] = layer->as<BlockImpl>()->forward(h, rope_, knowledge_dataset, tok_embeddings->weight,

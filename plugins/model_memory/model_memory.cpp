@@ -50,16 +50,18 @@ class MemoryBlockImpl : public torch::nn::Module {
     auto q = memory_norm(a);  // the gate queries with the attention output, not the residual
     auto [indices, scores] = gate(q, selected_);
     if (is_training()) r.stats = selection_stats(indices, bank.size(0));  // O(N): not per generated token
-    auto memories = embed_memory_rows(bank, indices, embedding);  // [B, T, S, D]
+    auto rows = embed_memory_rows(bank, indices, embedding);
     // The top-k indices carry no gradient; weighting the picked memories by their gate
     // scores (as product-key memory layers do) is the one path by which the gate learns.
-    if (score_weighted_) memories = memories * scores.unsqueeze(-1).to(memories.scalar_type());
+    auto weights = score_weighted_ ? scores.to(rows.embedded.scalar_type()) : torch::Tensor();
     r.query = q.detach();
     if (!gated_) {
-      r.out = memory_off ? h : h + cross_fusion(q, memories, causal_mask_);
+      r.out = memory_off ? h : h + cross_fusion(q, rows, weights, causal_mask_);
       r.selected = indices, r.read_scores = scores;
       return r;
     }
+    auto memories = rows.per_read();  // [B, T, C, D]
+    if (weights.defined()) memories = memories * weights.unsqueeze(-1);
     auto sim = F::cosine_similarity(q.unsqueeze(2), memories, F::CosineSimilarityFuncOptions().dim(-1));  // [B,T,C]
     auto logits = sim;
     if (is_training()) {  // Gumbel noise only in training (the 1.4.10 code also adds it at eval)
@@ -117,8 +119,7 @@ class ModelMemory : public Model {
 
   ForwardResult forward(const torch::Tensor& tokens, DecodeCache*) override {
     auto x = tok_embeddings->embed(tokens);
-    const double dropout = config_.get_float("dropout");
-    if (dropout > 0) x = torch::dropout(x, dropout, is_training());
+    x = apply_dropout(x, config_.get_float("dropout"), is_training());
     std::vector<LayerOutput> outs;
     for (const auto& layer : *layers) {
       outs.push_back(layer->as<MemoryBlockImpl>()->forward(x, rope_, memory_bank, tok_embeddings->weight, memory_off()));

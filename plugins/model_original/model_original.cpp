@@ -52,7 +52,7 @@ class ModelOriginal : public Model {
   ForwardResult forward(const torch::Tensor& tokens, DecodeCache* cache) override {
     auto* kv = static_cast<KVCache*>(cache);
     auto h = tok_embeddings->embed(tokens);
-    if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
+    h = apply_dropout(h, dropout_, is_training());
     for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<BlockImpl>()->forward(h, rope_, kv, i);
     if (kv) kv->length += tokens.size(1);
     return {tok_embeddings->logits(norm(h)), {}, {}, {}};

@@ -78,18 +78,16 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_heads_, 
 namespace {
 
 // q: [B, H, T, d], k/v: [B, Hkv, S, d] with S = past + T; query i sits at position past + i.
-// Grouped KV heads go to SDPA as they are (enable_gqa): kv head h serves query heads
-// h·n_rep … h·n_rep+n_rep−1, the grouping of MiniMind's repeat_kv, with no repeated copy.
+// Grouped KV heads go as they are: kv head h serves query heads h·n_rep … h·n_rep+n_rep−1,
+// the grouping of MiniMind's repeat_kv.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t past,
                      double dropout, bool training) {
   const int64_t T = q.size(2), S = k.size(2);
-  const double p = training ? dropout : 0.0;
-  const bool gqa = q.size(1) != k.size(1);
-  if (past == 0) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true, {}, gqa);
-  if (T == 1) return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/false, {}, gqa);
+  if (past == 0) return attention(q, k, v, {}, /*causal=*/true, dropout, training);
+  if (T == 1) return attention(q, k, v, {}, /*causal=*/false, dropout, training);
   // Several new tokens after a cached prefix: query i sees keys 0 … past + i.
   auto visible = torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).tril(past);
-  return at::scaled_dot_product_attention(q, k, v, visible, p, /*is_causal=*/false, {}, gqa);
+  return attention(q, k, v, visible, /*causal=*/false, dropout, training);
 }
 
 }  // namespace
@@ -111,7 +109,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmb
   }
   auto out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), past, dropout_, is_training());
   out = wo(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
-  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+  return apply_dropout(out, dropout_, is_training());
 }
 
 int64_t swiglu_hidden_dim(int64_t dim, int64_t hidden_dim, int64_t multiple_of) {
@@ -129,7 +127,7 @@ SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden_dim, double dropout) : dropou
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
   auto out = w2(F::silu(w1(x)) * w3(x));
-  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+  return apply_dropout(out, dropout_, is_training());
 }
 
 TiedEmbeddingImpl::TiedEmbeddingImpl(int64_t vocab_size, int64_t dim) {

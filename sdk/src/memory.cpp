@@ -6,6 +6,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "xlhost/sdk/dropout.hpp"
+
 namespace xlhost::sdk {
 
 namespace F = torch::nn::functional;
@@ -54,14 +56,22 @@ void init_memory_bank(torch::Tensor& bank, const DataContext& context, bool add_
   say(line);
 }
 
-torch::Tensor embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
-                                const torch::Tensor& embedding_weight) {
-  auto rows = bank.index_select(0, indices.reshape({-1}));  // [M, Lk]
-  // embedding_bag averages without materialising the [M, Lk, D] gather (Lk times less memory).
-  auto embedded = F::embedding_bag(rows, embedding_weight, F::EmbeddingBagFuncOptions().mode(torch::kMean));  // [M, D]
-  auto shape = indices.sizes().vec();
-  shape.push_back(embedding_weight.size(1));
-  return embedded.view(shape);
+MemoryRows embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
+                             const torch::Tensor& embedding_weight) {
+  // The quickstart memory model's 8,192 reads a layer touch at most its 1,024 rows; averaged
+  // per read, embedding_bag's backward (a sort of every token read) was the largest cost of
+  // its step after the matmuls.
+  auto [distinct, inverse] = at::_unique(indices.reshape({-1}), /*sorted=*/false, /*return_inverse=*/true);
+  // embedding_bag averages without materialising the [U, Lk, D] gather (Lk times less memory).
+  auto embedded = F::embedding_bag(bank.index_select(0, distinct), embedding_weight,
+                                   F::EmbeddingBagFuncOptions().mode(torch::kMean));
+  return {embedded, inverse.view(indices.sizes())};
+}
+
+torch::Tensor MemoryRows::per_read() const {
+  auto shape = index.sizes().vec();
+  shape.push_back(embedded.size(1));
+  return embedded.index_select(0, index.reshape({-1})).view(shape);
 }
 
 ProductKeyGateImpl::ProductKeyGateImpl(int64_t dim, int64_t knowledge_num, int64_t knowledge_dim, double dropout)
@@ -92,7 +102,7 @@ std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& q
 std::pair<torch::Tensor, torch::Tensor> ProductKeyGateImpl::forward(const torch::Tensor& x, int64_t k) {
   auto [scores, indices] = product_key_top_k(gate_proj(x), keys[0], keys[1], k);
   scores = scores.softmax(-1);
-  if (dropout_ > 0) scores = torch::dropout(scores, dropout_, is_training());
+  scores = apply_dropout(scores, dropout_, is_training());
   return {indices, scores};
 }
 
@@ -137,9 +147,9 @@ CrossAttentionFusionImpl::CrossAttentionFusionImpl(int64_t dim, int64_t heads, d
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5)));
 }
 
-torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memories, bool causal) {
-  const int64_t B = q.size(0), T = q.size(1), S = memories.size(2), D = q.size(2);
-  auto kv = torch::cat({q, memories.reshape({B, T * S, D})}, 1);  // [B, T + T·S, D]
+torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const MemoryRows& memories,
+                                                const torch::Tensor& weights, bool causal) {
+  const int64_t B = q.size(0), T = q.size(1), S = memories.index.size(2), D = q.size(2);
   std::optional<torch::Tensor> visible;
   if (causal) {
     // Key j < T is position j's query; key T + t'·S + s is memory s of position t'.
@@ -154,13 +164,19 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const to
   const auto& options = attention->options;
   const int64_t H = options.num_heads();
   auto w = attention->in_proj_weight.chunk(3), b = attention->in_proj_bias.chunk(3);
-  auto heads = [&](const torch::Tensor& x, int64_t i) {
-    return F::linear(x, w[i], b[i]).view({B, -1, H, D / H}).transpose(1, 2);
+  auto heads = [&](const torch::Tensor& x) { return x.view({B, -1, H, D / H}).transpose(1, 2); };
+  // Keys and values [B, T + T·S, D]: q's, then the memories'. W·(s·m) + b = s·(W·m) + b:
+  // each distinct row is projected once, not once per read (8 times fewer rows at the
+  // quickstart memory model's shape).
+  auto keys_values = [&](int64_t i) {
+    auto read = F::linear(memories.embedded, w[i]).index_select(0, memories.index.reshape({-1})).view({B, T * S, D});
+    if (weights.defined()) read = read * weights.reshape({B, T * S, 1}).to(read.scalar_type());
+    // The bias in the projection's dtype (bfloat16 under autocast), as F::linear adds it.
+    return heads(torch::cat({F::linear(q, w[i]), read}, 1) + b[i].to(read.scalar_type()));
   };
-  const double p = is_training() ? options.dropout() : 0.0;
-  auto out = at::scaled_dot_product_attention(heads(q, 0), heads(kv, 1), heads(kv, 2), visible, p);
-  out = attention->out_proj(out.transpose(1, 2).reshape({B, T, D}));
-  if (output_dropout_ > 0) out = torch::dropout(out, output_dropout_, is_training());
+  auto out = sdk::attention(heads(F::linear(q, w[0], b[0])), keys_values(1), keys_values(2), visible,
+                            /*causal=*/false, options.dropout(), is_training());
+  out = apply_dropout(attention->out_proj(out.transpose(1, 2).reshape({B, T, D})), output_dropout_, is_training());
   return norm(q + out);
 }
 
@@ -174,7 +190,7 @@ GatedFusionImpl::GatedFusionImpl(int64_t dim, int64_t memory_width, double dropo
 torch::Tensor GatedFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memory) {
   auto z = torch::cat({q, memory}, -1);
   auto out = down(F::silu(gate(z)) * up(z));
-  return dropout_ > 0 ? torch::dropout(out, dropout_, is_training()) : out;
+  return apply_dropout(out, dropout_, is_training());
 }
 
 void init_memory_variant_weights(torch::nn::Module& model, torch::Tensor& tied_embedding) {

@@ -73,6 +73,11 @@ Schema TrainOptions::schema() {
                      "folder, a PyTorch state dict (.pth) or a .safetensors file; \"\" = the plugin's initialisation. "
                      "Ignored when the run resumes from its own checkpoint"),
           int_key("threads", 0, "CPU threads for LibTorch; 0 = all cores", 0, 4096),
+          int_key("profile_steps", 0,
+                  "profile this many steps with LibTorch's profiler, from the run's third (the first two warm up): "
+                  "operators by self time in profile.txt and a Chrome trace in profile.trace.json in the run "
+                  "folder; the steps profiled run slower. 0 = off",
+                  0, 1e6),
           bool_key("memory_usage", true,
                    "memory models: count the bank rows each layer reads (memory_usage.bin in the run folder; rows "
                    "read and never read, hot rows, per-layer entropy and Gini in train.log); false = no memory probes "
@@ -101,7 +106,7 @@ TrainOptions TrainOptions::from(const SectionValues& s) {
   o.export_interval = s.get_int("export_interval"), o.init_from = s.get_string("init_from");
   o.spike_sigma = s.get_float("spike_sigma"), o.spike_window = s.get_int("spike_window");
   o.max_bad_steps = s.get_int("max_bad_steps"), o.memory_usage = s.get_bool("memory_usage");
-  o.device = s.get_string("device"), o.dtype = s.get_string("dtype");
+  o.device = s.get_string("device"), o.dtype = s.get_string("dtype"), o.profile_steps = s.get_int("profile_steps");
   return o;
 }
 

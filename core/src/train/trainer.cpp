@@ -1,5 +1,7 @@
 #include "xlhost/core/train/trainer.hpp"
 
+#include <ATen/record_function.h>
+
 #include <chrono>
 
 #include "xlhost/core/data/window_batch.hpp"
@@ -75,6 +77,7 @@ Trainer::MicroBatchLoss Trainer::forward_backward(const WindowBatch& window, boo
   auto t0 = Clock::now();
   torch::Tensor cross_entropy, objective;
   {
+    RECORD_FUNCTION("xlhost::forward", std::vector<c10::IValue>());  // the phases, named in a profile
     AutocastScope scope(autocast_, setup_.device);
     auto out = setup_.model->forward(window.inputs);
     objective = cross_entropy = lm_loss(out.logits, window.targets);
@@ -88,7 +91,10 @@ Trainer::MicroBatchLoss Trainer::forward_backward(const WindowBatch& window, boo
   synchronize(setup_.device);
   auto t1 = Clock::now();
   if (last_of_step) communicator_.expect_gradients(trainable_);  // reduce during this backward
-  (objective / accumulation).backward();
+  {
+    RECORD_FUNCTION("xlhost::backward", std::vector<c10::IValue>());
+    (objective / accumulation).backward();
+  }
   synchronize(setup_.device);
   r.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
   r.backward_seconds += seconds_since(t1);
@@ -110,6 +116,7 @@ void Trainer::optimizer_step(StepRecord& r, bool has_aux_loss, double aux_loss) 
   r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, clip);  // the norm before clipping
   r.skip_reason = guard_.judge(has_aux_loss ? r.loss + aux_loss : r.loss, r.grad_norm);  // the minimised objective
   if (!r.skipped()) {
+    RECORD_FUNCTION("xlhost::optimizer_step", std::vector<c10::IValue>());
     optimizer_->step();
     setup_.model->on_optimizer_step(r.step);
     synchronize_buffers();
@@ -206,7 +213,9 @@ TrainSummary Trainer::run() {
     summary_.interrupted = true;
   }
   while (state_.step < total_steps_ && !summary_.interrupted) {
+    if (profiler_) profiler_->before_step(state_.step + 1);
     auto record = train_step();
+    if (profiler_ && record) profiler_->after_step(state_.step);
     if (!record) {
       progress_->line().finish();
       log_ << "stop requested: abandoning the partial step " << state_.step + 1
@@ -229,6 +238,7 @@ TrainSummary Trainer::run() {
     }
     if (due(train_.checkpoint_interval)) checkpoint();
   }
+  if (profiler_) profiler_->finish();
   if (gradient_watch_->observed_any() && !gradient_watch_->done()) conclude_gradient_watch();  // a run of 1-2 steps
   summary_.wall_seconds = seconds_since(run_start);
   summary_.tokens_per_second = static_cast<double>(state_.tokens - first_tokens) / std::max(summary_.wall_seconds, 1e-9);

@@ -2,6 +2,7 @@
 // resuming from one, writing one, exporting one. The step itself is trainer.cpp's.
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 
 #include "xlhost/core/checkpoint/hugging_face.hpp"
 #include "xlhost/core/checkpoint/initial_weights.hpp"
@@ -165,6 +166,14 @@ void Trainer::announce() {
   if (communicator_.rank() == 0) {
     train_log_ = std::make_unique<TrainLogObserver>(options_.run_directory().train_log());
     observers_.push_back(train_log_.get());
+    if (train_.profile_steps > 0) {
+      std::ostringstream title;
+      title << descriptor.name << " " << descriptor.version << ", " << train_.batch_size << "×" << data_.seq_len
+            << " tokens a micro-batch, " << train_.dtype << " on " << setup_.device << ", "
+            << at::get_num_threads() << " threads";
+      profiler_ = std::make_unique<StepProfiler>(options_.run_directory().root(), title.str(), state_.step,
+                                                 train_.profile_steps, log_);
+    }
   }
   progress_ = std::make_unique<ProgressReport>(log_, total_steps_, state_.step);
   observers_.push_back(progress_.get());
@@ -187,7 +196,7 @@ void Trainer::set_up_optimizer() {
   if (!groups.decay.empty()) param_groups.emplace_back(groups.decay, options(train_.weight_decay));
   if (!groups.no_decay.empty()) param_groups.emplace_back(groups.no_decay, options(0.0));
   if (param_groups.empty()) throw UserError(job_.model.descriptor.name + ": the model has no trainable parameters");
-  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(train_.lr));
+  optimizer_ = std::make_unique<FusedAdamW>(param_groups, torch::optim::AdamWOptions(train_.lr));
   for (auto& group : optimizer_->param_groups())
     for (auto& p : group.params()) trainable_.push_back(p);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "xlhost/sdk/config_schema.hpp"
+#include "xlhost/sdk/dropout.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::sdk {

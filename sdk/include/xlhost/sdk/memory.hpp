@@ -25,9 +25,15 @@ torch::Tensor tokenize_memory_rows(const std::vector<std::string>& entries, cons
 void init_memory_bank(torch::Tensor& bank, const DataContext& context, bool add_special_tokens,
                       const std::string& plugin_name);
 
-// mean over Lk of embedding(bank[indices]): indices [...] → [..., D].
-torch::Tensor embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
-                                const torch::Tensor& embedding_weight);
+// The bank rows a read selects, each averaged over its Lk tokens once, however often it is
+// read: `embedded` [U, D] holds the U distinct rows' mean embeddings, `index` (the read's
+// shape) which of them each read is.
+struct MemoryRows {
+  torch::Tensor embedded, index;
+  torch::Tensor per_read() const;  // [..., D]: mean over Lk of embedding(bank[indices])
+};
+MemoryRows embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& indices,
+                             const torch::Tensor& embedding_weight);
 
 // Product-key search (MODELS.md §5.2): the query's halves score √N sub-keys each, the
 // top k of each half combine into k² candidate rows of the √N × √N grid, and the best k of
@@ -74,11 +80,12 @@ class MemoryUsageWindow {
 // Cross-attention fusion of the 1.4.8 experiment (MODELS.md §5.4): queries are the gate
 // query q [B,T,D]; keys/values are [q ; memories of every position]; 8 heads, attention
 // dropout 0.1, then LayerNorm(q + dropout_0.15(attn)). `causal` masks the keys of later
-// positions (the faithful setting is unmasked and sees the future).
+// positions (the faithful setting is unmasked and sees the future). memories.index is
+// [B,T,S]; `weights` [B,T,S] (undefined: 1) scale each read memory (score_weighted).
 class CrossAttentionFusionImpl : public torch::nn::Module {
  public:
   CrossAttentionFusionImpl(int64_t dim, int64_t heads, double attention_dropout, double output_dropout);
-  torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& memories, bool causal);  // memories [B,T,S,D]
+  torch::Tensor forward(const torch::Tensor& q, const MemoryRows& memories, const torch::Tensor& weights, bool causal);
   torch::nn::MultiheadAttention attention{nullptr};
   torch::nn::LayerNorm norm{nullptr};
 

@@ -14,9 +14,10 @@
 
 // Bump on any change to a type that crosses the plugin boundary (Model, ForwardResult,
 // DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues,
-// WeightInterop, MemoryRead). 2: Model::weight_interop(). 3: memory probes and ablations.
-// 4: SchemaEntry::only_when.
-#define XLHOST_SDK_ABI_VERSION 4
+// WeightInterop, MemoryRead) or to a shared layer's signature. 2: Model::weight_interop().
+// 3: memory probes and ablations. 4: SchemaEntry::only_when. 5: embed_memory_rows returns
+// MemoryRows (each distinct row once), which CrossAttentionFusion takes.
+#define XLHOST_SDK_ABI_VERSION 5
 
 namespace xlhost::sdk {
 

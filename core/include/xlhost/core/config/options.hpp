@@ -31,7 +31,7 @@ struct DataOptions {
 struct TrainOptions {
   int64_t batch_size = 0, accumulation_steps = 1, max_steps = 0, epochs = 1, warmup_steps = 0, seed = 0;
   int64_t log_interval = 1, checkpoint_interval = 0, export_interval = 0, threads = 0;
-  int64_t max_bad_steps = 0, spike_window = 0;
+  int64_t max_bad_steps = 0, spike_window = 0, profile_steps = 0;
   double spike_sigma = 0;
   double lr = 0, min_lr_ratio = 0, weight_decay = 0, beta1 = 0, beta2 = 0, grad_clip = 0;
   std::string device, dtype;

@@ -25,10 +25,12 @@
 #include "xlhost/core/plugin/model_source.hpp"
 #include "xlhost/core/run/run_results.hpp"
 #include "xlhost/core/run/training_observer.hpp"
+#include "xlhost/core/train/fused_adamw.hpp"
 #include "xlhost/core/train/gradient_watch.hpp"
 #include "xlhost/core/train/run_observers.hpp"
 #include "xlhost/core/train/memory_usage.hpp"
 #include "xlhost/core/train/step_guard.hpp"
+#include "xlhost/core/train/step_profiler.hpp"
 
 namespace xlhost::core {
 
@@ -116,7 +118,7 @@ class Trainer {
   bool autocast_ = false;
   std::optional<TokenFile> train_tokens_, val_tokens_;
   std::optional<WindowSampler> sampler_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<FusedAdamW> optimizer_;
   std::vector<torch::Tensor> trainable_;  // what the gradient norm, clipping and averaging cover
   CheckpointState state_;
   std::optional<CheckpointWriter> checkpoints_;
@@ -130,6 +132,7 @@ class Trainer {
   std::chrono::steady_clock::time_point window_start_;
   std::unique_ptr<TrainLogObserver> train_log_;     // the run folder's train.log (rank 0)
   std::unique_ptr<ProgressReport> progress_;        // the console; job_.observers follow it
+  std::unique_ptr<StepProfiler> profiler_;          // train.profile_steps (rank 0)
   std::vector<TrainingObserver*> observers_;
   bool buffers_diverged_ = false;                   // warned once
   TrainSummary summary_;
