@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -48,7 +49,7 @@ torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
   auto out = torch::empty_like(x);
   const auto threshold = static_cast<uint32_t>(std::min(std::llround(std::ldexp(p, 32)), 0xFFFFFFFFLL));
   const auto scale = static_cast<float>(1.0 / (1.0 - p));
-  constexpr int64_t kBlock = 4096;  // a multiple of 2³² divides into whole blocks
+  constexpr int64_t kBlock = 4096;  // divides 2³²: no block straddles two values of `high`
   auto blocks = [&](auto&& body) {
     at::parallel_for(0, (x.numel() + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
@@ -72,7 +73,8 @@ torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
     blocks([&](int64_t first, int64_t n) {
       float factors[kBlock];
       run(nullptr, factors, first, n);
-      for (int64_t j = 0; j < n; ++j) o[first + j] = static_cast<scalar_t>(static_cast<float>(in[first + j]) * factors[j]);
+      using opmath = at::opmath_type<scalar_t>;  // float for the half types, double for double
+      for (int64_t j = 0; j < n; ++j) o[first + j] = static_cast<scalar_t>(static_cast<opmath>(in[first + j]) * factors[j]);
     });
   });
   return out;
