@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "xlhost/core/util/file_io.hpp"
@@ -40,7 +40,10 @@ std::map<std::string, OperatorTime> self_times(const std::vector<profiler::Kinet
       open.pop_back();
     auto& t = times[e->name()];
     t.self_ns += e->durationNs(), ++t.calls;
-    if (!open.empty()) times[open.back()->name()].self_ns -= std::min(e->durationNs(), times[open.back()->name()].self_ns);
+    if (!open.empty()) {
+      auto& parent = times[open.back()->name()].self_ns;
+      parent -= std::min(e->durationNs(), parent);
+    }
     open.push_back(e);
   }
   return times;

@@ -14,7 +14,7 @@ namespace xlhost::core {
 
 class StepProfiler {
  public:
-  // `title` heads profile.txt (the model and the machine); the window is `steps` steps from
+  // `title` heads profile.txt (the model, batch, dtype, device, threads); the window is `steps` steps from
   // first_step + 3 (first_step: the step the run starts from, 0 or a resumed step); `log`
   // is told where the files are.
   StepProfiler(std::filesystem::path folder, std::string title, int64_t first_step, int64_t steps, std::ostream& log);
