@@ -29,7 +29,11 @@ namespace {
 core::Dashboard dashboard_in(const test::TempDir& dir) {
   fs::create_directories(dir / "out");
   test::write_text(dir / "chart.js", "/* chart */");
-  return {{dir / "out"}, "<html>page</html>", {{"/chart.js", dir / "chart.js"}, {"/marked.js", dir / "missing.js"}}};
+  core::Dashboard dashboard;
+  dashboard.out_dirs = {dir / "out"};
+  dashboard.page = "<html>page</html>";
+  dashboard.scripts = {{"/chart.js", dir / "chart.js"}, {"/marked.js", dir / "missing.js"}};
+  return dashboard;  // no inspect, no token
 }
 
 std::string get(const core::Dashboard& d, const std::string& target, const std::string& method = "GET") {

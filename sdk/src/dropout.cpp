@@ -1,5 +1,7 @@
 #include "xlhost/sdk/dropout.hpp"
 
+#include "causal_attention.hpp"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -108,6 +110,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                         const std::optional<torch::Tensor>& visible, bool causal, double p, bool training) {
   const bool gqa = q.size(1) != k.size(1);
   if (!training) p = 0;
+  if (p == 0 && causal && !visible && cpu_causal_attention_applies(q, k, v)) return cpu_causal_attention(q, k, v);
   if (p == 0 || !q.is_cpu()) return at::scaled_dot_product_attention(q, k, v, visible, p, causal, {}, gqa);
   // SDPA's CPU kernels drop with ATen's serial dropout; computed here, its math path.
   const int64_t T = q.size(2), S = k.size(2), rep = q.size(1) / k.size(1);

@@ -12,11 +12,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto xf = x.to(torch::kFloat32);
-  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return normed.to(x.scalar_type()) * weight;
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm(x, weight, eps_); }
 
 Schema decoder_schema() {
   return {
@@ -51,12 +47,7 @@ torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t start_pos) 
     cos_ = cos_.to(x.device());
     sin_ = sin_.to(x.device());
   }
-  auto cos = cos_.slice(0, start_pos, start_pos + T).view({1, T, 1, -1});
-  auto sin = sin_.slice(0, start_pos, start_pos + T).view({1, T, 1, -1});
-  auto pairs = x.to(torch::kFloat32).unflatten(-1, {-1, 2});
-  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
-  auto rotated = torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
-  return rotated.to(x.scalar_type());
+  return rotate_pairs(x, cos_.slice(0, start_pos, start_pos + T), sin_.slice(0, start_pos, start_pos + T));
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_heads_, int64_t n_kv_heads_,

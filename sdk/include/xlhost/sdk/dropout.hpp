@@ -21,6 +21,8 @@ namespace xlhost::sdk {
 torch::Tensor apply_dropout(const torch::Tensor& x, double p, bool training);
 
 // softmax(q·kᵀ/√d, hiding keys where visible is false) → dropout(p when training) → ·v.
+// Causal float32 attention on the CPU without dropout and with as many keys as queries (a
+// training or prompt forward) runs on the SDK's own kernel (src/causal_attention.hpp).
 // q: [B, H, T, d]; k, v: [B, Hkv, S, d] with H a multiple of Hkv (kv head h serves query
 // heads h·H/Hkv … (h+1)·H/Hkv − 1); visible: bool, broadcastable to [B, H, T, S]; causal
 // (SDPA's is_causal, with no visible): query i sees keys 0 … i.

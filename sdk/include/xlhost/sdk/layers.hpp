@@ -8,6 +8,7 @@
 
 #include "xlhost/sdk/config_schema.hpp"
 #include "xlhost/sdk/dropout.hpp"
+#include "xlhost/sdk/fused_ops.hpp"
 #include "xlhost/sdk/model.hpp"
 
 namespace xlhost::sdk {

@@ -1,0 +1,26 @@
+// RMSNorm and the rotary embedding as one pass each way on the CPU.
+//
+// Composed from ATen ops, RMSNorm is pow, mean, add, rsqrt, mul, cast, mul forward and
+// about twice that backward, each a pass over [B·T, D]; the rotary embedding is a cast,
+// four multiplies, two adds, a stack and a cast. At the quickstart's size (16×128 tokens
+// of width 128) each pass costs about as much in dispatch as in arithmetic. On the CPU
+// these run as one loop forward and one backward, and autograd saves the inputs, not the
+// intermediates. Elsewhere they are the ATen compositions: a GPU queues its kernels
+// asynchronously, so their dispatch hides behind the arithmetic.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace xlhost::sdk {
+
+// weight ⊙ x / sqrt(mean(x²) + eps) over the last dimension, computed in float32; the
+// result has the promoted type of x and weight. (The composition rounds x / sqrt(…) to x's
+// type before the weight multiplies it; the CPU pass does not.)
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// Rotates the adjacent pairs (x[2i], x[2i+1]) of the last dimension by the angle whose
+// cosine and sine are cos[t, i] and sin[t, i], t the index along dimension 1: x is
+// [B, T, heads, d], cos and sin float32 [T, d/2]. Computed in float32, rounded to x's type.
+torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+}  // namespace xlhost::sdk

@@ -1,0 +1,170 @@
+#include "xlhost/sdk/fused_ops.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace xlhost::sdk {
+namespace {
+
+// The loops below are compiled for AVX-512, AVX2 and the baseline; the loader picks the one
+// the CPU runs. Sums go into 16 lanes so that they vectorise without reassociation flags:
+// the result is the same on every run of one machine, whatever the thread count.
+constexpr int64_t kLanes = 16;
+
+// Inlined into each compiled variant of its callers.
+inline float dot(const float* a, const float* b, int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += a[j + l] * b[j + l];
+  float sum = 0;
+  for (; j < n; ++j) sum += a[j] * b[j];
+  for (float lane : lanes) sum += lane;
+  return sum;
+}
+
+// y = w ⊙ x·r with r = 1/sqrt(mean(x²) + eps), for `rows` rows of n; r is kept for the backward.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void norm_rows(const float* __restrict x,
+                                                                             const float* __restrict w,
+                                                                             float* __restrict y, float* __restrict r,
+                                                                             int64_t rows,
+                                                                             int64_t n, float eps) {
+  for (int64_t i = 0; i < rows; ++i, x += n, y += n) {
+    const float ri = 1.0f / std::sqrt(dot(x, x, n) / static_cast<float>(n) + eps);
+    for (int64_t j = 0; j < n; ++j) y[j] = w[j] * (x[j] * ri);
+    r[i] = ri;
+  }
+}
+
+// With g = ∂L/∂y: ∂L/∂x = r·(g⊙w − x·r²·⟨g⊙w, x⟩/n), and ∂L/∂w += g ⊙ x·r summed into wsum;
+// gw (n floats) holds g⊙w of the current row.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void norm_grad_rows(
+    const float* __restrict g, const float* __restrict x, const float* __restrict w, const float* __restrict r,
+    float* __restrict gx, float* __restrict wsum, float* __restrict gw, int64_t rows, int64_t n) {
+  for (int64_t i = 0; i < rows; ++i, g += n, x += n, gx += n) {
+    const float ri = r[i];
+    for (int64_t j = 0; j < n; ++j) gw[j] = g[j] * w[j];
+    const float c = ri * ri * dot(gw, x, n) / static_cast<float>(n);
+    for (int64_t j = 0; j < n; ++j) {
+      gx[j] = ri * (gw[j] - x[j] * c);
+      wsum[j] += g[j] * (x[j] * ri);
+    }
+  }
+}
+
+// Pairs (x[2i], x[2i+1]) of each of `heads` rows of d rotated by (c[i], sign·s[i]).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rotate_rows(const float* __restrict x,
+                                                                               const float* __restrict c,
+                                                                               const float* __restrict s,
+                                                                               float* __restrict y,
+                                                                               int64_t heads, int64_t d,
+                                                                               float sign) {
+  for (int64_t h = 0; h < heads; ++h, x += d, y += d)
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1], si = sign * s[i];
+      y[2 * i] = x0 * c[i] - x1 * si;
+      y[2 * i + 1] = x0 * si + x1 * c[i];
+    }
+}
+
+bool fused_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16 ||
+         t.scalar_type() == torch::kHalf;
+}
+
+torch::Tensor as_float(const torch::Tensor& t) { return t.to(torch::kFloat32).contiguous(); }
+
+// The weight's gradient sums over rows in blocks of a fixed size, then over the blocks in
+// order: the same sum whichever thread takes which block.
+constexpr int64_t kRowBlock = 32;
+
+struct RMSNormFunction : torch::autograd::Function<RMSNormFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    auto xf = as_float(x), wf = as_float(weight);
+    const int64_t n = x.size(-1), rows = xf.numel() / n;
+    auto y = torch::empty_like(xf);
+    auto r = torch::empty({rows}, xf.options());
+    const float *px = xf.const_data_ptr<float>(), *pw = wf.const_data_ptr<float>();
+    float *py = y.mutable_data_ptr<float>(), *pr = r.mutable_data_ptr<float>();
+    at::parallel_for(0, rows, kRowBlock, [&](int64_t begin, int64_t end) {
+      norm_rows(px + begin * n, pw, py + begin * n, pr + begin, end - begin, n, static_cast<float>(eps));
+    });
+    ctx->save_for_backward({x, weight, r});
+    return y.to(torch::promote_types(x.scalar_type(), weight.scalar_type()));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1], &r = saved[2];
+    auto gf = as_float(grads[0]), xf = as_float(x), wf = as_float(weight);
+    const int64_t n = x.size(-1), rows = xf.numel() / n, blocks = (rows + kRowBlock - 1) / kRowBlock;
+    auto gx = torch::empty_like(xf);
+    auto partial = torch::zeros({blocks, n}, xf.options());
+    const float *pg = gf.const_data_ptr<float>(), *px = xf.const_data_ptr<float>(),
+                *pw = wf.const_data_ptr<float>(), *pr = r.const_data_ptr<float>();
+    float *pgx = gx.mutable_data_ptr<float>(), *pp = partial.mutable_data_ptr<float>();
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> gw(n);
+      for (int64_t b = begin; b < end; ++b) {
+        const int64_t first = b * kRowBlock, count = std::min(kRowBlock, rows - first);
+        norm_grad_rows(pg + first * n, px + first * n, pw, pr + first, pgx + first * n, pp + b * n, gw.data(),
+                       count, n);
+      }
+    });
+    return {gx.to(x.scalar_type()), partial.sum(0).to(weight.scalar_type()), torch::Tensor()};
+  }
+};
+
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, float sign) {
+  auto xf = as_float(x);
+  auto y = torch::empty_like(xf);
+  const int64_t T = x.size(1), heads = x.size(2), d = x.size(3), rows = x.size(0) * T;
+  const float *px = xf.const_data_ptr<float>(), *pc = cos.const_data_ptr<float>(), *ps = sin.const_data_ptr<float>();
+  float* py = y.mutable_data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t t = row % T;
+      rotate_rows(px + row * heads * d, pc + t * d / 2, ps + t * d / 2, py + row * heads * d, heads, d, sign);
+    }
+  });
+  return y.to(x.scalar_type());
+}
+
+// A rotation's adjoint is the rotation by the opposite angle.
+struct RotateFunction : torch::autograd::Function<RotateFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return rotate(x, cos, sin, 1.0f);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    return {rotate(grads[0], saved[0], saved[1], -1.0f), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (x.is_cpu() && weight.is_cpu() && fused_type(x) && fused_type(weight))
+    return RMSNormFunction::apply(x, weight, eps);
+  auto xf = x.to(torch::kFloat32);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return normed.to(x.scalar_type()) * weight;
+}
+
+torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  if (x.is_cpu() && fused_type(x)) return RotateFunction::apply(x, cos.contiguous(), sin.contiguous());
+  auto pairs = x.to(torch::kFloat32).unflatten(-1, {-1, 2});
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto c = cos.view({1, x.size(1), 1, -1}), s = sin.view({1, x.size(1), 1, -1});
+  return torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).flatten(-2).to(x.scalar_type());
+}
+
+}  // namespace xlhost::sdk

@@ -1,0 +1,107 @@
+// The SDK's one-pass CPU RMSNorm and rotary embedding, forward and backward, against the
+// formulas written out here with ATen ops in float64 (autograd giving the gradients).
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "xlhost/sdk/fused_ops.hpp"
+
+using namespace xlhost;
+
+namespace {
+
+struct Grads {
+  torch::Tensor y, dx, dw;
+};
+
+// y and the gradients of ⟨y, g⟩ with respect to x and w (w undefined: none).
+template <typename F>
+Grads run(F f, torch::Tensor x, torch::Tensor w, const torch::Tensor& g) {
+  x = x.detach().requires_grad_(true);
+  if (w.defined()) w = w.detach().requires_grad_(true);
+  auto y = f(x, w);
+  (y.to(torch::kFloat64) * g.to(torch::kFloat64)).sum().backward();
+  return {y.detach(), x.grad(), w.defined() ? w.grad() : torch::Tensor()};
+}
+
+torch::Tensor reference_rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  return w * x / torch::sqrt(x.pow(2).mean(-1, true) + eps);
+}
+
+// x: [B, T, H, d]; angle[t, i] = (t + 1)·0.3^i.
+torch::Tensor angles(int64_t T, int64_t d) {
+  return torch::outer(torch::arange(1, T + 1, torch::kFloat64), torch::pow(0.3, torch::arange(d / 2, torch::kFloat64)));
+}
+
+torch::Tensor reference_rotate(const torch::Tensor& x, const torch::Tensor& angle) {
+  auto c = angle.cos().view({1, x.size(1), 1, -1}), s = angle.sin().view({1, x.size(1), 1, -1});
+  auto x0 = x.unflatten(-1, {-1, 2}).select(-1, 0), x1 = x.unflatten(-1, {-1, 2}).select(-1, 1);
+  return torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).flatten(-2);
+}
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, double tolerance, const char* what) {
+  const double error = (got.to(torch::kFloat64) - want).abs().max().item<double>();
+  EXPECT_LE(error, tolerance * (1 + want.abs().max().item<double>())) << what;
+}
+
+}  // namespace
+
+// 3×37 = 111 rows of width 70: neither fills the kernels' blocks of 32 rows and 16 lanes.
+TEST(FusedOps, RMSNormForwardAndGradientsMatchTheFormula) {
+  torch::manual_seed(3);
+  auto x = torch::randn({3, 37, 70}) * 2, w = torch::randn({70}), g = torch::randn({3, 37, 70});
+  auto got = run([](auto a, auto b) { return sdk::rms_norm(a, b, 1e-5); }, x, w, g);
+  auto want = run([](auto a, auto b) { return reference_rms_norm(a, b, 1e-5); }, x.to(torch::kFloat64),
+                  w.to(torch::kFloat64), g);
+  EXPECT_EQ(got.y.scalar_type(), torch::kFloat32);
+  expect_close(got.y, want.y, 1e-6, "y");
+  expect_close(got.dx, want.dx, 1e-6, "dx");
+  expect_close(got.dw, want.dw, 1e-5, "dw");
+
+  // bf16 activations (autocast's) with a float32 weight: a float32 result, bf16 dx.
+  auto half = run([](auto a, auto b) { return sdk::rms_norm(a, b, 1e-5); }, x.to(torch::kBFloat16), w, g);
+  EXPECT_EQ(half.y.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(half.dx.scalar_type(), torch::kBFloat16);
+  auto want_half = run([](auto a, auto b) { return reference_rms_norm(a, b, 1e-5); },
+                       x.to(torch::kBFloat16).to(torch::kFloat64), w.to(torch::kFloat64), g);
+  expect_close(half.y, want_half.y, 1e-6, "bf16 y");
+  expect_close(half.dx, want_half.dx, 1e-2, "bf16 dx");
+}
+
+TEST(FusedOps, RMSNormWeightGradientDoesNotDependOnTheThreadCount) {
+  torch::manual_seed(4);
+  auto x = torch::randn({1000, 48}), w = torch::randn({48}), g = torch::randn({1000, 48});
+  auto f = [](auto a, auto b) { return sdk::rms_norm(a, b, 1e-6); };
+  const int threads = at::get_num_threads();
+  auto parallel = run(f, x, w, g);
+  at::set_num_threads(1);
+  auto serial = run(f, x, w, g);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(parallel.dw, serial.dw));
+  EXPECT_TRUE(torch::equal(parallel.dx, serial.dx));
+}
+
+TEST(FusedOps, RotatePairsForwardAndGradientMatchTheFormula) {
+  torch::manual_seed(5);
+  const int64_t T = 9, d = 12;
+  auto x = torch::randn({2, T, 3, d}), g = torch::randn({2, T, 3, d});
+  auto angle = angles(T, d);
+  auto cos = angle.cos().to(torch::kFloat32), sin = angle.sin().to(torch::kFloat32);
+  auto rotate = [&](auto a, auto) { return sdk::rotate_pairs(a, cos, sin); };
+  auto got = run(rotate, x, {}, g);
+  auto want = run([&](auto a, auto) { return reference_rotate(a, angle); }, x.to(torch::kFloat64), {}, g);
+  expect_close(got.y, want.y, 1e-6, "y");
+  expect_close(got.dx, want.dx, 1e-6, "dx");
+  // A rotation keeps each pair's length.
+  auto length = [](const torch::Tensor& t) { return t.to(torch::kFloat64).unflatten(-1, {-1, 2}).pow(2).sum(-1); };
+  EXPECT_TRUE(torch::allclose(length(got.y), length(x), 1e-5));
+
+  auto half = run(rotate, x.to(torch::kBFloat16), {}, g);
+  EXPECT_EQ(half.y.scalar_type(), torch::kBFloat16);
+  auto want_half = run([&](auto a, auto) { return reference_rotate(a, angle); },
+                       x.to(torch::kBFloat16).to(torch::kFloat64), {}, g);
+  expect_close(half.y, want_half.y, 1e-2, "bf16 y");
+  expect_close(half.dx, want_half.dx, 1e-2, "bf16 dx");
+}
