@@ -93,3 +93,16 @@ TEST(CausalAttention, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_TRUE(torch::equal(parallel.dk, serial.dk));
   EXPECT_TRUE(torch::equal(parallel.dv, serial.dv));
 }
+
+// Inputs in other layouts: contiguous [B, H, T, d], and a batch expanded from one sequence
+// (batch stride 0).
+TEST(CausalAttention, AcceptsContiguousAndExpandedInputs) {
+  torch::manual_seed(14);
+  auto q = torch::randn({2, 4, 66, 8}), k = torch::randn({2, 2, 66, 8}), v = torch::randn({2, 2, 66, 8});
+  auto expected = at::scaled_dot_product_attention(q, k, v, {}, 0.0, true, {}, true);
+  EXPECT_TRUE(torch::allclose(sdk::attention(q, k, v, {}, true, 0.0, true), expected, 1e-4, 1e-5));
+  auto first = [](const torch::Tensor& t) { return t.slice(0, 0, 1).expand({3, -1, -1, -1}); };
+  auto expanded = sdk::attention(first(q), first(k), first(v), {}, true, 0.0, true);
+  for (int64_t b = 0; b < 3; ++b)
+    EXPECT_TRUE(torch::allclose(expanded.select(0, b), expected.select(0, 0), 1e-4, 1e-5)) << b;
+}

@@ -118,7 +118,11 @@ torch::Tensor heads_by_time(const torch::Tensor& like, int64_t heads) {
   return torch::empty({like.size(0), like.size(2), heads, like.size(3)}, like.options()).transpose(1, 2);
 }
 
-torch::Tensor rows_contiguous(const torch::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); }
+// t itself when its rows are contiguous and apart (a GEMM operand with a leading dimension),
+// else a contiguous copy (a tensor expanded along time, or with its last two dimensions swapped).
+torch::Tensor rows_contiguous(const torch::Tensor& t) {
+  return t.stride(3) == 1 && t.stride(2) >= t.size(3) ? t : t.contiguous();
+}
 
 // [B, Hkv, d, T]: each head's keys (or values) as columns, the right operand of q·kᵀ.
 torch::Tensor columns(const torch::Tensor& t) { return t.transpose(2, 3).contiguous(); }
