@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_loops.hpp"
+
 namespace xlhost::sdk {
 namespace {
 
@@ -51,32 +53,16 @@ inline float exp_nonpositive(float x) {
   return y * std::bit_cast<float>((ni + 127) << 23);
 }
 
-// op over x[0 … n−1] in 16 lanes, so that it vectorises without reassociation flags.
-template <typename Op>
-inline float lanes(const float* x, int64_t n, float init, Op op) {
-  float lane[16];
-  std::fill(lane, lane + 16, init);
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int64_t l = 0; l < 16; ++l) lane[l] = op(lane[l], x[j + l]);
-  float result = init;
-  for (; j < n; ++j) result = op(result, x[j]);
-  for (float v : lane) result = op(result, v);
-  return result;
-}
-
-// The loops below are compiled for AVX-512, AVX2 and the baseline; the loader picks the one
-// the CPU runs. Row i of `rows` (query first + i) sees keys 0 … first + i: its raw scores
+// Row i of `rows` (query first + i) sees keys 0 … first + i: its raw scores
 // q·kᵀ become p = softmax(scale·scores) over them, 0 after; lse[i] = log Σ exp(scale·scores).
 // s: rows × ld.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_rows(float* s, int64_t ld, int64_t rows,
-                                                                                int64_t first, float scale,
-                                                                                float* lse) {
+XLHOST_CPU_VARIANTS void softmax_rows(float* s, int64_t ld, int64_t rows, int64_t first, float scale, float* lse) {
   for (int64_t i = 0; i < rows; ++i, s += ld) {
     const int64_t seen = first + i + 1;
-    const float max = scale * lanes(s, seen, -INFINITY, [](float a, float b) { return std::max(a, b); });
+    auto score = [s](int64_t j) { return s[j]; };
+    const float max = scale * reduce_in_lanes(seen, -INFINITY, score, [](float a, float b) { return std::max(a, b); });
     for (int64_t j = 0; j < seen; ++j) s[j] = exp_nonpositive(scale * s[j] - max);
-    const float sum = lanes(s, seen, 0.0f, [](float a, float b) { return a + b; });
+    const float sum = reduce_in_lanes(seen, 0.0f, score, [](float a, float b) { return a + b; });
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < seen; ++j) s[j] *= inv;
     std::fill(s + seen, s + ld, 0.0f);
@@ -87,7 +73,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_rows(f
 // The backward's rows: p = exp(scale·scores − lse) recomputed in s, and in dp the gradient of
 // the raw scores, scale·p ⊙ (dp − D) with D = ⟨dO, O⟩ of the row; both 0 after the row's last
 // visible key.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_grad_rows(
+XLHOST_CPU_VARIANTS void softmax_grad_rows(
     float* s, float* dp, int64_t ld, int64_t rows, int64_t first, float scale, const float* lse, const float* d_row) {
   for (int64_t i = 0; i < rows; ++i, s += ld, dp += ld) {
     const int64_t seen = first + i + 1;

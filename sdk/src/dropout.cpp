@@ -1,6 +1,7 @@
 #include "xlhost/sdk/dropout.hpp"
 
 #include "causal_attention.hpp"
+#include "cpu_loops.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
@@ -24,11 +25,8 @@ inline uint32_t mix(uint32_t x) {
 
 // Elements first … first+n−1 of the 2³²-element block `high`: out = in·scale where the hash of
 // (key, index) is at least `threshold`, else 0; in == nullptr: out = scale or 0 (the factors).
-// Compiled for AVX-512, AVX2 and the baseline; the loader picks the one the CPU runs.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void drop_floats(const float* in, float* out,
-                                                                               uint32_t first, int64_t n,
-                                                                               uint32_t high, uint64_t key,
-                                                                               uint32_t threshold, float scale) {
+XLHOST_CPU_VARIANTS void drop_floats(const float* in, float* out, uint32_t first, int64_t n, uint32_t high,
+                                     uint64_t key, uint32_t threshold, float scale) {
   const auto k1 = static_cast<uint32_t>(key), k2 = static_cast<uint32_t>(key >> 32) + high;
   if (in == nullptr) {
     for (int64_t j = 0; j < n; ++j)

@@ -6,32 +6,18 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu_loops.hpp"
+
 namespace xlhost::sdk {
 namespace {
 
-// The loops below are compiled for AVX-512, AVX2 and the baseline; the loader picks the one
-// the CPU runs. Sums go into 16 lanes so that they vectorise without reassociation flags:
-// the result is the same on every run of one machine, whatever the thread count.
-constexpr int64_t kLanes = 16;
-
-// Inlined into each compiled variant of its callers.
 inline float dot(const float* a, const float* b, int64_t n) {
-  float lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += a[j + l] * b[j + l];
-  float sum = 0;
-  for (; j < n; ++j) sum += a[j] * b[j];
-  for (float lane : lanes) sum += lane;
-  return sum;
+  return reduce_in_lanes(n, 0.0f, [&](int64_t j) { return a[j] * b[j]; }, [](float x, float y) { return x + y; });
 }
 
 // y = w ⊙ x·r with r = 1/sqrt(mean(x²) + eps), for `rows` rows of n; r is kept for the backward.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void norm_rows(const float* __restrict x,
-                                                                             const float* __restrict w,
-                                                                             float* __restrict y, float* __restrict r,
-                                                                             int64_t rows,
-                                                                             int64_t n, float eps) {
+XLHOST_CPU_VARIANTS void norm_rows(const float* __restrict x, const float* __restrict w, float* __restrict y,
+                                   float* __restrict r, int64_t rows, int64_t n, float eps) {
   for (int64_t i = 0; i < rows; ++i, x += n, y += n) {
     const float ri = 1.0f / std::sqrt(dot(x, x, n) / static_cast<float>(n) + eps);
     for (int64_t j = 0; j < n; ++j) y[j] = w[j] * (x[j] * ri);
@@ -41,7 +27,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void norm_rows(cons
 
 // With g = ∂L/∂y: ∂L/∂x = r·(g⊙w − x·r²·⟨g⊙w, x⟩/n), and ∂L/∂w += g ⊙ x·r summed into wsum;
 // gw (n floats) holds g⊙w of the current row.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void norm_grad_rows(
+XLHOST_CPU_VARIANTS void norm_grad_rows(
     const float* __restrict g, const float* __restrict x, const float* __restrict w, const float* __restrict r,
     float* __restrict gx, float* __restrict wsum, float* __restrict gw, int64_t rows, int64_t n) {
   for (int64_t i = 0; i < rows; ++i, g += n, x += n, gx += n) {
@@ -56,12 +42,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void norm_grad_rows
 }
 
 // Pairs (x[2i], x[2i+1]) of each of `heads` rows of d rotated by (c[i], sign·s[i]).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rotate_rows(const float* __restrict x,
-                                                                               const float* __restrict c,
-                                                                               const float* __restrict s,
-                                                                               float* __restrict y,
-                                                                               int64_t heads, int64_t d,
-                                                                               float sign) {
+XLHOST_CPU_VARIANTS void rotate_rows(const float* __restrict x, const float* __restrict c, const float* __restrict s,
+                                     float* __restrict y, int64_t heads, int64_t d, float sign) {
   for (int64_t h = 0; h < heads; ++h, x += d, y += d)
     for (int64_t i = 0; i < d / 2; ++i) {
       const float x0 = x[2 * i], x1 = x[2 * i + 1], si = sign * s[i];
