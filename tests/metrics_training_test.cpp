@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -20,6 +21,23 @@ double metric_value(const std::string& text, const std::string& series) {
   return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
 }
 
+// Holds the training at one step until the test lets it go, so that the bad clients meet a
+// running training however fast the steps are (300 steps took under 3 s once the CPU
+// kernels landed, and the clients then met a finished run).
+class HoldAtStep final : public core::TrainingObserver {
+ public:
+  explicit HoldAtStep(int64_t step) : step_(step), released_(release_.get_future()) {}
+  void on_step(const core::StepRecord& r) override {
+    if (r.step == step_) released_.wait_for(std::chrono::seconds(120));  // bounded: a failed test still ends
+  }
+  void release() { release_.set_value(); }
+
+ private:
+  int64_t step_;
+  std::promise<void> release_;
+  std::future<void> released_;
+};
+
 }  // namespace
 
 TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
@@ -33,6 +51,8 @@ TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
   job.config = test::tiny_config(plugin, dir, {"train.max_steps=300", "train.log_interval=1", "train.threads=1"});
   const auto metrics = core::run_metrics(job.config, "model_original", 0, registry);
   job.observers.push_back(metrics.get());
+  HoldAtStep hold(10);  // after the metrics observer: the endpoint shows step 10 while held
+  job.observers.push_back(&hold);
   std::ostringstream log;
   job.log = &log;
   core::TrainSummary summary;
@@ -40,11 +60,15 @@ TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
 
   const std::string series = "xl_train_step{experiment=\"0.0.1\",plugin=\"model_original\",rank=\"0\"}";
   std::string text;
-  for (int i = 0; i < 600 && metric_value(text, series) < 5; ++i) {
+  for (int i = 0; i < 600 && metric_value(text, series) < 10; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     text = test::body_of(test::http_get(server.port(), "/metrics"));
   }
-  ASSERT_GE(metric_value(text, series), 5) << "training never reported step 5:\n" << text;
+  if (metric_value(text, series) != 10) {
+    hold.release();
+    trainer.join();
+    FAIL() << "training was not held at step 10:\n" << text;
+  }
 
   {
     std::ofstream(dir / "scrape.txt") << text;
@@ -79,7 +103,8 @@ TEST(MetricsDuringTraining, PromtoolCleanAndRobustToBadClients) {
     });
   for (auto& s : scrapers) s.join();
   text = test::body_of(test::http_get(server.port(), "/metrics"));
-  EXPECT_LT(metric_value(text, series), 300) << "the bad clients should have met a running training";
+  EXPECT_EQ(metric_value(text, series), 10) << "the bad clients should have met a running training";
+  hold.release();
   EXPECT_EQ(ok + refused, 12);
   EXPECT_GE(ok, 10) << "parallel scrapes must be served while a slow client holds a connection";
 
