@@ -1,5 +1,5 @@
-// The SDK's CPU dropout (a parallel counter-based mask) and attention with dropout,
-// checked by their statistics and against ATen's SDPA without dropout as the oracle.
+// The SDK's CPU dropout (a parallel counter-based mask), checked by its statistics
+// (attention with dropout: attention_test.cpp).
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
@@ -59,53 +59,4 @@ TEST(Dropout, IdentityOutsideTrainingAndTheGradientIsTheMask) {
   y.sum().backward();
   EXPECT_TRUE(torch::allclose(x.grad(), (y != 0).to(torch::kFloat32) / 0.7));
   EXPECT_TRUE(torch::allclose(y, x.detach() * x.grad()));
-}
-
-// Over N independent masks (the batch: the same q, k, v N times), attention with dropout
-// averages to SDPA without it. Each output is a mean of values in [0.5, 1.5] with weights
-// that dropout rescales; its per-draw deviation is below 1, so below 0.01 over N = 20000.
-TEST(Dropout, AttentionWithDropoutAveragesToSdpa) {
-  torch::manual_seed(3);
-  const int64_t N = 20000;
-  auto q = torch::randn({1, 4, 5, 8}), k = torch::randn({1, 2, 6, 8}), v = torch::rand({1, 2, 6, 8}) + 0.5;
-  auto many = [&](const torch::Tensor& t) { return t.expand({N, -1, -1, -1}); };
-  auto visible = torch::rand({5, 6}) > 0.3;
-  visible.select(1, 0).fill_(true);  // no query without a key
-  for (const bool causal : {false, true}) {
-    std::optional<torch::Tensor> mask;
-    if (!causal) mask = visible;
-    auto expected = at::scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), mask,
-                                                     0.0, causal);
-    auto dropped = sdk::attention(many(q), many(k), many(v), mask, causal, 0.4, /*training=*/true);
-    ASSERT_EQ(dropped.sizes(), (std::vector<int64_t>{N, 4, 5, 8}));
-    EXPECT_LT((dropped.mean(0, true) - expected).abs().max().item<double>(), 0.05) << "causal " << causal;
-    // Each draw is a dropped-out mixture, not the average itself.
-    EXPECT_GT((dropped - expected).abs().max().item<double>(), 0.2) << "causal " << causal;
-    auto evaluated = sdk::attention(q, k, v, mask, causal, 0.4, /*training=*/false);
-    EXPECT_TRUE(torch::allclose(evaluated, expected, 1e-5, 1e-6)) << "causal " << causal;
-  }
-}
-
-// The same key draws the same mask: seeded alike, apply_dropout on ones gives the mask that
-// attention used, and plain autograd over it must give attention's output and gradients.
-TEST(Dropout, AttentionGradientsFollowItsMask) {
-  torch::manual_seed(5);
-  auto q = torch::randn({2, 4, 5, 8}).requires_grad_(), k = torch::randn({2, 2, 6, 8}).requires_grad_(),
-       v = torch::randn({2, 2, 6, 8}).requires_grad_();
-  auto visible = torch::rand({5, 6}) > 0.3;
-  visible.select(1, 0).fill_(true);
-  const auto g = torch::randn({2, 4, 5, 8});
-  torch::manual_seed(11);
-  auto out = sdk::attention(q, k, v, visible, /*causal=*/false, 0.4, /*training=*/true);
-  auto grads = torch::autograd::grad({out}, {q, k, v}, {g});
-
-  torch::manual_seed(11);
-  const auto keep = sdk::apply_dropout(torch::ones({2, 4, 5, 6}), 0.4, true);
-  auto scores = torch::matmul(q, k.repeat_interleave(2, 1).transpose(-2, -1)) / std::sqrt(8.0);
-  auto weights = torch::softmax(scores.masked_fill(visible.logical_not(), -INFINITY), -1);
-  auto expected = torch::matmul(weights * keep, v.repeat_interleave(2, 1));
-  auto expected_grads = torch::autograd::grad({expected}, {q, k, v}, {g});
-  EXPECT_TRUE(torch::allclose(out, expected, 1e-5, 1e-6));
-  for (size_t i = 0; i < grads.size(); ++i)
-    EXPECT_TRUE(torch::allclose(grads[i], expected_grads[i], 1e-5, 1e-6)) << "gradient " << i;
 }

@@ -1,4 +1,4 @@
-// What the SDK's CPU kernels (dropout.cpp, fused_ops.cpp, causal_attention.cpp) share.
+// What the SDK's CPU kernels (dropout.cpp, fused_ops.cpp, attention_kernel.cpp) share.
 #pragma once
 
 #include <cstdint>

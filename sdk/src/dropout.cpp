@@ -1,7 +1,7 @@
 #include "xlhost/sdk/dropout.hpp"
 
-#include "causal_attention.hpp"
 #include "cpu_loops.hpp"
+#include "dropout_mask.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
@@ -37,18 +37,20 @@ XLHOST_CPU_VARIANTS void drop_floats(const float* in, float* out, uint32_t first
   }
 }
 
-uint64_t draw_key() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get<at::CPUGeneratorImpl>()->random64();
-}
+// Elements whose hash is below the threshold are dropped; kept ones are scaled.
+struct DropRule {
+  explicit DropRule(double p)
+      : threshold(static_cast<uint32_t>(std::min(std::llround(std::ldexp(p, 32)), 0xFFFFFFFFLL))),
+        scale(static_cast<float>(1.0 / (1.0 - p))) {}
+  uint32_t threshold;
+  float scale;
+};
 
 // x·1/(1−p) where element i (of x contiguous) is kept, 0 where dropped, in one pass: the
 // mask is a hash of (key, i), never stored.
 torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
   auto out = torch::empty_like(x);
-  const auto threshold = static_cast<uint32_t>(std::min(std::llround(std::ldexp(p, 32)), 0xFFFFFFFFLL));
-  const auto scale = static_cast<float>(1.0 / (1.0 - p));
+  const DropRule rule(p);
   constexpr int64_t kBlock = 4096;  // divides 2³²: no block straddles two values of `high`
   auto blocks = [&](auto&& body) {
     at::parallel_for(0, (x.numel() + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
@@ -59,7 +61,8 @@ torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
     });
   };
   auto run = [&](const float* in, float* o, int64_t first, int64_t n) {
-    drop_floats(in, o, static_cast<uint32_t>(first), n, static_cast<uint32_t>(first >> 32), key, threshold, scale);
+    drop_floats(in, o, static_cast<uint32_t>(first), n, static_cast<uint32_t>(first >> 32), key, rule.threshold,
+                rule.scale);
   };
   if (x.scalar_type() == torch::kFloat32) {
     const float* in = x.const_data_ptr<float>();
@@ -83,7 +86,7 @@ torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
 // The backward pass drops the gradient with the same key: the mask is recomputed, never stored.
 struct Dropout : torch::autograd::Function<Dropout> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double p) {
-    const uint64_t key = draw_key();
+    const uint64_t key = draw_dropout_key();
     ctx->saved_data["key"] = static_cast<int64_t>(key);
     ctx->saved_data["p"] = p;
     return drop(x.contiguous(), p, key);
@@ -97,32 +100,27 @@ struct Dropout : torch::autograd::Function<Dropout> {
 
 }  // namespace
 
+uint64_t draw_dropout_key() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get<at::CPUGeneratorImpl>()->random64();
+}
+
+void dropout_factors(uint64_t first, int64_t n, uint64_t key, double p, float* out) {
+  const DropRule rule(p);
+  while (n > 0) {  // in parts that do not straddle two values of the index's high 32 bits
+    const auto part = std::min<int64_t>(n, (int64_t{1} << 32) - static_cast<int64_t>(first & 0xFFFFFFFFU));
+    drop_floats(nullptr, out, static_cast<uint32_t>(first), part, static_cast<uint32_t>(first >> 32), key,
+                rule.threshold, rule.scale);
+    first += part, out += part, n -= part;
+  }
+}
+
 torch::Tensor apply_dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p == 0) return x;
   if (!x.is_cpu()) return torch::dropout(x, p, training);
   if (p >= 1) return x * 0;
   return Dropout::apply(x, p);
-}
-
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const std::optional<torch::Tensor>& visible, bool causal, double p, bool training) {
-  const bool gqa = q.size(1) != k.size(1);
-  if (!training) p = 0;
-  if (p == 0 && causal && !visible && cpu_causal_attention_applies(q, k, v)) return cpu_causal_attention(q, k, v);
-  if (p == 0 || !q.is_cpu()) return at::scaled_dot_product_attention(q, k, v, visible, p, causal, {}, gqa);
-  // SDPA's CPU kernels drop with ATen's serial dropout; computed here, its math path.
-  const int64_t T = q.size(2), S = k.size(2), rep = q.size(1) / k.size(1);
-  auto scores = torch::matmul(q / std::sqrt(static_cast<double>(q.size(3))),  // the scale on q, T·d not T·S
-                              (gqa ? k.repeat_interleave(rep, 1) : k).transpose(-2, -1));
-  {
-    // Hidden keys are set in place and outside autograd: softmax's gradient is zero there
-    // already, so a masked_fill node would only add a pass over [B, H, T, S] to the backward.
-    torch::NoGradGuard no_grad;
-    if (causal) scores.masked_fill_(torch::ones({T, S}, q.options().dtype(torch::kBool)).triu(1), -INFINITY);
-    if (visible) scores.masked_fill_(visible->logical_not(), -INFINITY);
-  }
-  auto weights = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-  return torch::matmul(apply_dropout(weights, p, training), gqa ? v.repeat_interleave(rep, 1) : v);
 }
 
 }  // namespace xlhost::sdk

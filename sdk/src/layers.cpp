@@ -66,23 +66,6 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_heads_, 
   wo = register_module("wo", linear(n_heads * head_dim, dim));
 }
 
-namespace {
-
-// q: [B, H, T, d], k/v: [B, Hkv, S, d] with S = past + T; query i sits at position past + i.
-// Grouped KV heads go as they are: kv head h serves query heads h·n_rep … h·n_rep+n_rep−1,
-// the grouping of MiniMind's repeat_kv.
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t past,
-                     double dropout, bool training) {
-  const int64_t T = q.size(2), S = k.size(2);
-  if (past == 0) return attention(q, k, v, {}, /*causal=*/true, dropout, training);
-  if (T == 1) return attention(q, k, v, {}, /*causal=*/false, dropout, training);
-  // Several new tokens after a cached prefix: query i sees keys 0 … past + i.
-  auto visible = torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).tril(past);
-  return attention(q, k, v, visible, /*causal=*/false, dropout, training);
-}
-
-}  // namespace
-
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmbedding& rope, KVCache* cache,
                                                size_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
@@ -98,7 +81,10 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmb
     cache->keys[layer] = k;
     cache->values[layer] = v;
   }
-  auto out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), past, dropout_, is_training());
+  // Query i sits at position past + i and sees keys 0 … past + i. Grouped KV heads go as they
+  // are: kv head h serves query heads h·n_rep … h·n_rep+n_rep−1, MiniMind's repeat_kv grouping.
+  auto out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal_keys(k.size(1), past),
+                       dropout_, is_training());
   out = wo(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
   return apply_dropout(out, dropout_, is_training());
 }

@@ -3,9 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
-#include <optional>
 #include <stdexcept>
 
+#include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/dropout.hpp"
 
 namespace xlhost::sdk {
@@ -150,14 +150,9 @@ CrossAttentionFusionImpl::CrossAttentionFusionImpl(int64_t dim, int64_t heads, d
 torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const MemoryRows& memories,
                                                 const torch::Tensor& weights, bool causal) {
   const int64_t B = q.size(0), T = q.size(1), S = memories.index.size(2), D = q.size(2);
-  std::optional<torch::Tensor> visible;
-  if (causal) {
-    // Key j < T is position j's query; key T + t'·S + s is memory s of position t'.
-    // Position t may see keys of positions ≤ t only.
-    auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
-    auto key_pos = torch::cat({pos, pos.repeat_interleave(S)});
-    visible = key_pos.unsqueeze(0) <= pos.unsqueeze(1);  // [T, T + T·S]
-  }
+  // Key j < T is position j's query; key T + t'·S + s is memory s of position t'. Causal:
+  // position t sees keys of positions ≤ t only.
+  const Visibility seen = causal ? Visibility{{0, T, 0, 1}, {T, T * S, 0, S}} : all_keys(T + T * S);
   // MultiheadAttention's parameters and initialisation, computed by SDPA: the C++
   // frontend's MultiheadAttention adds attn_mask to the scores, so a boolean mask there
   // would add 0/1 instead of hiding keys.
@@ -174,8 +169,8 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const Me
     // The bias in the projection's dtype (bfloat16 under autocast), as F::linear adds it.
     return heads(torch::cat({F::linear(q, w[i]), read}, 1) + b[i].to(read.scalar_type()));
   };
-  auto out = sdk::attention(heads(F::linear(q, w[0], b[0])), keys_values(1), keys_values(2), visible,
-                            /*causal=*/false, options.dropout(), is_training());
+  auto out = sdk::attention(heads(F::linear(q, w[0], b[0])), keys_values(1), keys_values(2), seen, options.dropout(),
+                            is_training());
   out = apply_dropout(attention->out_proj(out.transpose(1, 2).reshape({B, T, D})), output_dropout_, is_training());
   return norm(q + out);
 }

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/config_schema.hpp"
 #include "xlhost/sdk/dropout.hpp"
 #include "xlhost/sdk/fused_ops.hpp"

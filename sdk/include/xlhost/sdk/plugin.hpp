@@ -16,8 +16,9 @@
 // DecodeCache, ParamGroups, DataContext, PluginDescriptor, SchemaEntry, SectionValues,
 // WeightInterop, MemoryRead) or to a shared layer's signature. 2: Model::weight_interop().
 // 3: memory probes and ablations. 4: SchemaEntry::only_when. 5: embed_memory_rows returns
-// MemoryRows (each distinct row once), which CrossAttentionFusion takes.
-#define XLHOST_SDK_ABI_VERSION 5
+// MemoryRows (each distinct row once), which CrossAttentionFusion takes. 6: attention()
+// takes the keys each query sees as a Visibility (attention.hpp), not a mask tensor.
+#define XLHOST_SDK_ABI_VERSION 6
 
 namespace xlhost::sdk {
 

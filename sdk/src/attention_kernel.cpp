@@ -1,0 +1,326 @@
+#include "attention_kernel.hpp"
+
+#include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu_loops.hpp"
+#include "dropout_mask.hpp"
+
+namespace xlhost::sdk {
+namespace {
+
+// C (m × n, row stride ldc) = A (m × k) · B (k × n), row-major, or C += A·B: ATen's
+// batch-reduce GEMM (oneDNN's micro-kernels, BLAS where oneDNN has none), called per block
+// from the threads of the parallel loops below, each block small enough for its cache.
+void matmul(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+            int64_t ldc, bool accumulate) {
+  at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c);
+}
+
+// dst (cols × rows) = srcᵀ, src rows × cols with row stride ld.
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[j * rows + i] = src[i * ld + j];
+}
+
+// Queries per block: a block's scores (64 × up to S floats) stay in the core's cache while
+// they are exponentiated and multiplied.
+constexpr int64_t kQueryBlock = 64;
+
+// e^x for x ≤ 0 (scores less their row maximum or log-sum-exp; below −87, e^−87 ≈ 1.6·10⁻³⁸):
+// Cephes' polynomial, with the rounding and the power of two done in float and integer
+// arithmetic so that the loops calling it vectorise. Relative error at most 8.3·10⁻⁸ (under
+// one float ulp) over every float in [−87, 0], checked against double-precision exp.
+inline float exp_nonpositive(float x) {
+  constexpr float kRound = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
+  x = std::max(x, -87.0f);
+  const float t = x * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  const int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  x = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * x * x + x + 1.0f;
+  return y * std::bit_cast<float>((ni + 127) << 23);
+}
+
+// The keys one block of queries multiplies: of each range, those the block's last query sees,
+// side by side in each row of the block's scores.
+struct BlockKeys {
+  struct Range {
+    KeyPrefix keys;
+    int64_t columns, offset;  // keys multiplied; where they start in a score row
+    int64_t seen_by(int64_t t) const { return std::max<int64_t>(0, keys.seen_by(t)); }
+  };
+  BlockKeys(const Visibility& seen, int64_t last_query) {
+    for (const auto& r : seen) {
+      const int64_t columns = std::max<int64_t>(0, r.seen_by(last_query));
+      ranges.push_back({r, columns, width});
+      width += columns;
+    }
+  }
+  std::vector<Range> ranges;
+  int64_t width = 0;
+};
+
+// Row t of a block's raw scores q·kᵀ (width columns): softmax(scale·scores) over the keys
+// query t sees, times factor (dropout; null: none), 0 at the keys it does not see. Returns the
+// log-sum-exp, log Σ exp(scale·scores).
+XLHOST_CPU_VARIANTS float softmax_row(float* s, const BlockKeys& block, int64_t t, float scale, const float* factor) {
+  float max = -INFINITY, sum = 0.0f;
+  for (const auto& r : block.ranges)
+    max = std::max(max, reduce_in_lanes(r.seen_by(t), -INFINITY, [&](int64_t j) { return s[r.offset + j]; },
+                                        [](float a, float b) { return std::max(a, b); }));
+  max *= scale;
+  for (const auto& r : block.ranges) {
+    float* x = s + r.offset;
+    const int64_t seen = r.seen_by(t);
+    for (int64_t j = 0; j < seen; ++j) x[j] = exp_nonpositive(scale * x[j] - max);
+    sum += reduce_in_lanes(seen, 0.0f, [x](int64_t j) { return x[j]; }, [](float a, float b) { return a + b; });
+  }
+  const float inv = 1.0f / sum;
+  for (const auto& r : block.ranges) {
+    float* x = s + r.offset;
+    const int64_t seen = r.seen_by(t);
+    if (factor != nullptr) {
+      const float* f = factor + r.offset;
+      for (int64_t j = 0; j < seen; ++j) x[j] *= inv * f[j];
+    } else {
+      for (int64_t j = 0; j < seen; ++j) x[j] *= inv;
+    }
+    std::fill(x + seen, x + r.columns, 0.0f);
+  }
+  return max + std::log(sum);
+}
+
+// Row t of the backward: in s, p ⊙ factor with p = exp(scale·scores − lse) recomputed (what
+// multiplied v); in dp (dO·vᵀ on entry), the gradient of the raw scores,
+// scale·p ⊙ (factor ⊙ dp − D) with D = ⟨dO, O⟩ of the row; both 0 at the keys t does not see.
+XLHOST_CPU_VARIANTS void softmax_grad_row(float* s, float* dp, const BlockKeys& block, int64_t t, float scale,
+                                          float lse, float d_row, const float* factor) {
+  for (const auto& r : block.ranges) {
+    float *x = s + r.offset, *g = dp + r.offset;
+    const int64_t seen = r.seen_by(t);
+    if (factor != nullptr) {
+      const float* f = factor + r.offset;
+      for (int64_t j = 0; j < seen; ++j) {
+        const float p = exp_nonpositive(scale * x[j] - lse);
+        x[j] = p * f[j];
+        g[j] = scale * p * (f[j] * g[j] - d_row);
+      }
+    } else {
+      for (int64_t j = 0; j < seen; ++j) {
+        const float p = exp_nonpositive(scale * x[j] - lse);
+        x[j] = p;
+        g[j] = scale * p * (g[j] - d_row);
+      }
+    }
+    std::fill(x + seen, x + r.columns, 0.0f);
+    std::fill(g + seen, g + r.columns, 0.0f);
+  }
+}
+
+// A [B, H, T, d] tensor whose rows are contiguous: element (b, h, t, 0) at
+// data + b·batch + h·head + t·row.
+struct Rows {
+  explicit Rows(const torch::Tensor& t)
+      : data(t.data_ptr<float>()), batch(t.stride(0)), head(t.stride(1)), row(t.stride(2)) {}
+  float* at(int64_t b, int64_t h, int64_t t = 0) const { return data + b * batch + h * head + t * row; }
+  float* data;
+  int64_t batch, head, row;
+};
+
+// [B, H, T, d] with each time step's heads side by side ([B, T, H, d] in memory), the
+// layout the output projection reads without a copy.
+torch::Tensor heads_by_time(const torch::Tensor& like, int64_t heads) {
+  return torch::empty({like.size(0), like.size(2), heads, like.size(3)}, like.options()).transpose(1, 2);
+}
+
+// t itself when its rows are contiguous and apart (a GEMM operand with a leading dimension),
+// else a contiguous copy (a tensor expanded along time, or with its last two dimensions swapped).
+torch::Tensor rows_contiguous(const torch::Tensor& t) {
+  return t.stride(3) == 1 && t.stride(2) >= t.size(3) ? t : t.contiguous();
+}
+
+// [B, Hkv, d, T]: each head's keys (or values) as columns, the right operand of q·kᵀ.
+torch::Tensor columns(const torch::Tensor& t) { return t.transpose(2, 3).contiguous(); }
+
+// The GEMM keeps per-thread state (AMX tile configuration where it runs bf16 on AMX).
+void release_matmul_state() { at::native::cpublas::brgemm_release(); }
+
+// The dropout of one call: probability and key (p 0: none).
+struct Dropout {
+  double p;
+  uint64_t key;
+  // Row t of head h of sequence b: the factors of the keys it sees, at their columns in `block`.
+  const float* factors(const BlockKeys& block, int64_t row, int64_t S, float* out) const {
+    if (p == 0) return nullptr;
+    for (const auto& r : block.ranges)
+      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.seen_by(row), key, p, out + r.offset);
+    return out;
+  }
+};
+
+struct Forward {
+  torch::Tensor out, lse;
+};
+
+// One task per (sequence, query head, query block): it needs only the keys the block sees.
+Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const Visibility& seen,
+                     const Dropout& dropout) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), S = k.size(2), Hkv = k.size(1);
+  const int64_t rep = H / Hkv, blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  auto out = heads_by_time(q, H);
+  auto lse = torch::empty({B, H, T}, q.options());
+  auto kt = columns(k);
+  const Rows Q(q), V(v), O(out), Kt(kt);
+  float* L = lse.data_ptr<float>();
+  at::parallel_for(0, B * H * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(kQueryBlock * S), factors(S);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / (H * blocks), h = task / blocks % H, g = h / rep;
+      const int64_t first = task % blocks * kQueryBlock, n = std::min(kQueryBlock, T - first);
+      const BlockKeys block(seen, first + n - 1);
+      const int64_t w = block.width;
+      for (const auto& r : block.ranges)  // q·kᵀ
+        if (r.columns > 0)
+          matmul(n, r.columns, d, Q.at(b, h, first), Q.row, Kt.at(b, g) + r.keys.start, S, s.data() + r.offset, w, false);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t row = (b * H + h) * T + first + i;
+        L[row] = softmax_row(s.data() + i * w, block, first + i, scale, dropout.factors(block, row, S, factors.data()));
+      }
+      bool accumulate = false;
+      for (const auto& r : block.ranges)  // p·v
+        if (r.columns > 0) {
+          matmul(n, d, r.columns, s.data() + r.offset, w, V.at(b, g, r.keys.start), V.row, O.at(b, h, first), O.row,
+                 accumulate);
+          accumulate = true;
+        }
+    }
+    release_matmul_state();
+  });
+  return {out, lse};
+}
+
+struct Gradients {
+  torch::Tensor dq, dk, dv;
+};
+
+// Each task owns one key/value head of one sequence: its dk and dv sum over the query heads it
+// serves and their query blocks, written by no other thread, so the sums do not depend on the
+// thread count.
+Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& out, const torch::Tensor& lse, const torch::Tensor& grad_out,
+                        const Visibility& seen, const Dropout& dropout) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), S = k.size(2), Hkv = k.size(1);
+  const int64_t rep = H / Hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  auto dq = heads_by_time(q, H), dk = heads_by_time(k, Hkv).zero_(), dv = heads_by_time(v, Hkv).zero_();
+  auto d_rows = (grad_out * out).sum(-1).contiguous();  // D of each query row
+  auto kt = columns(k), vt = columns(v);
+  const Rows Q(q), K(k), Kt(kt), Vt(vt), dO(grad_out), dQ(dq), dK(dk), dV(dv);
+  const float *L = lse.data_ptr<float>(), *D = d_rows.data_ptr<float>();
+  at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), transposed(kQueryBlock * S), factors(S);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / Hkv, g = task % Hkv;
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
+        for (int64_t first = 0; first < T; first += kQueryBlock) {
+          const int64_t n = std::min(kQueryBlock, T - first);
+          const BlockKeys block(seen, first + n - 1);
+          const int64_t w = block.width;
+          for (const auto& r : block.ranges)
+            if (r.columns > 0) {
+              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, Kt.at(b, g) + r.keys.start, S, p.data() + r.offset, w,
+                     false);
+              matmul(n, r.columns, d, dO.at(b, h, first), dO.row, Vt.at(b, g) + r.keys.start, S, ds.data() + r.offset,
+                     w, false);  // dp = dO·vᵀ
+            }
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t row = (b * H + h) * T + first + i;
+            softmax_grad_row(p.data() + i * w, ds.data() + i * w, block, first + i, scale, L[row], D[row],
+                             dropout.factors(block, row, S, factors.data()));
+          }
+          transpose(p.data(), n, w, w, transposed.data());  // dv += pᵀ·dO
+          for (const auto& r : block.ranges)
+            if (r.columns > 0)
+              matmul(r.columns, d, n, transposed.data() + r.offset * n, n, dO.at(b, h, first), dO.row,
+                     dV.at(b, g, r.keys.start), dV.row, true);
+          transpose(ds.data(), n, w, w, transposed.data());  // dk += dsᵀ·q
+          for (const auto& r : block.ranges)
+            if (r.columns > 0)
+              matmul(r.columns, d, n, transposed.data() + r.offset * n, n, Q.at(b, h, first), Q.row,
+                     dK.at(b, g, r.keys.start), dK.row, true);
+          bool accumulate = false;  // dq = ds·k
+          for (const auto& r : block.ranges)
+            if (r.columns > 0) {
+              matmul(n, d, r.columns, ds.data() + r.offset, w, K.at(b, g, r.keys.start), K.row, dQ.at(b, h, first),
+                     dQ.row, accumulate);
+              accumulate = true;
+            }
+        }
+    }
+    release_matmul_state();
+  });
+  return {dq, dk, dv};
+}
+
+// The ranges as four integers each, for the autograd context.
+std::vector<int64_t> flatten(const Visibility& seen) {
+  std::vector<int64_t> flat;
+  for (const auto& r : seen) flat.insert(flat.end(), {r.start, r.length, r.first, r.step});
+  return flat;
+}
+
+Visibility unflatten(const std::vector<int64_t>& flat) {
+  Visibility seen;
+  for (size_t i = 0; i + 3 < flat.size(); i += 4) seen.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+  return seen;
+}
+
+struct Attention : torch::autograd::Function<Attention> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const Visibility& seen, double p) {
+    const Dropout dropout{p, p > 0 ? draw_dropout_key() : 0};
+    auto qr = rows_contiguous(q), kr = rows_contiguous(k), vr = rows_contiguous(v);
+    auto result = forward_pass(qr, kr, vr, seen, dropout);
+    ctx->save_for_backward({qr, kr, vr, result.out, result.lse});
+    ctx->saved_data["seen"] = flatten(seen);
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["key"] = static_cast<int64_t>(dropout.key);
+    return result.out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const Dropout dropout{ctx->saved_data["p"].toDouble(), static_cast<uint64_t>(ctx->saved_data["key"].toInt())};
+    auto g = backward_pass(s[0], s[1], s[2], s[3], s[4], rows_contiguous(grads[0]),
+                           unflatten(ctx->saved_data["seen"].toIntVector()), dropout);
+    return {g.dq, g.dk, g.dv, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  auto fits = [&](const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat32 && t.dim() == 4; };
+  return fits(q) && fits(k) && fits(v) && q.size(1) % k.size(1) == 0 && k.size(2) == v.size(2);
+}
+
+torch::Tensor cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            const Visibility& seen, double p) {
+  return Attention::apply(q, k, v, seen, p);
+}
+
+}  // namespace xlhost::sdk
