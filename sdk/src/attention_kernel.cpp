@@ -23,10 +23,35 @@ void matmul(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
   at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c);
 }
 
-// dst (cols × rows) = srcᵀ, src rows × cols with row stride ld.
-void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+// Eight floats, for an 8 × 8 transpose written once for every target the loops are built for.
+typedef float Float8 __attribute__((vector_size(32)));
+
+// dst (cols × rows, row stride ldd) = srcᵀ, src rows × cols with row stride lds: in 8 × 8 tiles
+// transposed in registers (three rounds of shuffles), the edges element by element.
+XLHOST_CPU_VARIANTS void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
+  const int64_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  for (int64_t i = 0; i < rows8; i += 8)
+    for (int64_t j = 0; j < cols8; j += 8) {
+      Float8 r[8], t[8], u[8];
+      for (int k = 0; k < 8; ++k) std::memcpy(&r[k], src + (i + k) * lds + j, sizeof r[k]);
+      for (int k = 0; k < 8; k += 2) {
+        t[k] = __builtin_shufflevector(r[k], r[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[k + 1] = __builtin_shufflevector(r[k], r[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+      }
+      for (int k = 0; k < 8; k += 4)
+        for (int m = 0; m < 2; ++m) {
+          u[k + 2 * m] = __builtin_shufflevector(t[k + m], t[k + m + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+          u[k + 2 * m + 1] = __builtin_shufflevector(t[k + m], t[k + m + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+      for (int k = 0; k < 4; ++k) {  // u[k] holds columns k and k + 4 of rows i … i+3, u[k + 4] of rows i+4 … i+7
+        const Float8 low = __builtin_shufflevector(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        const Float8 high = __builtin_shufflevector(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+        std::memcpy(dst + (j + k) * ldd + i, &low, sizeof low);
+        std::memcpy(dst + (j + k + 4) * ldd + i, &high, sizeof high);
+      }
+    }
   for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) dst[j * rows + i] = src[i * ld + j];
+    for (int64_t j = i < rows8 ? cols8 : 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
 }
 
 // Queries per block: a block's scores (64 × up to S floats) stay in the core's cache while
@@ -152,9 +177,6 @@ torch::Tensor rows_contiguous(const torch::Tensor& t) {
   return t.stride(3) == 1 && t.stride(2) >= t.size(3) ? t : t.contiguous();
 }
 
-// [B, Hkv, d, T]: each head's keys (or values) as columns, the right operand of q·kᵀ.
-torch::Tensor columns(const torch::Tensor& t) { return t.transpose(2, 3).contiguous(); }
-
 // The GEMM keeps per-thread state (AMX tile configuration where it runs bf16 on AMX).
 void release_matmul_state() { at::native::cpublas::brgemm_release(); }
 
@@ -175,37 +197,42 @@ struct Forward {
   torch::Tensor out, lse;
 };
 
-// One task per (sequence, query head, query block): it needs only the keys the block sees.
+// One task per (sequence, key/value head): it transposes that head's keys once, for every query
+// head and query block it serves; each block multiplies only the keys it sees.
 Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const Visibility& seen,
                      const Dropout& dropout) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), S = k.size(2), Hkv = k.size(1);
-  const int64_t rep = H / Hkv, blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  const int64_t rep = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   auto out = heads_by_time(q, H);
   auto lse = torch::empty({B, H, T}, q.options());
-  auto kt = columns(k);
-  const Rows Q(q), V(v), O(out), Kt(kt);
+  const Rows Q(q), K(k), V(v), O(out);
   float* L = lse.data_ptr<float>();
-  at::parallel_for(0, B * H * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> s(kQueryBlock * S), factors(S);
+  at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> kt(d * S), s(kQueryBlock * S), factors(S);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / (H * blocks), h = task / blocks % H, g = h / rep;
-      const int64_t first = task % blocks * kQueryBlock, n = std::min(kQueryBlock, T - first);
-      const BlockKeys block(seen, first + n - 1);
-      const int64_t w = block.width;
-      for (const auto& r : block.ranges)  // q·kᵀ
-        if (r.columns > 0)
-          matmul(n, r.columns, d, Q.at(b, h, first), Q.row, Kt.at(b, g) + r.keys.start, S, s.data() + r.offset, w, false);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t row = (b * H + h) * T + first + i;
-        L[row] = softmax_row(s.data() + i * w, block, first + i, scale, dropout.factors(block, row, S, factors.data()));
-      }
-      bool accumulate = false;
-      for (const auto& r : block.ranges)  // p·v
-        if (r.columns > 0) {
-          matmul(n, d, r.columns, s.data() + r.offset, w, V.at(b, g, r.keys.start), V.row, O.at(b, h, first), O.row,
-                 accumulate);
-          accumulate = true;
+      const int64_t b = task / Hkv, g = task % Hkv;
+      transpose(K.at(b, g), S, d, K.row, kt.data(), S);  // kᵀ, d × S: the right operand of q·kᵀ
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
+        for (int64_t first = 0; first < T; first += kQueryBlock) {
+          const int64_t n = std::min(kQueryBlock, T - first);
+          const BlockKeys block(seen, first + n - 1);
+          const int64_t w = block.width;
+          for (const auto& r : block.ranges)  // q·kᵀ
+            if (r.columns > 0)
+              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, kt.data() + r.keys.start, S, s.data() + r.offset, w,
+                     false);
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t row = (b * H + h) * T + first + i;
+            L[row] = softmax_row(s.data() + i * w, block, first + i, scale, dropout.factors(block, row, S, factors.data()));
+          }
+          bool accumulate = false;
+          for (const auto& r : block.ranges)  // p·v
+            if (r.columns > 0) {
+              matmul(n, d, r.columns, s.data() + r.offset, w, V.at(b, g, r.keys.start), V.row, O.at(b, h, first),
+                     O.row, accumulate);
+              accumulate = true;
+            }
         }
     }
     release_matmul_state();
@@ -219,22 +246,27 @@ struct Gradients {
 
 // Each task owns one key/value head of one sequence: its dk and dv sum over the query heads it
 // serves and their query blocks, written by no other thread, so the sums do not depend on the
-// thread count.
+// thread count. They are summed transposed (dkᵀ += qᵀ·ds, dvᵀ += dOᵀ·p: only the block's 64
+// queries are transposed, not its scores) and transposed back once at the end.
 Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& out, const torch::Tensor& lse, const torch::Tensor& grad_out,
                         const Visibility& seen, const Dropout& dropout) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), S = k.size(2), Hkv = k.size(1);
   const int64_t rep = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  auto dq = heads_by_time(q, H), dk = heads_by_time(k, Hkv).zero_(), dv = heads_by_time(v, Hkv).zero_();
+  auto dq = heads_by_time(q, H), dk = heads_by_time(k, Hkv), dv = heads_by_time(v, Hkv);
   auto d_rows = (grad_out * out).sum(-1).contiguous();  // D of each query row
-  auto kt = columns(k), vt = columns(v);
-  const Rows Q(q), K(k), Kt(kt), Vt(vt), dO(grad_out), dQ(dq), dK(dk), dV(dv);
+  const Rows Q(q), K(k), V(v), dO(grad_out), dQ(dq), dK(dk), dV(dv);
   const float *L = lse.data_ptr<float>(), *D = d_rows.data_ptr<float>();
   at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), transposed(kQueryBlock * S), factors(S);
+    std::vector<float> kt(d * S), vt(d * S), dkt(d * S), dvt(d * S), qt(d * kQueryBlock), dot(d * kQueryBlock);
+    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), factors(S);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / Hkv, g = task % Hkv;
+      transpose(K.at(b, g), S, d, K.row, kt.data(), S);
+      transpose(V.at(b, g), S, d, V.row, vt.data(), S);
+      std::fill(dkt.begin(), dkt.end(), 0.0f);
+      std::fill(dvt.begin(), dvt.end(), 0.0f);
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
         for (int64_t first = 0; first < T; first += kQueryBlock) {
           const int64_t n = std::min(kQueryBlock, T - first);
@@ -242,34 +274,30 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
           const int64_t w = block.width;
           for (const auto& r : block.ranges)
             if (r.columns > 0) {
-              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, Kt.at(b, g) + r.keys.start, S, p.data() + r.offset, w,
+              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, kt.data() + r.keys.start, S, p.data() + r.offset, w,
                      false);
-              matmul(n, r.columns, d, dO.at(b, h, first), dO.row, Vt.at(b, g) + r.keys.start, S, ds.data() + r.offset,
-                     w, false);  // dp = dO·vᵀ
+              matmul(n, r.columns, d, dO.at(b, h, first), dO.row, vt.data() + r.keys.start, S, ds.data() + r.offset, w,
+                     false);  // dp = dO·vᵀ
             }
           for (int64_t i = 0; i < n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
             softmax_grad_row(p.data() + i * w, ds.data() + i * w, block, first + i, scale, L[row], D[row],
                              dropout.factors(block, row, S, factors.data()));
           }
-          transpose(p.data(), n, w, w, transposed.data());  // dv += pᵀ·dO
-          for (const auto& r : block.ranges)
-            if (r.columns > 0)
-              matmul(r.columns, d, n, transposed.data() + r.offset * n, n, dO.at(b, h, first), dO.row,
-                     dV.at(b, g, r.keys.start), dV.row, true);
-          transpose(ds.data(), n, w, w, transposed.data());  // dk += dsᵀ·q
-          for (const auto& r : block.ranges)
-            if (r.columns > 0)
-              matmul(r.columns, d, n, transposed.data() + r.offset * n, n, Q.at(b, h, first), Q.row,
-                     dK.at(b, g, r.keys.start), dK.row, true);
-          bool accumulate = false;  // dq = ds·k
+          transpose(dO.at(b, h, first), n, d, dO.row, dot.data(), n);
+          transpose(Q.at(b, h, first), n, d, Q.row, qt.data(), n);
+          bool accumulate = false;
           for (const auto& r : block.ranges)
             if (r.columns > 0) {
+              matmul(d, r.columns, n, dot.data(), n, p.data() + r.offset, w, dvt.data() + r.keys.start, S, true);
+              matmul(d, r.columns, n, qt.data(), n, ds.data() + r.offset, w, dkt.data() + r.keys.start, S, true);
               matmul(n, d, r.columns, ds.data() + r.offset, w, K.at(b, g, r.keys.start), K.row, dQ.at(b, h, first),
-                     dQ.row, accumulate);
+                     dQ.row, accumulate);  // dq = ds·k
               accumulate = true;
             }
         }
+      transpose(dkt.data(), d, S, S, dK.at(b, g), dK.row);
+      transpose(dvt.data(), d, S, S, dV.at(b, g), dV.row);
     }
     release_matmul_state();
   });
