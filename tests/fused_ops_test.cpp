@@ -1,5 +1,5 @@
-// The SDK's one-pass CPU RMSNorm and rotary embedding, forward and backward, against the
-// formulas written out here with ATen ops in float64 (autograd giving the gradients).
+// The SDK's one-pass CPU RMSNorm, rotary embedding and SwiGLU gate, forward and backward,
+// against the formulas written out here with ATen ops in float64 (autograd giving the gradients).
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
@@ -102,6 +102,31 @@ TEST(FusedOps, RotatePairsForwardAndGradientMatchTheFormula) {
   EXPECT_EQ(half.y.scalar_type(), torch::kBFloat16);
   auto want_half = run([&](auto a, auto) { return reference_rotate(a, angle); },
                        x.to(torch::kBFloat16).to(torch::kFloat64), {}, g);
+  expect_close(half.y, want_half.y, 1e-2, "bf16 y");
+  expect_close(half.dx, want_half.dx, 1e-2, "bf16 dx");
+}
+
+// Rows of [a | b] with a over ±30 (the sigmoid's exponential underflows at one end) and a
+// width (70) that does not fill the kernel's 16 lanes.
+TEST(FusedOps, SiluGateForwardAndGradientMatchTheFormula) {
+  torch::manual_seed(6);
+  auto a = torch::randn({3, 37, 70}) * 4, b = torch::randn({3, 37, 70});
+  a.view(-1).slice(0, 0, 4).copy_(torch::tensor({-30.0f, 30.0f, 0.0f, -90.0f}));
+  auto x = torch::cat({a, b}, -1), g = torch::randn({3, 37, 70});
+  auto gate = [](auto ab, auto) { return sdk::silu_gate(ab); };
+  auto formula = [](auto ab, auto) {
+    auto halves = ab.chunk(2, -1);
+    return halves[0] / (1 + torch::exp(-halves[0])) * halves[1];
+  };
+  auto got = run(gate, x, {}, g);
+  auto want = run(formula, x.to(torch::kFloat64), {}, g);
+  EXPECT_EQ(got.y.sizes(), (std::vector<int64_t>{3, 37, 70}));
+  expect_close(got.y, want.y, 1e-6, "y");
+  expect_close(got.dx, want.dx, 1e-6, "dx");
+
+  auto half = run(gate, x.to(torch::kBFloat16), {}, g);
+  EXPECT_EQ(half.y.scalar_type(), torch::kBFloat16);
+  auto want_half = run(formula, x.to(torch::kBFloat16).to(torch::kFloat64), {}, g);
   expect_close(half.y, want_half.y, 1e-2, "bf16 y");
   expect_close(half.dx, want_half.dx, 1e-2, "bf16 dx");
 }

@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <cmath>
-
 #include "test_support.hpp"
 #include "xlhost/sdk/layers.hpp"
 
@@ -65,23 +63,3 @@ TEST(ModelOriginal, KvCacheMatchesFullForward) {
   EXPECT_TRUE(torch::allclose(torch::cat(pieces, 1), full, 1e-5, 1e-5));
 }
 
-TEST(Layers, RotaryRotatesAdjacentPairs) {
-  sdk::RotaryEmbedding rope(4, 10000.0, 16);
-  auto x = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({1, 1, 1, 4}).repeat({1, 2, 1, 1});
-  auto y = rope.apply(x, 0);
-  EXPECT_TRUE(torch::allclose(y[0][0], x[0][0])) << "position 0 is not rotated";
-  const double a0 = 1.0, a1 = std::pow(10000.0, -0.5);  // angles of pair 0 and 1 at position 1
-  auto expected = torch::tensor({float(1 * std::cos(a0) - 2 * std::sin(a0)), float(1 * std::sin(a0) + 2 * std::cos(a0)),
-                                 float(3 * std::cos(a1) - 4 * std::sin(a1)), float(3 * std::sin(a1) + 4 * std::cos(a1))});
-  EXPECT_TRUE(torch::allclose(y[0][1][0], expected, 1e-5, 1e-6)) << y[0][1][0];
-  EXPECT_THROW(rope.apply(x, 15), std::out_of_range);
-}
-
-TEST(Layers, RmsNormAndSwiGluWidth) {
-  sdk::RMSNorm norm(4, 1e-5);
-  auto x = torch::tensor({1.0f, -2.0f, 3.0f, -4.0f}).view({1, 4});
-  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-5);
-  EXPECT_TRUE(torch::allclose(norm(x), x / rms, 1e-6, 1e-6));
-  EXPECT_EQ(sdk::swiglu_hidden_dim(512, 0, 64), 1408);
-  EXPECT_EQ(sdk::swiglu_hidden_dim(512, 1000, 64), 1000);
-}

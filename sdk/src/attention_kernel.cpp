@@ -4,7 +4,6 @@
 #include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -57,27 +56,6 @@ XLHOST_CPU_VARIANTS void transpose(const float* src, int64_t rows, int64_t cols,
 // Queries per block: a block's scores (64 × up to S floats) stay in the core's cache while
 // they are exponentiated and multiplied.
 constexpr int64_t kQueryBlock = 64;
-
-// e^x for x ≤ 0 (scores less their row maximum or log-sum-exp; below −87, e^−87 ≈ 1.6·10⁻³⁸):
-// Cephes' polynomial, with the rounding and the power of two done in float and integer
-// arithmetic so that the loops calling it vectorise. Relative error at most 8.3·10⁻⁸ (under
-// one float ulp) over every float in [−87, 0], checked against double-precision exp.
-inline float exp_nonpositive(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
-  x = std::max(x, -87.0f);
-  const float t = x * 1.44269504088896341f + kRound;
-  const float n = t - kRound;
-  const int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
-  x = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * x + 1.3981999507e-3f;
-  y = y * x + 8.3334519073e-3f;
-  y = y * x + 4.1665795894e-2f;
-  y = y * x + 1.6666665459e-1f;
-  y = y * x + 5.0000001201e-1f;
-  y = y * x * x + x + 1.0f;
-  return y * std::bit_cast<float>((ni + 127) << 23);
-}
 
 // The keys one block of queries multiplies: of each range, those the block's last query sees,
 // side by side in each row of the block's scores.

@@ -52,6 +52,32 @@ XLHOST_CPU_VARIANTS void rotate_rows(const float* __restrict x, const float* __r
     }
 }
 
+// σ(a) = 1/(1 + e^−a), from e^−|a| so that the exponential never overflows.
+inline float sigmoid(float a) {
+  const float e = exp_nonpositive(-std::abs(a));
+  return (a >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
+// y = silu(a) ⊙ b for `rows` rows of [a | b] (2h floats in, h out).
+XLHOST_CPU_VARIANTS void gate_rows(const float* __restrict ab, float* __restrict y, int64_t rows, int64_t h) {
+  for (int64_t i = 0; i < rows; ++i, ab += 2 * h, y += h)
+    for (int64_t j = 0; j < h; ++j) {
+      const float a = ab[j];
+      y[j] = a * sigmoid(a) * ab[h + j];
+    }
+}
+
+// With g = ∂L/∂y: ∂L/∂a = g·b·σ(a)(1 + a(1 − σ(a))), ∂L/∂b = g·silu(a), into [∂a | ∂b].
+XLHOST_CPU_VARIANTS void gate_grad_rows(const float* __restrict g, const float* __restrict ab, float* __restrict gab,
+                                        int64_t rows, int64_t h) {
+  for (int64_t i = 0; i < rows; ++i, g += h, ab += 2 * h, gab += 2 * h)
+    for (int64_t j = 0; j < h; ++j) {
+      const float a = ab[j], b = ab[h + j], s = sigmoid(a);
+      gab[j] = g[j] * b * s * (1.0f + a * (1.0f - s));
+      gab[h + j] = g[j] * a * s;
+    }
+}
+
 bool fused_type(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16 ||
          t.scalar_type() == torch::kHalf;
@@ -131,6 +157,36 @@ struct RotateFunction : torch::autograd::Function<RotateFunction> {
   }
 };
 
+struct GateFunction : torch::autograd::Function<GateFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& gate_up) {
+    auto abf = as_float(gate_up);
+    const int64_t h = gate_up.size(-1) / 2, rows = abf.numel() / (2 * h);
+    auto sizes = gate_up.sizes().vec();
+    sizes.back() = h;
+    auto y = torch::empty(sizes, abf.options());
+    const float* pab = abf.const_data_ptr<float>();
+    float* py = y.mutable_data_ptr<float>();
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      gate_rows(pab + begin * 2 * h, py + begin * h, end - begin, h);
+    });
+    ctx->save_for_backward({gate_up});
+    return y.to(gate_up.scalar_type());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto gate_up = ctx->get_saved_variables()[0];
+    auto abf = as_float(gate_up), gf = as_float(grads[0]);
+    const int64_t h = gate_up.size(-1) / 2, rows = abf.numel() / (2 * h);
+    auto gab = torch::empty_like(abf);
+    const float *pg = gf.const_data_ptr<float>(), *pab = abf.const_data_ptr<float>();
+    float* pgab = gab.mutable_data_ptr<float>();
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      gate_grad_rows(pg + begin * h, pab + begin * 2 * h, pgab + begin * 2 * h, end - begin, h);
+    });
+    return {gab.to(gate_up.scalar_type())};
+  }
+};
+
 }  // namespace
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
@@ -147,6 +203,12 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos, con
   auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
   auto c = cos.view({1, x.size(1), 1, -1}), s = sin.view({1, x.size(1), 1, -1});
   return torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).flatten(-2).to(x.scalar_type());
+}
+
+torch::Tensor silu_gate(const torch::Tensor& gate_up) {
+  if (gate_up.is_cpu() && fused_type(gate_up)) return GateFunction::apply(gate_up);
+  auto halves = gate_up.chunk(2, -1);
+  return torch::silu(halves[0]) * halves[1];
 }
 
 }  // namespace xlhost::sdk

@@ -1,8 +1,9 @@
-// RMSNorm and the rotary embedding as one pass each way on the CPU.
+// RMSNorm, the rotary embedding and SwiGLU's gate as one pass each way on the CPU.
 //
 // Composed from ATen ops, RMSNorm is pow, mean, add, rsqrt, mul, cast, mul forward and
 // about twice that backward, each a pass over [B·T, D]; the rotary embedding is a cast,
-// four multiplies, two adds, a stack and a cast. At the quickstart's size (16×128 tokens
+// four multiplies, two adds, a stack and a cast; the gate a silu and a multiply forward,
+// three multiplies and silu's backward back. At the quickstart's size (16×128 tokens
 // of width 128) each pass costs about as much in dispatch as in arithmetic. On the CPU
 // these run as one loop forward and one backward, and autograd saves the inputs, not the
 // intermediates. Elsewhere they are the ATen compositions: a GPU queues its kernels
@@ -22,5 +23,10 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // cosine and sine are cos[t, i] and sin[t, i], t the index along dimension 1: x is
 // [B, T, heads, d], cos and sin float32 [T, d/2]. Computed in float32, rounded to x's type.
 torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// silu(a) ⊙ b where a and b are the first and second half of the last dimension of
+// `gate_up` (SwiGLU's two input projections computed as one): [..., 2h] → [..., h].
+// Computed in float32, rounded to the input's type.
+torch::Tensor silu_gate(const torch::Tensor& gate_up);
 
 }  // namespace xlhost::sdk
