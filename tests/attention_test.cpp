@@ -45,7 +45,9 @@ Result run(const Inputs& in, F attend) {
 }
 
 Result causal(const Inputs& in) {
-  return run(in, [](auto q, auto k, auto v) { return sdk::attention(q, k, v, sdk::causal_keys(k.size(2)), 0.0, true); });
+  return run(in, [](auto q, auto k, auto v) {
+    return sdk::attention(q, k, v, sdk::causal_keys(k.size(2)), 0.0, true);
+  });
 }
 
 Result sdpa_causal(const Inputs& in) {

@@ -35,8 +35,10 @@ torch::Tensor visible_mask(const Visibility& seen, int64_t T, int64_t S, const t
   const auto options = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto visible = torch::zeros({T, S}, options.dtype(torch::kBool));
   auto query = torch::arange(T, options).unsqueeze(1);
-  for (const auto& r : seen)
-    visible.narrow(1, r.start, r.length).copy_(torch::arange(r.length, options).unsqueeze(0) < r.first + (query + 1) * r.step);
+  for (const auto& r : seen) {
+    auto key = torch::arange(r.length, options).unsqueeze(0);
+    visible.narrow(1, r.start, r.length).copy_(key < r.first + (query + 1) * r.step);
+  }
   return visible;
 }
 

@@ -202,7 +202,8 @@ Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch
                      false);
           for (int64_t i = 0; i < n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
-            L[row] = softmax_row(s.data() + i * w, block, first + i, scale, dropout.factors(block, row, S, factors.data()));
+            const float* factor = dropout.factors(block, row, S, factors.data());
+            L[row] = softmax_row(s.data() + i * w, block, first + i, scale, factor);
           }
           bool accumulate = false;
           for (const auto& r : block.ranges)  // p·v
