@@ -20,6 +20,16 @@ double error(const torch::Tensor& got, const torch::Tensor& want) {
 
 torch::Tensor wide(const torch::Tensor& t) { return t.detach().to(torch::kFloat64).requires_grad_(true); }
 
+// The layer's output and weight gradients against the formula's (each weight paired with its
+// float64 copy).
+void expect_close(const torch::Tensor& y, const torch::Tensor& want,
+                  const std::vector<std::pair<torch::Tensor, torch::Tensor>>& weights, double tolerance,
+                  const std::string& what) {
+  EXPECT_LT(error(y, want), tolerance) << what;
+  for (size_t i = 0; i < weights.size(); ++i)
+    EXPECT_LT(error(weights[i].first.grad(), weights[i].second.grad()), tolerance) << what << ", weight " << i;
+}
+
 }  // namespace
 
 TEST(Layers, RotaryRotatesAdjacentPairs) {
@@ -55,11 +65,8 @@ TEST(Layers, SwiGLUMatchesItsFormulaWithManyRowsAndFew) {
     auto x64 = x.to(torch::kFloat64);
     auto want = F::linear(F::silu(F::linear(x64, w1)) * F::linear(x64, w3), w2);
     want.backward(g.to(torch::kFloat64));
-    const std::string rows = std::to_string(2 * T) + " rows";
-    EXPECT_LT(error(y, want), 1e-6) << rows;
-    EXPECT_LT(error(ffn->w1->weight.grad(), w1.grad()), 1e-6) << rows;
-    EXPECT_LT(error(ffn->w3->weight.grad(), w3.grad()), 1e-6) << rows;
-    EXPECT_LT(error(ffn->w2->weight.grad(), w2.grad()), 1e-6) << rows;
+    expect_close(y, want, {{ffn->w1->weight, w1}, {ffn->w3->weight, w3}, {ffn->w2->weight, w2}}, 1e-6,
+                 std::to_string(2 * T) + " rows");
   }
 }
 
@@ -82,11 +89,9 @@ TEST(Layers, CausalSelfAttentionMatchesItsFormulaWithManyRowsAndFew) {
     auto mixed = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
     auto want = F::linear(mixed.transpose(1, 2).reshape({2, T, D}), wo);
     want.backward(g.to(torch::kFloat64));
-    const std::string rows = std::to_string(2 * T) + " rows";
-    EXPECT_LT(error(y, want), 1e-5) << rows;
-    EXPECT_LT(error(attention->wq->weight.grad(), wq.grad()), 1e-5) << rows;
-    EXPECT_LT(error(attention->wk->weight.grad(), wk.grad()), 1e-5) << rows;
-    EXPECT_LT(error(attention->wv->weight.grad(), wv.grad()), 1e-5) << rows;
-    EXPECT_LT(error(attention->wo->weight.grad(), wo.grad()), 1e-5) << rows;
+    expect_close(y, want,
+                 {{attention->wq->weight, wq}, {attention->wk->weight, wk}, {attention->wv->weight, wv},
+                  {attention->wo->weight, wo}},
+                 1e-5, std::to_string(2 * T) + " rows");
   }
 }
