@@ -1,6 +1,8 @@
 #include "xlhost/sdk/attention.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
