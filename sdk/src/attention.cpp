@@ -1,6 +1,5 @@
 #include "xlhost/sdk/attention.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <stdexcept>
@@ -21,7 +20,7 @@ void check(const Visibility& seen, int64_t keys) {
                                   std::to_string(r.step) + " is not within " + std::to_string(keys) +
                                   " keys after the previous range, with first and step ≥ 0");
     end = r.start + r.length;
-    first_query_sees += std::max<int64_t>(0, r.seen_by(0));
+    first_query_sees += r.seen_by(0);
   }
   if (first_query_sees == 0) throw std::invalid_argument("attention: the first query sees no key");
 }

@@ -63,11 +63,11 @@ struct BlockKeys {
   struct Range {
     KeyPrefix keys;
     int64_t columns, offset;  // keys multiplied; where they start in a score row
-    int64_t seen_by(int64_t t) const { return std::max<int64_t>(0, keys.seen_by(t)); }
+    int64_t seen_by(int64_t t) const { return keys.seen_by(t); }
   };
-  BlockKeys(const Visibility& seen, int64_t last_query) {
+  BlockKeys(const Visibility& seen, int64_t last_query) {  // seen checked by attention(): no count below 0
     for (const auto& r : seen) {
-      const int64_t columns = std::max<int64_t>(0, r.seen_by(last_query));
+      const int64_t columns = r.seen_by(last_query);
       ranges.push_back({r, columns, width});
       width += columns;
     }
@@ -75,6 +75,14 @@ struct BlockKeys {
   std::vector<Range> ranges;
   int64_t width = 0;
 };
+
+// out (n × block.width) = a·xᵀ over the block's key columns: a is n × d (row stride lda), xt a
+// head's keys or values transposed, d × S.
+void times_keys(const BlockKeys& block, int64_t n, int64_t d, const float* a, int64_t lda, const float* xt, int64_t S,
+                float* out) {
+  for (const auto& r : block.ranges)
+    if (r.columns > 0) matmul(n, r.columns, d, a, lda, xt + r.keys.start, S, out + r.offset, block.width, false);
+}
 
 // Row t of a block's raw scores q·kᵀ (width columns): softmax(scale·scores) over the keys
 // query t sees, times factor (dropout; null: none), 0 at the keys it does not see. Returns the
@@ -162,11 +170,12 @@ void release_matmul_state() { at::native::cpublas::brgemm_release(); }
 struct Dropout {
   double p;
   uint64_t key;
-  // Row t of head h of sequence b: the factors of the keys it sees, at their columns in `block`.
-  const float* factors(const BlockKeys& block, int64_t row, int64_t S, float* out) const {
+  // Query t, row `row` of the [B·H·T, S] weights: the factors of the keys it sees, at their
+  // columns in `block`.
+  const float* factors(const BlockKeys& block, int64_t row, int64_t t, int64_t S, float* out) const {
     if (p == 0) return nullptr;
     for (const auto& r : block.ranges)
-      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.seen_by(row), key, p, out + r.offset);
+      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.seen_by(t), key, p, out + r.offset);
     return out;
   }
 };
@@ -196,13 +205,10 @@ Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch
           const int64_t n = std::min(kQueryBlock, T - first);
           const BlockKeys block(seen, first + n - 1);
           const int64_t w = block.width;
-          for (const auto& r : block.ranges)  // q·kᵀ
-            if (r.columns > 0)
-              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, kt.data() + r.keys.start, S, s.data() + r.offset, w,
-                     false);
+          times_keys(block, n, d, Q.at(b, h, first), Q.row, kt.data(), S, s.data());  // q·kᵀ
           for (int64_t i = 0; i < n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
-            const float* factor = dropout.factors(block, row, S, factors.data());
+            const float* factor = dropout.factors(block, row, first + i, S, factors.data());
             L[row] = softmax_row(s.data() + i * w, block, first + i, scale, factor);
           }
           bool accumulate = false;
@@ -251,17 +257,12 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
           const int64_t n = std::min(kQueryBlock, T - first);
           const BlockKeys block(seen, first + n - 1);
           const int64_t w = block.width;
-          for (const auto& r : block.ranges)
-            if (r.columns > 0) {
-              matmul(n, r.columns, d, Q.at(b, h, first), Q.row, kt.data() + r.keys.start, S, p.data() + r.offset, w,
-                     false);
-              matmul(n, r.columns, d, dO.at(b, h, first), dO.row, vt.data() + r.keys.start, S, ds.data() + r.offset, w,
-                     false);  // dp = dO·vᵀ
-            }
+          times_keys(block, n, d, Q.at(b, h, first), Q.row, kt.data(), S, p.data());
+          times_keys(block, n, d, dO.at(b, h, first), dO.row, vt.data(), S, ds.data());  // dp = dO·vᵀ
           for (int64_t i = 0; i < n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
             softmax_grad_row(p.data() + i * w, ds.data() + i * w, block, first + i, scale, L[row], D[row],
-                             dropout.factors(block, row, S, factors.data()));
+                             dropout.factors(block, row, first + i, S, factors.data()));
           }
           transpose(dO.at(b, h, first), n, d, dO.row, dot.data(), n);
           transpose(Q.at(b, h, first), n, d, Q.row, qt.data(), n);
