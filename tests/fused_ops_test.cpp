@@ -1,5 +1,6 @@
 // The SDK's one-pass CPU RMSNorm, rotary embedding and SwiGLU gate, forward and backward,
-// against the formulas written out here with ATen ops in float64 (autograd giving the gradients).
+// against the formulas written out here with ATen ops in float64 (autograd giving the gradients);
+// append_rows against its ATen composition in float32, to the bit.
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
@@ -129,4 +130,39 @@ TEST(FusedOps, SiluGateForwardAndGradientMatchTheFormula) {
   auto want_half = run(formula, x.to(torch::kBFloat16).to(torch::kFloat64), {}, g);
   expect_close(half.y, want_half.y, 1e-2, "bf16 y");
   expect_close(half.dx, want_half.dx, 1e-2, "bf16 dx");
+}
+
+// Reads with repeated rows (most rows of a memory are read many times or not at all), with and
+// without weights: every output and gradient equals the ATen composition's bit for bit, since
+// the memory models' recorded figures were trained with the composition. A gradient of
+// ⟨y, g⟩ with g all distinct, so that a read added to the wrong row or out of order shows.
+TEST(FusedOps, AppendRowsEqualsItsCompositionBitForBit) {
+  torch::manual_seed(7);
+  const int64_t B = 3, T = 5, N = 20, U = 6, D = 37;
+  auto own = torch::randn({B, T, D}), rows = torch::randn({U, D}), bias = torch::randn({D});
+  auto index = torch::randint(0, U, {B, N}), weights = torch::rand({B, N});
+  auto g = torch::randn({B, T + N, D});
+  for (bool weighted : {true, false}) {
+    std::vector<torch::Tensor> fused{own.clone(), rows.clone(), weights.clone(), bias.clone()}, composed;
+    for (const auto& t : fused) composed.push_back(t.clone());
+    for (auto* inputs : {&fused, &composed})
+      for (auto& t : *inputs) t.requires_grad_(true);
+    auto y = sdk::append_rows(fused[0], fused[1], index, weighted ? fused[2] : torch::Tensor(), fused[3]);
+    auto read = composed[1].index_select(0, index.reshape({-1})).view({B, N, D});
+    if (weighted) read = read * composed[2].reshape({B, N, 1});
+    auto want = torch::cat({composed[0], read}, 1) + composed[3];
+    ASSERT_EQ(y.sizes(), want.sizes());
+    EXPECT_TRUE(torch::equal(y, want)) << "weighted " << weighted;
+    (y * g).sum().backward();
+    (want * g).sum().backward();
+    for (size_t i = 0; i < fused.size(); ++i) {
+      if (i == 2 && !weighted) {
+        EXPECT_FALSE(fused[i].grad().defined());
+        continue;
+      }
+      ASSERT_TRUE(fused[i].grad().defined()) << "input " << i;
+      EXPECT_TRUE(torch::equal(fused[i].grad(), composed[i].grad())) << "input " << i << ", weighted " << weighted;
+    }
+  }
+  EXPECT_THROW(sdk::append_rows(own, rows, torch::full({B, N}, U, torch::kInt64), weights, bias), c10::Error);
 }

@@ -187,7 +187,122 @@ struct GateFunction : torch::autograd::Function<GateFunction> {
   }
 };
 
+// The shapes of one append_rows call: B sequences of T own rows then N reads, rows of D.
+struct AppendShape {
+  int64_t B, T, N, D;
+  int64_t out_row(int64_t s, int64_t j) const { return (s * (T + N) + j) * D; }  // row j of sequence s
+};
+
+// Each loop below multiplies, stores, then adds in a second loop, so that the compiler cannot
+// contract the two into one fused multiply-add: the composition rounds the product, then the sum.
+
+// Rows [first, last) of the output: own rows plus bias, reads' rows times their weight plus bias.
+XLHOST_CPU_VARIANTS void append_rows_forward(const AppendShape& a, const float* __restrict own,
+                                             const float* __restrict rows, const int64_t* __restrict index,
+                                             const float* __restrict weights, const float* __restrict bias,
+                                             float* __restrict out, int64_t first, int64_t last) {
+  for (int64_t i = first; i < last; ++i) {
+    const int64_t s = i / (a.T + a.N), j = i % (a.T + a.N);
+    float* y = out + i * a.D;
+    const float* x = j < a.T ? own + (s * a.T + j) * a.D : rows + index[s * a.N + j - a.T] * a.D;
+    const float w = j < a.T || weights == nullptr ? 1.0f : weights[s * a.N + j - a.T];
+    for (int64_t c = 0; c < a.D; ++c) y[c] = x[c] * w;
+    for (int64_t c = 0; c < a.D; ++c) y[c] += bias[c];
+  }
+}
+
+// Columns [c0, c1) of the rows' gradient: every read's gradient times its weight, added to its
+// row in read order (as index_add sums). `scaled` holds c1 − c0 floats.
+XLHOST_CPU_VARIANTS void add_reads(const AppendShape& a, const float* __restrict grad, const int64_t* __restrict index,
+                                   const float* __restrict weights, float* __restrict grad_rows,
+                                   float* __restrict scaled, int64_t c0, int64_t c1) {
+  for (int64_t s = 0; s < a.B; ++s)
+    for (int64_t j = 0; j < a.N; ++j) {
+      const int64_t n = s * a.N + j;
+      const float* g = grad + a.out_row(s, a.T + j) + c0;
+      const float w = weights == nullptr ? 1.0f : weights[n];
+      float* dst = grad_rows + index[n] * a.D + c0;
+      for (int64_t c = 0; c < c1 - c0; ++c) scaled[c] = g[c] * w;
+      for (int64_t c = 0; c < c1 - c0; ++c) dst[c] += scaled[c];
+    }
+}
+
+// Reads [first, last): each read's gradient times its row, elementwise (the weight's gradient
+// is their sum).
+XLHOST_CPU_VARIANTS void read_products(const AppendShape& a, const float* __restrict grad,
+                                       const float* __restrict rows, const int64_t* __restrict index,
+                                       float* __restrict products, int64_t first, int64_t last) {
+  for (int64_t n = first; n < last; ++n) {
+    const float *g = grad + a.out_row(n / a.N, a.T + n % a.N), *row = rows + index[n] * a.D;
+    for (int64_t c = 0; c < a.D; ++c) products[n * a.D + c] = g[c] * row[c];
+  }
+}
+
+struct AppendRowsFunction : torch::autograd::Function<AppendRowsFunction> {
+  // own, rows and bias float32; index [B, N]; weights float32 [B, N] or empty (none: autograd
+  // takes no undefined inputs).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& own,
+                               const torch::Tensor& rows, const torch::Tensor& index, const torch::Tensor& weights,
+                               const torch::Tensor& bias) {
+    const AppendShape a{own.size(0), own.size(1), index.size(1), own.size(2)};
+    const int64_t U = rows.size(0);
+    auto o = own.contiguous(), r = rows.contiguous(), idx = index.contiguous(), w = weights.contiguous(),
+         b = bias.contiguous();
+    const int64_t* pi = idx.const_data_ptr<int64_t>();
+    for (int64_t n = 0; n < a.B * a.N; ++n)
+      TORCH_CHECK(pi[n] >= 0 && pi[n] < U, "append_rows: index ", pi[n], " is not a row of ", U);
+    auto out = torch::empty({a.B, a.T + a.N, a.D}, own.options());
+    at::parallel_for(0, a.B * (a.T + a.N), 16, [&](int64_t first, int64_t last) {
+      append_rows_forward(a, o.const_data_ptr<float>(), r.const_data_ptr<float>(), pi,
+                          w.numel() > 0 ? w.const_data_ptr<float>() : nullptr, b.const_data_ptr<float>(),
+                          out.mutable_data_ptr<float>(), first, last);
+    });
+    ctx->save_for_backward({r, idx, w, b});
+    ctx->saved_data["T"] = a.T;
+    return out;
+  }
+
+  // The composition's gradients, each with its roundings: own's is the gradient's first T
+  // rows; bias's the gradient summed to [D] (ATen's sum, as autograd reduces a broadcast);
+  // a row's is Σ over its reads, in read order, of the read's gradient times its weight (as
+  // index_add sums); a weight's ATen's sum over D of the read's gradient times the row.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &r = saved[0], &idx = saved[1], &w = saved[2], &bias = saved[3];
+    auto g = grads[0].contiguous();
+    const AppendShape a{g.size(0), ctx->saved_data["T"].toInt(), idx.size(1), g.size(2)};
+    const float *pg = g.const_data_ptr<float>(), *pw = w.numel() > 0 ? w.const_data_ptr<float>() : nullptr;
+    const int64_t* pi = idx.const_data_ptr<int64_t>();
+    auto grad_rows = torch::zeros_like(r);
+    at::parallel_for(0, a.D, 16, [&](int64_t c0, int64_t c1) {  // columns apart: no two threads add to one float
+      std::vector<float> scaled(c1 - c0);
+      add_reads(a, pg, pi, pw, grad_rows.mutable_data_ptr<float>(), scaled.data(), c0, c1);
+    });
+    torch::Tensor grad_weights;
+    if (pw) {
+      auto products = torch::empty({a.B, a.N, a.D}, g.options());
+      at::parallel_for(0, a.B * a.N, 16, [&](int64_t first, int64_t last) {
+        read_products(a, pg, r.const_data_ptr<float>(), pi, products.mutable_data_ptr<float>(), first, last);
+      });
+      grad_weights = at::sum_to(products, c10::IntArrayRef{a.B, a.N, 1}).view({a.B, a.N});
+    }
+    return {g.narrow(1, 0, a.T), grad_rows, torch::Tensor(), grad_weights, at::sum_to(g, bias.sizes())};
+  }
+};
+
 }  // namespace
+
+torch::Tensor append_rows(const torch::Tensor& own, const torch::Tensor& rows, const torch::Tensor& index,
+                          const torch::Tensor& weights, const torch::Tensor& bias) {
+  const auto f32 = [](const torch::Tensor& t) { return !t.defined() || (t.is_cpu() && t.scalar_type() == torch::kFloat32); };
+  if (f32(own) && f32(rows) && f32(weights) && f32(bias) && index.is_cpu())
+    return AppendRowsFunction::apply(own, rows, index, weights.defined() ? weights : torch::empty({0}), bias);
+  const int64_t B = index.size(0), N = index.size(1);
+  auto read = rows.index_select(0, index.reshape({-1})).view({B, N, rows.size(1)});
+  if (weights.defined()) read = read * weights.reshape({B, N, 1}).to(read.scalar_type());
+  return torch::cat({own, read}, 1) + bias.to(read.scalar_type());
+}
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   if (x.is_cpu() && weight.is_cpu() && fused_type(x) && fused_type(weight))

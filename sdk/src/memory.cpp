@@ -7,6 +7,7 @@
 
 #include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/dropout.hpp"
+#include "xlhost/sdk/fused_ops.hpp"
 
 namespace xlhost::sdk {
 
@@ -164,10 +165,8 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const Me
   // each distinct row is projected once, not once per read (8 times fewer rows at the
   // quickstart memory model's shape).
   auto keys_values = [&](int64_t i) {
-    auto read = F::linear(memories.embedded, w[i]).index_select(0, memories.index.reshape({-1})).view({B, T * S, D});
-    if (weights.defined()) read = read * weights.reshape({B, T * S, 1}).to(read.scalar_type());
-    // The bias in the projection's dtype (bfloat16 under autocast), as F::linear adds it.
-    return heads(torch::cat({F::linear(q, w[i]), read}, 1) + b[i].to(read.scalar_type()));
+    return heads(append_rows(F::linear(q, w[i]), F::linear(memories.embedded, w[i]), memories.index.reshape({B, T * S}),
+                             weights.defined() ? weights.reshape({B, T * S}) : weights, b[i]));
   };
   auto out = sdk::attention(heads(F::linear(q, w[0], b[0])), keys_values(1), keys_values(2), seen, options.dropout(),
                             is_training());

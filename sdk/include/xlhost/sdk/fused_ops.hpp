@@ -29,4 +29,14 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos, con
 // Computed in float32, rounded to the input's type.
 torch::Tensor silu_gate(const torch::Tensor& gate_up);
 
+// cat({own, weights ⊙ rows[index]}, 1) + bias: own [B, T, D], rows [U, D], index [B, N] (int64,
+// rows of `rows`), weights [B, N] (undefined: 1), bias [D] → [B, T + N, D]. A sequence's keys
+// (or values) followed by those of the memory rows it read, each distinct row projected once.
+// Composed from ATen ops these are a gather, a multiply, a concatenation and an add forward,
+// each a pass over [B, T + N, D], and about twice that backward; on the CPU in float32 they
+// are one pass forward and two back, with the composition's roundings (the same numbers to
+// the bit).
+torch::Tensor append_rows(const torch::Tensor& own, const torch::Tensor& rows, const torch::Tensor& index,
+                          const torch::Tensor& weights, const torch::Tensor& bias);
+
 }  // namespace xlhost::sdk
