@@ -55,9 +55,9 @@ XLHOST_CPU_VARIANTS void transpose(const float* src, int64_t rows, int64_t cols,
 
 // Queries per block: a block's scores (64 × up to S floats) stay in the core's cache while
 // they are exponentiated and multiplied. A block's products run in parts of kPartRows queries,
-// each over the keys its last query sees: with a causal mask, a third fewer products than
-// over the keys the block's last query sees (the memory fusion's attention, 16 × 4 × 128 ×
-// 640, took about a tenth less time). The sums over a block's queries (dkᵀ, dvᵀ) stay one
+// each over the keys its last query sees: with a causal mask a sixth fewer products (half of
+// those a whole block spent on keys its query does not see; the memory fusion's attention,
+// 16 × 4 × 128 × 640, took about a tenth less time). The sums over a block's queries (dkᵀ, dvᵀ) stay one
 // product per block, only skipping the parts where the earlier parts' scores are 0, so the
 // results do not change with kPartRows.
 constexpr int64_t kQueryBlock = 64;
