@@ -99,9 +99,13 @@ TEST(Trainer, ProfileStepsWritesTheOperatorsAndATrace) {
     EXPECT_NE(table.find(phase), std::string::npos) << phase;
   EXPECT_NE(read(s.run_dir + "/profile.trace.json").find("\"traceEvents\""), std::string::npos);
 
+  // The title names the arithmetic the run used (train.dtype float32 by default).
   auto short_run = core::Trainer(test::bigram_job(dir, {"train.profile_steps=5", "train.max_steps=4",
-                                                        "experiment.id=0.0.2"})).run();
-  EXPECT_NE(read(short_run.run_dir + "/profile.txt").find("steps 3-4 profiled"), std::string::npos);
+                                                        "experiment.id=0.0.2", "train.dtype=bfloat16"})).run();
+  const auto short_table = read(short_run.run_dir + "/profile.txt");
+  EXPECT_NE(short_table.find("steps 3-4 profiled"), std::string::npos);
+  EXPECT_NE(short_table.find("bfloat16 autocast on cpu"), std::string::npos) << short_table.substr(0, 200);
+  EXPECT_NE(table.find("float32 on cpu"), std::string::npos) << table.substr(0, 200);
   auto off = core::Trainer(test::bigram_job(dir, {"train.max_steps=4", "experiment.id=0.0.3"})).run();
   EXPECT_FALSE(std::filesystem::exists(off.run_dir + "/profile.txt"));
 }

@@ -169,7 +169,8 @@ void Trainer::announce() {
     if (train_.profile_steps > 0) {
       std::ostringstream title;
       title << descriptor.name << " " << descriptor.version << ", " << train_.batch_size << "×" << data_.seq_len
-            << " tokens a micro-batch, " << train_.dtype << " on " << setup_.device << ", "
+            << " tokens a micro-batch, " << (autocast_ ? "bfloat16 autocast" : "float32") << " on " << setup_.device
+            << ", "
             << at::get_num_threads() << " threads";
       profiler_ = std::make_unique<StepProfiler>(options_.run_directory().root(), title.str(), state_.step,
                                                  train_.profile_steps, log_);
