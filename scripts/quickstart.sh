@@ -4,12 +4,12 @@
 # model_memory, causal cross-attention fusion, bank initialised from the corpus' facts) on
 # the same data and step budget, print them side by side (`xlhost exp compare`) and write a
 # report with their curves (`xlhost exp report`: out/0.1.1/report/report.md).
-#   scripts/quickstart.sh               both runs, one seed each (about 1 + 1.5 minutes on 2 cores)
+#   scripts/quickstart.sh               both runs, one seed each (about 2 minutes on 2 cores, built)
 #   scripts/quickstart.sh --seeds N     N seeds each: mean ± standard deviation (N times as long)
 #   scripts/quickstart.sh --baseline    the baseline alone
 #   scripts/quickstart.sh --sft         staged instead: pretraining with the corpus' BPE tokenizer,
 #                                       then supervised fine-tuning on its conversations, for
-#                                       both models (about 1.5 + 1 + 4 + 3 minutes), compared
+#                                       both models (about 1.5 minutes on 2 cores, built), compared
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline_only=false seeds=1 sft=false
