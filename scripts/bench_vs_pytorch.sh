@@ -36,6 +36,13 @@ pytorch() {  # pytorch ENV ARGS...
 
 row() { printf "%-46s" "$1"; shift; for v in "$@"; do printf " %8s" "$v"; done; echo; }
 
+ratio() {  # ratio A1 A2 B1 B2 -> the better of A over the better of B, each in its best environment
+  awk -v a1="$1" -v a2="$2" -v b1="$3" -v b2="$4" 'BEGIN {
+    a1 += 0; a2 += 0; b1 += 0; b2 += 0  # a failed run ("?") counts as 0
+    a = (a1 > a2 ? a1 : a2); b = (b1 > b2 ? b1 : b2)
+    if (a > 0 && b > 0) printf "%.2f", a / b; else printf "?" }'
+}
+
 bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from the config)
   local name=$1 config=$2 steps=$3; shift 3
   [[ $name == *"${ONLY:-}"* ]] || return 0
@@ -44,18 +51,20 @@ bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from 
     local bf16=() label=fp32
     [[ $dtype == bfloat16 ]] && bf16=(--bf16) && label="bf16 (autocast)"
     for ((r = 1; r <= rounds; r++)); do
-      row "$name, $label, round $r" \
-        "$(xlhost "" "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")" \
-        "$(xlhost OMP_WAIT_POLICY=PASSIVE "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")" \
-        "$(pytorch "" "${shape[@]}" --steps "$steps" "${bf16[@]}")" \
-        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" "${bf16[@]}")" \
-        "$(pytorch "" "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")" \
-        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")"
+      local v=(
+        "$(xlhost "" "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")"
+        "$(xlhost OMP_WAIT_POLICY=PASSIVE "$config" "$steps" train.dtype=$dtype "${XLHOST_SETS[@]}")"
+        "$(pytorch "" "${shape[@]}" --steps "$steps" "${bf16[@]}")"
+        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" "${bf16[@]}")"
+        "$(pytorch "" "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")"
+        "$(pytorch OMP_WAIT_POLICY=ACTIVE "${shape[@]}" --steps "$steps" --compile "${bf16[@]}")")
+      row "$name, $label, round $r" "${v[@]}" "$(ratio "${v[0]}" "${v[1]}" "${v[2]}" "${v[3]}")x" \
+        "$(ratio "${v[0]}" "${v[1]}" "${v[4]}" "${v[5]}")x"
     done
   done
 }
 
-echo "tokens/s          xlhost: default, PASSIVE | PyTorch eager: default, ACTIVE | torch.compile: default, ACTIVE"
+echo "tokens/s          xlhost: default, PASSIVE | PyTorch eager: default, ACTIVE | torch.compile: default, ACTIVE | xlhost/eager, xlhost/compile (best environment of each)"
 PLUGIN=model_original XLHOST_SETS=()
 bench_case "quickstart model (0.8M, 16x128)" configs/quickstart.json 30 \
   --dim 128 --layers 4 --heads 4 --kv-heads 2 --vocab 259 --batch 16 --seq 128
