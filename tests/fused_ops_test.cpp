@@ -165,4 +165,6 @@ TEST(FusedOps, AppendRowsEqualsItsCompositionBitForBit) {
     }
   }
   EXPECT_THROW(sdk::append_rows(own, rows, torch::full({B, N}, U, torch::kInt64), weights, bias), c10::Error);
+  EXPECT_THROW(sdk::append_rows(own, rows, index, weights.view({B * N}), bias), c10::Error);
+  EXPECT_THROW(sdk::append_rows(own, rows.narrow(1, 0, D - 1), index, weights, bias), c10::Error);
 }

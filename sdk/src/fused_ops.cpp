@@ -295,12 +295,19 @@ struct AppendRowsFunction : torch::autograd::Function<AppendRowsFunction> {
 
 torch::Tensor append_rows(const torch::Tensor& own, const torch::Tensor& rows, const torch::Tensor& index,
                           const torch::Tensor& weights, const torch::Tensor& bias) {
+  TORCH_CHECK(own.dim() == 3 && rows.dim() == 2 && index.dim() == 2 && rows.size(1) == own.size(2) &&
+                  index.size(0) == own.size(0) && bias.numel() == own.size(2) &&
+                  (!weights.defined() || weights.sizes() == index.sizes()),
+              "append_rows: own [B, T, D], rows [U, D], index [B, N], weights [B, N] and bias [D] expected; got ",
+              own.sizes(), ", ", rows.sizes(), ", ", index.sizes(), ", ",
+              weights.defined() ? weights.sizes() : c10::IntArrayRef{}, " and ", bias.sizes());
   const auto f32 = [](const torch::Tensor& t) { return !t.defined() || (t.is_cpu() && t.scalar_type() == torch::kFloat32); };
-  if (f32(own) && f32(rows) && f32(weights) && f32(bias) && index.is_cpu())
+  if (f32(own) && f32(rows) && f32(weights) && f32(bias) && index.is_cpu() && index.scalar_type() == torch::kInt64)
     return AppendRowsFunction::apply(own, rows, index, weights.defined() ? weights : torch::empty({0}), bias);
   const int64_t B = index.size(0), N = index.size(1);
   auto read = rows.index_select(0, index.reshape({-1})).view({B, N, rows.size(1)});
   if (weights.defined()) read = read * weights.reshape({B, N, 1}).to(read.scalar_type());
+  // The bias in the projections' dtype (bfloat16 under autocast), as F::linear would add it.
   return torch::cat({own, read}, 1) + bias.to(read.scalar_type());
 }
 
