@@ -134,8 +134,9 @@ TEST(FusedOps, SiluGateForwardAndGradientMatchTheFormula) {
 
 // Reads with repeated rows (most rows of a memory are read many times or not at all), with and
 // without weights: every output and gradient equals the ATen composition's bit for bit, since
-// the memory models' recorded figures were trained with the composition. A gradient of
-// ⟨y, g⟩ with g all distinct, so that a read added to the wrong row or out of order shows.
+// the memory models' recorded figures were trained with the composition. The gradient is that
+// of ⟨y, g⟩ with g all distinct, so that a read added to the wrong row shows (one summed in
+// another order most likely does: float sums of these rows round differently).
 TEST(FusedOps, AppendRowsEqualsItsCompositionBitForBit) {
   torch::manual_seed(7);
   const int64_t B = 3, T = 5, N = 20, U = 6, D = 37;
