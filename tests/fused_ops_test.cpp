@@ -135,8 +135,8 @@ TEST(FusedOps, SiluGateForwardAndGradientMatchTheFormula) {
 // Reads with repeated rows (most rows of a memory are read many times or not at all), with and
 // without weights: every output and gradient equals the ATen composition's bit for bit, since
 // the memory models' recorded figures were trained with the composition. The gradient is that
-// of ⟨y, g⟩ with g all distinct, so that a read added to the wrong row shows (one summed in
-// another order most likely does: float sums of these rows round differently).
+// of ⟨y, g⟩ with g all distinct, so that a read added to the wrong row shows; a row read three
+// times with gradients 1e-8, 1, −1 sums to 0 only in read order, so that another order shows.
 TEST(FusedOps, AppendRowsEqualsItsCompositionBitForBit) {
   torch::manual_seed(7);
   const int64_t B = 3, T = 5, N = 20, U = 6, D = 37;
@@ -165,6 +165,11 @@ TEST(FusedOps, AppendRowsEqualsItsCompositionBitForBit) {
       EXPECT_TRUE(torch::equal(fused[i].grad(), composed[i].grad())) << "input " << i << ", weighted " << weighted;
     }
   }
+  auto row = torch::randn({1, 2}).requires_grad_(true);
+  auto y3 = sdk::append_rows(torch::zeros({1, 1, 2}), row, torch::zeros({1, 3}, torch::kInt64), torch::ones({1, 3}),
+                             torch::zeros({2}));
+  (y3 * torch::tensor({0.0f, 0.0f, 1e-8f, 1e-8f, 1.0f, 1.0f, -1.0f, -1.0f}).view({1, 4, 2})).sum().backward();
+  EXPECT_TRUE(torch::equal(row.grad(), torch::zeros({1, 2}))) << row.grad();
   EXPECT_THROW(sdk::append_rows(own, rows, torch::full({B, N}, U, torch::kInt64), weights, bias), c10::Error);
   EXPECT_THROW(sdk::append_rows(own, rows, index, weights.view({B * N}), bias), c10::Error);
   EXPECT_THROW(sdk::append_rows(own, rows.narrow(1, 0, D - 1), index, weights, bias), c10::Error);
