@@ -57,9 +57,9 @@ XLHOST_CPU_VARIANTS void transpose(const float* src, int64_t rows, int64_t cols,
 // they are exponentiated and multiplied. A block's products run in parts of kPartRows queries,
 // each over the keys its last query sees: with a causal mask a sixth fewer products (half of
 // those a whole block spent on keys its query does not see; the memory fusion's attention,
-// 16 × 4 × 128 × 640, took about a tenth less time). The sums over a block's queries (dkᵀ, dvᵀ) stay one
-// product per block, only skipping the parts where the earlier parts' scores are 0, so the
-// results do not change with kPartRows.
+// 16 × 4 × 128 × 640, took about a tenth less time). The sums over a block's queries (dkᵀ,
+// dvᵀ) stay one product per block, only skipping the parts where the earlier parts' scores
+// are 0, so the results do not change with kPartRows.
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kPartRows = 32;
 
@@ -94,6 +94,14 @@ struct QueryBlock {
   std::vector<BlockKeys> parts;
 };
 
+// The blocks of T queries: the same for every sequence and head of a call.
+std::vector<QueryBlock> query_blocks(const Visibility& seen, int64_t T) {
+  std::vector<QueryBlock> blocks;
+  for (int64_t first = 0; first < T; first += kQueryBlock)
+    blocks.emplace_back(seen, first, std::min(kQueryBlock, T - first));
+  return blocks;
+}
+
 // out (n × block width) = a·xᵀ, each part of the block's rows over the keys it sees (the
 // softmax sets the rest of a row to 0): a is n × d (row stride lda), xt a head's keys or
 // values transposed, d × S.
@@ -106,7 +114,8 @@ void times_keys(const QueryBlock& block, int64_t d, const float* a, int64_t lda,
       const auto& r = block.keys.ranges[i];
       const int64_t columns = block.parts[j].ranges[i].columns;
       if (columns > 0)
-        matmul(block.rows_of(j), columns, d, a + row * lda, lda, xt + r.keys.start, S, out + row * w + r.offset, w, false);
+        matmul(block.rows_of(j), columns, d, a + row * lda, lda, xt + r.keys.start, S, out + row * w + r.offset, w,
+               false);
     }
   }
 }
@@ -259,15 +268,15 @@ Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch
   auto lse = torch::empty({B, H, T}, q.options());
   const Rows Q(q), K(k), V(v), O(out);
   float* L = lse.data_ptr<float>();
+  const auto blocks = query_blocks(seen, T);
   at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> kt(d * S), s(kQueryBlock * S), factors(S);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / Hkv, g = task % Hkv;
       transpose(K.at(b, g), S, d, K.row, kt.data(), S);  // kᵀ, d × S: the right operand of q·kᵀ
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
-        for (int64_t first = 0; first < T; first += kQueryBlock) {
-          const QueryBlock block(seen, first, std::min(kQueryBlock, T - first));
-          const int64_t w = block.keys.width;
+        for (const auto& block : blocks) {
+          const int64_t first = block.first, w = block.keys.width;
           times_keys(block, d, Q.at(b, h, first), Q.row, kt.data(), S, s.data());  // q·kᵀ
           for (int64_t i = 0; i < block.n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
@@ -300,6 +309,7 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
   auto d_rows = (grad_out * out).sum(-1).contiguous();  // D of each query row
   const Rows Q(q), K(k), V(v), dO(grad_out), dQ(dq), dK(dk), dV(dv);
   const float *L = lse.data_ptr<float>(), *D = d_rows.data_ptr<float>();
+  const auto blocks = query_blocks(seen, T);
   at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> kt(d * S), vt(d * S), dkt(d * S), dvt(d * S), qt(d * kQueryBlock), dot(d * kQueryBlock);
     std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), factors(S);
@@ -310,9 +320,8 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
       std::fill(dkt.begin(), dkt.end(), 0.0f);
       std::fill(dvt.begin(), dvt.end(), 0.0f);
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
-        for (int64_t first = 0; first < T; first += kQueryBlock) {
-          const QueryBlock block(seen, first, std::min(kQueryBlock, T - first));
-          const int64_t n = block.n, w = block.keys.width;
+        for (const auto& block : blocks) {
+          const int64_t first = block.first, n = block.n, w = block.keys.width;
           times_keys(block, d, Q.at(b, h, first), Q.row, kt.data(), S, p.data());
           times_keys(block, d, dO.at(b, h, first), dO.row, vt.data(), S, ds.data());  // dp = dO·vᵀ
           for (int64_t i = 0; i < n; ++i) {

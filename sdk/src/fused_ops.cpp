@@ -301,7 +301,9 @@ torch::Tensor append_rows(const torch::Tensor& own, const torch::Tensor& rows, c
               "append_rows: own [B, T, D], rows [U, D], index [B, N], weights [B, N] and bias [D] expected; got ",
               own.sizes(), ", ", rows.sizes(), ", ", index.sizes(), ", ",
               weights.defined() ? weights.sizes() : c10::IntArrayRef{}, " and ", bias.sizes());
-  const auto f32 = [](const torch::Tensor& t) { return !t.defined() || (t.is_cpu() && t.scalar_type() == torch::kFloat32); };
+  const auto f32 = [](const torch::Tensor& t) {
+    return !t.defined() || (t.is_cpu() && t.scalar_type() == torch::kFloat32);
+  };
   if (f32(own) && f32(rows) && f32(weights) && f32(bias) && index.is_cpu() && index.scalar_type() == torch::kInt64)
     return AppendRowsFunction::apply(own, rows, index, weights.defined() ? weights : torch::empty({0}), bias);
   const int64_t B = index.size(0), N = index.size(1);

@@ -170,8 +170,7 @@ void Trainer::announce() {
       std::ostringstream title;
       title << descriptor.name << " " << descriptor.version << ", " << train_.batch_size << "×" << data_.seq_len
             << " tokens a micro-batch, " << (autocast_ ? "bfloat16 autocast" : "float32") << " on " << setup_.device
-            << ", "
-            << at::get_num_threads() << " threads";
+            << ", " << at::get_num_threads() << " threads";
       profiler_ = std::make_unique<StepProfiler>(options_.run_directory().root(), title.str(), state_.step,
                                                  train_.profile_steps, log_);
     }
