@@ -4,6 +4,7 @@
 # 2 threads, alternated in one run so that both see the same machine. Timed runs, not tests.
 #   scripts/bench_vs_pytorch.sh [ROUNDS]     default 2 rounds; prints tokens/s per round
 #   ONLY=memory scripts/bench_vs_pytorch.sh  the cases whose name contains "memory"
+#   DTYPES=float32 scripts/bench_vs_pytorch.sh  one dtype (default: float32 bfloat16)
 # xlhost runs with the launcher's policy for a lone run (OMP_WAIT_POLICY=ACTIVE) and, for
 # comparison, PASSIVE; PyTorch with its default (GNU OpenMP's), and ACTIVE.
 set -euo pipefail
@@ -47,7 +48,7 @@ bench_case() {  # NAME CONFIG STEPS PYTORCH_SHAPE... (xlhost settings come from 
   local name=$1 config=$2 steps=$3; shift 3
   [[ $name == *"${ONLY:-}"* ]] || return 0
   local shape=("$@")
-  for dtype in float32 bfloat16; do
+  for dtype in ${DTYPES:-float32 bfloat16}; do
     local bf16=() label=fp32
     [[ $dtype == bfloat16 ]] && bf16=(--bf16) && label="bf16 (autocast)"
     for ((r = 1; r <= rounds; r++)); do

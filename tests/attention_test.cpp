@@ -1,6 +1,6 @@
-// The SDK's attention(): its float32 CPU kernel and ATen's path (other dtypes), forward and
-// gradients, against ATen's scaled_dot_product_attention and against plain autograd in
-// float64 over an explicit mask, with and without dropout.
+// The SDK's attention(): its CPU kernel (float32; bfloat16 and half widened) and ATen's path
+// (float64, CUDA), forward and gradients, against ATen's scaled_dot_product_attention and
+// against plain autograd in float64 over an explicit mask, with and without dropout.
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
@@ -190,6 +190,40 @@ TEST(Attention, DropoutAveragesToSdpa) {
       auto evaluated = sdk::attention(q.to(dtype), k.to(dtype), v.to(dtype), seen, 0.4, /*training=*/false);
       EXPECT_TRUE(torch::allclose(evaluated.to(torch::kFloat32), expected, 1e-5, 1e-6)) << what;
     }
+}
+
+// bfloat16 and half (autocast's projections) run the float32 kernel on widened copies: the
+// result and gradients are the float32 ones of the same rounded inputs, rounded once; and
+// close to SDPA's own kernel in that dtype (in bfloat16, 8 bits of mantissa: a few 1e-2).
+TEST(Attention, ReducedPrecisionIsTheFloat32KernelRoundedOnce) {
+  torch::manual_seed(16);
+  const int64_t T = 70, S = 2;
+  const Inputs in(Shape{2, 4, 2, T, 16, T + T * S});
+  for (const auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    const std::string what = c10::toString(dtype);
+    Inputs rounded = in;
+    for (auto* t : {&rounded.q, &rounded.k, &rounded.v, &rounded.grad}) *t = t->to(dtype);
+    auto attend = [&](const Inputs& x, double p) {
+      torch::manual_seed(9);
+      return run(x, [&](auto q, auto k, auto v) { return sdk::attention(q, k, v, fusion_keys(T, S), p, true); });
+    };
+    Inputs widened = rounded;
+    for (auto* t : {&widened.q, &widened.k, &widened.v, &widened.grad}) *t = t->to(torch::kFloat32);
+    for (const double p : {0.0, 0.3}) {
+      const auto got = attend(rounded, p), want = attend(widened, p);
+      ASSERT_EQ(got.out.scalar_type(), dtype) << what;
+      ASSERT_EQ(got.dk.scalar_type(), dtype) << what;
+      EXPECT_TRUE(torch::equal(got.out, want.out.to(dtype))) << what << " p=" << p;
+      EXPECT_TRUE(torch::equal(got.dq, want.dq.to(dtype))) << what << " p=" << p;
+      EXPECT_TRUE(torch::equal(got.dk, want.dk.to(dtype))) << what << " p=" << p;
+      EXPECT_TRUE(torch::equal(got.dv, want.dv.to(dtype))) << what << " p=" << p;
+    }
+    const auto sdpa = run(rounded, [&](auto q, auto k, auto v) {
+      return at::scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1),
+                                              fusion_mask(T, S), 0.0, false);
+    });
+    expect_close(attend(rounded, 0.0), sdpa, what + " against SDPA", 3e-2, 3e-2);
+  }
 }
 
 TEST(Attention, AQueryIgnoresLaterKeys) {

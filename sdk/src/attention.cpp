@@ -74,7 +74,14 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   check(seen, k.size(2));
   if (!(p >= 0 && p < 1)) throw std::invalid_argument("attention: dropout " + std::to_string(p) + " is not in [0, 1)");
   if (!training) p = 0;
-  if (cpu_attention_applies(q, k, v)) return cpu_attention(q, k, v, seen, p);
+  if (cpu_attention_applies(q, k, v)) {
+    // bfloat16 and half (autocast's projections) on float32 copies: four passes over [B, H, T, d]
+    // each way, against SDPA's reduced-precision CPU kernels, which accumulate in float32 too
+    // and, with a mask or dropout, run as separate operators (the quickstart model's step in
+    // bfloat16 took 1.6x as long on them).
+    auto wide = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };  // float32: t itself
+    return cpu_attention(wide(q), wide(k), wide(v), seen, p).to(q.scalar_type());
+  }
   return aten_attention(q, k, v, seen, p, training);
 }
 

@@ -381,7 +381,10 @@ struct Attention : torch::autograd::Function<Attention> {
 }  // namespace
 
 bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  auto fits = [&](const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat32 && t.dim() == 4; };
+  auto fits = [&](const torch::Tensor& t) {
+    const auto type = t.scalar_type();
+    return t.is_cpu() && t.dim() == 4 && (type == torch::kFloat32 || type == torch::kBFloat16 || type == torch::kHalf);
+  };
   return fits(q) && fits(k) && fits(v) && q.size(1) % k.size(1) == 0 && k.size(2) == v.size(2);
 }
 

@@ -3,11 +3,11 @@
 // Which keys a query sees is said as prefixes of ranges of the keys, not as a boolean
 // tensor: every mask the layers need has that form (causal self-attention, a KV cache, the
 // memory models' cross-attention over each position's reads), and in that form a kernel
-// multiplies only the keys a block of queries sees. On the CPU in float32 (training and
-// evaluation, with or without dropout) the SDK's own kernel computes it
-// (src/attention_kernel.hpp); elsewhere ATen's scaled_dot_product_attention does, with the
-// mask built from the ranges, or, for dropout on the CPU in other dtypes, softmax and the
-// SDK's dropout (dropout.hpp). Dropout's mask is the one apply_dropout would draw for the
+// multiplies only the keys a block of queries sees. On the CPU in float32, bfloat16 and half
+// (training and evaluation, with or without dropout) the SDK's own kernel computes it in
+// float32 (src/attention_kernel.hpp); elsewhere ATen's scaled_dot_product_attention does, with
+// the mask built from the ranges, or, for dropout on the CPU in float64, softmax and the SDK's
+// dropout (dropout.hpp). Dropout's mask is the one apply_dropout would draw for the
 // attention weights [B, H, T, S]: one key from the default generator per call.
 #pragma once
 
