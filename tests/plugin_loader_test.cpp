@@ -62,6 +62,15 @@ TEST(PluginLoader, WrongAbiNamesBothVersionsAndTheFix) {
   EXPECT_NE(e.find("rebuild it against this host's SDK"), std::string::npos) << e;
 }
 
+// Bound when loaded, not at the first call, where the dynamic linker would end the process.
+TEST(PluginLoader, AFunctionTheHostsSdkLacksIsNamedAtLoad) {
+  auto e = load_error(fixture("newer_sdk_plugin"));
+  EXPECT_NE(e.find("newer_sdk_plugin.so: needs xlhost::sdk::from_a_newer_sdk(int), which this host does not have"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("rebuild it against this host's SDK"), std::string::npos) << e;
+}
+
 TEST(PluginLoader, WrongLibTorchNamesBothVersions) {
   auto e = load_error(fixture("wrong_torch_plugin"));
   EXPECT_NE(e.find("built against LibTorch 0.4.1, this host uses LibTorch " + std::string(TORCH_VERSION)),

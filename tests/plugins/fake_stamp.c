@@ -19,6 +19,14 @@ __attribute__((visibility("default"))) void xlhost_test_call(void (*function)(vo
   __asm__ volatile("" ::: "memory");
 }
 #endif
+#ifdef NEEDS_NEWER_SDK
+/* A plugin built against an SDK with a function this host's SDK lacks (the mangled name of
+   xlhost::sdk::from_a_newer_sdk(int)), where that SDK kept the ABI number. */
+int _ZN6xlhost3sdk16from_a_newer_sdkEi(int);
+__attribute__((visibility("default"))) int xlhost_test_calls_newer_sdk(int x) {
+  return _ZN6xlhost3sdk16from_a_newer_sdkEi(x);
+}
+#endif
 #ifdef NO_STAMP
 __attribute__((visibility("default"))) int some_unrelated_function(void) { return 42; }
 #else

@@ -1,5 +1,6 @@
 #include "xlhost/core/plugin/plugin_loader.hpp"
 
+#include <boost/core/demangle.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include <dlfcn.h>
@@ -79,7 +80,7 @@ void probe_load_in_child(const std::string& path) {
   if (child < 0) return;  // no probe; the load below is then the only try
   if (child == 0) {
     default_crash_signals();
-    void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     _exit(handle ? 0 : 1);  // a failed dlopen is reported by the real load, with its message
   }
   int status = 0;
@@ -95,6 +96,18 @@ void probe_load_in_child(const std::string& path) {
   if (WIFSIGNALED(status))
     throw UserError(path + ": cannot load as a shared object (loading it crashed with " + strsignal(WTERMSIG(status)) +
                     "; the file may be damaged: rebuild it)");
+}
+
+// dlopen's "undefined symbol: NAME" as what the plugin needs: a plugin built against another
+// SDK (or LibTorch) than the host's, one that calls a function the host's lacks.
+std::string missing_symbol(const std::string& path, const std::string& dlopen_error, const std::string& rebuild) {
+  const std::string marker = "undefined symbol: ";
+  const auto at = dlopen_error.find(marker);
+  if (at == std::string::npos) return "";
+  const auto from = at + marker.size();
+  const auto name = dlopen_error.substr(from, dlopen_error.find_first_of(" ,()\n", from) - from);
+  return path + ": needs " + boost::core::demangle(name.c_str()) +
+         ", which this host does not have: it was built against another xlhost SDK or LibTorch" + rebuild;
 }
 
 }  // namespace
@@ -113,13 +126,16 @@ LoadedPlugin load_plugin(const std::string& path) {
     // The code range is released just before the library is unloaded, when this handle
     // and the last model made from it are gone.
     plugin.library_ = std::shared_ptr<boost::dll::shared_library>(
-        new boost::dll::shared_library(path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local),
+        // Bound now: a symbol the host lacks is then this error, not the dynamic linker ending
+        // the process at the plugin's first call to it.
+        new boost::dll::shared_library(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local),
         [](boost::dll::shared_library* unloading) {
           forget_plugin_code(unloading->native());
           delete unloading;
         });
   } catch (const std::exception& e) {
-    throw UserError(path + ": cannot load as a shared object (" + e.what() + ")");
+    const std::string needs = missing_symbol(path, e.what(), rebuild);
+    throw UserError(needs.empty() ? path + ": cannot load as a shared object (" + e.what() + ")" : needs);
   }
   register_plugin_code(path, plugin.library_->native(), plugin.checksum_verified_);  // a crash in its code now names it
   auto& lib = *plugin.library_;
