@@ -226,6 +226,26 @@ TEST(Attention, ReducedPrecisionIsTheFloat32KernelRoundedOnce) {
   }
 }
 
+// Keys past the kernel's cache budget in bfloat16 (4,608 keys of width 64): ATen's products,
+// with the SDK's dropout mask, against plain autograd in float64 over the same factors.
+TEST(Attention, ReducedPrecisionWithManyKeysFollowsItsMask) {
+  torch::manual_seed(17);
+  const Shape shape{1, 2, 1, 8, 64, 4608};
+  const Inputs in(shape);
+  Inputs rounded = in;
+  for (auto* t : {&rounded.q, &rounded.k, &rounded.v, &rounded.grad}) *t = t->to(torch::kBFloat16);
+  torch::manual_seed(11);
+  auto got =
+      run(rounded, [&](auto q, auto k, auto v) { return sdk::attention(q, k, v, sdk::all_keys(4608), 0.3, true); });
+  ASSERT_EQ(got.out.scalar_type(), torch::kBFloat16);
+  Inputs exact = rounded;  // the rounded values, widened (reference() computes in float64)
+  for (auto* t : {&exact.q, &exact.k, &exact.v, &exact.grad}) *t = t->to(torch::kFloat32);
+  const auto keep = keep_factors(11, {shape.B, shape.H, shape.T, shape.S}, 0.3);
+  // Tolerance against outputs of about 0.02 (means of 4,608 values) and the bfloat16 weights.
+  expect_close(got, reference(exact, torch::ones({shape.T, shape.S}, torch::kBool), keep), "bf16, 4608 keys", 2e-2,
+               1e-3);
+}
+
 TEST(Attention, AQueryIgnoresLaterKeys) {
   torch::manual_seed(12);
   Inputs in(Shape{1, 2, 1, 70, 8});
