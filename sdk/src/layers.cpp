@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "xlhost/sdk/linear.hpp"
+
 namespace xlhost::sdk {
 
 namespace F = torch::nn::functional;
@@ -74,9 +76,9 @@ namespace {
 // than the products, so one product each.
 torch::Tensor side_by_side(const torch::Tensor& x, const std::vector<torch::Tensor>& weights) {
   constexpr int64_t kRows = 64;
-  if (x.numel() / x.size(-1) >= kRows) return F::linear(x, torch::cat(weights));
+  if (x.numel() / x.size(-1) >= kRows) return project(x, torch::cat(weights));
   std::vector<torch::Tensor> parts;
-  for (const auto& w : weights) parts.push_back(F::linear(x, w));
+  for (const auto& w : weights) parts.push_back(project(x, w));
   return torch::cat(parts, -1);
 }
 
@@ -103,7 +105,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, RotaryEmb
   // are: kv head h serves query heads h·n_rep … h·n_rep+n_rep−1, MiniMind's repeat_kv grouping.
   auto out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal_keys(k.size(1), past),
                        dropout_, is_training());
-  out = wo(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+  out = project(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}), wo->weight);
   return apply_dropout(out, dropout_, is_training());
 }
 
@@ -121,7 +123,7 @@ SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden_dim, double dropout) : dropou
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
-  auto out = w2(silu_gate(side_by_side(x, {w1->weight, w3->weight})));
+  auto out = project(silu_gate(side_by_side(x, {w1->weight, w3->weight})), w2->weight);
   return apply_dropout(out, dropout_, is_training());
 }
 
@@ -132,6 +134,6 @@ TiedEmbeddingImpl::TiedEmbeddingImpl(int64_t vocab_size, int64_t dim) {
 
 torch::Tensor TiedEmbeddingImpl::embed(const torch::Tensor& ids) { return F::embedding(ids, weight); }
 
-torch::Tensor TiedEmbeddingImpl::logits(const torch::Tensor& h) { return F::linear(h, weight); }
+torch::Tensor TiedEmbeddingImpl::logits(const torch::Tensor& h) { return project(h, weight); }
 
 }  // namespace xlhost::sdk

@@ -1,0 +1,56 @@
+// sdk::project (x·wᵀ, the layers' products; oneDNN for float32 on the CPU) against ATen's
+// F::linear: output and both gradients, for a batch of sequences, a non-contiguous input and
+// one row; under bfloat16 autocast it is F::linear itself.
+#include <gtest/gtest.h>
+
+#include <ATen/autocast_mode.h>
+
+#include "xlhost/sdk/linear.hpp"
+
+using namespace xlhost;
+namespace F = torch::nn::functional;
+
+namespace {
+
+struct Result {
+  torch::Tensor out, dx, dw;
+};
+
+template <typename Fn>
+Result run(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& grad, Fn f) {
+  auto xi = x.detach().requires_grad_(true), wi = w.detach().requires_grad_(true);
+  auto out = f(xi, wi);
+  out.backward(grad);
+  return {out.detach(), xi.grad(), wi.grad()};
+}
+
+}  // namespace
+
+TEST(Project, MatchesLinearWithGradients) {
+  torch::manual_seed(21);
+  const auto w = torch::randn({33, 48});
+  for (const auto& x : {torch::randn({3, 70, 48}), torch::randn({48, 70}).t(), torch::randn({1, 48})}) {
+    auto shape = x.sizes().vec();
+    shape.back() = 33;
+    const auto grad = torch::randn(shape);
+    const auto got = run(x, w, grad, [](auto a, auto b) { return sdk::project(a, b); });
+    const auto want = run(x, w, grad, [](auto a, auto b) { return F::linear(a, b); });
+    const std::string what = "x " + c10::str(x.sizes());
+    ASSERT_EQ(got.out.sizes(), want.out.sizes()) << what;
+    EXPECT_TRUE(torch::allclose(got.out, want.out, 1e-5, 1e-5)) << what;
+    EXPECT_TRUE(torch::allclose(got.dx, want.dx, 1e-5, 1e-5)) << what;
+    EXPECT_TRUE(torch::allclose(got.dw, want.dw, 1e-5, 1e-5)) << what;
+  }
+}
+
+TEST(Project, UnderAutocastIsLinear) {
+  torch::manual_seed(22);
+  const auto x = torch::randn({70, 48}), w = torch::randn({33, 48});
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  const auto got = sdk::project(x, w), want = F::linear(x, w);
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  at::autocast::clear_cache();
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(got, want));
+}
