@@ -8,6 +8,7 @@
 #include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/dropout.hpp"
 #include "xlhost/sdk/fused_ops.hpp"
+#include "xlhost/sdk/linear.hpp"
 
 namespace xlhost::sdk {
 
@@ -90,8 +91,8 @@ std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& q
                                                           const torch::Tensor& keys2, int64_t k) {
   const int64_t half = keys1.size(1), num_keys = keys1.size(0);
   k = std::min(k, num_keys);
-  auto s1 = torch::matmul(query.slice(-1, 0, half), keys1.t());  // [..., √N]
-  auto s2 = torch::matmul(query.slice(-1, half, 2 * half), keys2.t());
+  auto s1 = project(query.slice(-1, 0, half), keys1);  // [..., √N]
+  auto s2 = project(query.slice(-1, half, 2 * half), keys2);
   auto [top1, idx1] = s1.topk(k, -1);
   auto [top2, idx2] = s2.topk(k, -1);
   auto combined = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);  // [..., k²]
@@ -101,7 +102,7 @@ std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& q
 }
 
 std::pair<torch::Tensor, torch::Tensor> ProductKeyGateImpl::forward(const torch::Tensor& x, int64_t k) {
-  auto [scores, indices] = product_key_top_k(gate_proj(x), keys[0], keys[1], k);
+  auto [scores, indices] = product_key_top_k(project(x, gate_proj->weight), keys[0], keys[1], k);
   scores = scores.softmax(-1);
   scores = apply_dropout(scores, dropout_, is_training());
   return {indices, scores};
@@ -165,12 +166,14 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const Me
   // each distinct row is projected once, not once per read (8 times fewer rows at the
   // quickstart memory model's shape).
   auto keys_values = [&](int64_t i) {
-    return heads(append_rows(F::linear(q, w[i]), F::linear(memories.embedded, w[i]), memories.index.reshape({B, T * S}),
+    return heads(append_rows(project(q, w[i]), project(memories.embedded, w[i]), memories.index.reshape({B, T * S}),
                              weights.defined() ? weights.reshape({B, T * S}) : weights, b[i]));
   };
-  auto out = sdk::attention(heads(F::linear(q, w[0], b[0])), keys_values(1), keys_values(2), seen, options.dropout(),
+  auto out = sdk::attention(heads(project(q, w[0]) + b[0]), keys_values(1), keys_values(2), seen, options.dropout(),
                             is_training());
-  out = apply_dropout(attention->out_proj(out.transpose(1, 2).reshape({B, T, D})), output_dropout_, is_training());
+  const auto& out_proj = attention->out_proj;
+  out = project(out.transpose(1, 2).reshape({B, T, D}), out_proj->weight) + out_proj->bias;
+  out = apply_dropout(out, output_dropout_, is_training());
   return norm(q + out);
 }
 
