@@ -43,6 +43,15 @@ TEST(Project, MatchesLinearWithGradients) {
   }
 }
 
+// A loss that sums the output hands back an expanded gradient (stride 0).
+TEST(Project, TakesAnExpandedGradient) {
+  torch::manual_seed(23);
+  const auto x = torch::randn({70, 48}), w = torch::randn({33, 48});
+  const auto got = run(x, w, torch::ones({1, 1}).expand({70, 33}), [](auto a, auto b) { return sdk::project(a, b); });
+  EXPECT_TRUE(torch::allclose(got.dx, torch::ones({70, 33}).mm(w), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(got.dw, torch::ones({33, 70}).mm(x), 1e-5, 1e-5));
+}
+
 TEST(Project, UnderAutocastIsLinear) {
   torch::manual_seed(22);
   const auto x = torch::randn({70, 48}), w = torch::randn({33, 48});

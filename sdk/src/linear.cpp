@@ -34,7 +34,7 @@ struct Linear : torch::autograd::Function<Linear> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto& g = grads[0];
+    const auto g = grads[0].contiguous();  // oneDNN takes strides, not the 0 of an expanded gradient
     torch::Tensor dx, dw;
     if (ctx->needs_input_grad(0)) dx = onednn_mm(g, saved[1]);
     if (ctx->needs_input_grad(1)) dw = onednn_mm(g.t(), saved[0]);
