@@ -67,18 +67,6 @@ torch::Tensor aten_attention(const torch::Tensor& q, const torch::Tensor& k, con
   return torch::matmul(apply_dropout(weights, p, training), gqa ? v.repeat_interleave(rep, 1) : v);
 }
 
-// bfloat16 and half (autocast's projections) run the float32 kernel on float32 copies where
-// its working set per (sequence, KV head) in the backward, the head's keys and values, their
-// gradients and a 64-query block's two score rows per key, (4·d + 128)·S floats, stays within
-// 4 MiB. There it beat SDPA's reduced-precision CPU kernels, which accumulate in float32 too
-// and, with a mask or dropout, run as separate operators (quickstart model's step 1.6x, 26M
-// baseline's 1.5x); beyond, the kernel's blocks leave the cache and ATen's bfloat16 matrix
-// products win (model_memory at 1.4.8's width, d 64: faster with 2,560 keys, slower with 4,608
-// and 8,704; a 2-core AMD EPYC Zen 5).
-bool fits_in_cache_widened(const torch::Tensor& k) {
-  return (4 * k.size(3) + 128) * k.size(2) * static_cast<int64_t>(sizeof(float)) <= (int64_t{4} << 20);
-}
-
 }  // namespace
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const Visibility& seen,
@@ -86,10 +74,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   check(seen, k.size(2));
   if (!(p >= 0 && p < 1)) throw std::invalid_argument("attention: dropout " + std::to_string(p) + " is not in [0, 1)");
   if (!training) p = 0;
-  if (cpu_attention_applies(q, k, v) && (q.scalar_type() == torch::kFloat32 || fits_in_cache_widened(k))) {
-    auto wide = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };  // float32: t itself
-    return cpu_attention(wide(q), wide(k), wide(v), seen, p).to(q.scalar_type());
-  }
+  if (cpu_attention_applies(q, k, v)) return cpu_attention(q, k, v, seen, p);
   return aten_attention(q, k, v, seen, p, training);
 }
 

@@ -385,12 +385,15 @@ bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const
     const auto type = t.scalar_type();
     return t.is_cpu() && t.dim() == 4 && (type == torch::kFloat32 || type == torch::kBFloat16 || type == torch::kHalf);
   };
-  return fits(q) && fits(k) && fits(v) && q.size(1) % k.size(1) == 0 && k.size(2) == v.size(2);
+  if (!(fits(q) && fits(k) && fits(v) && q.size(1) % k.size(1) == 0 && k.size(2) == v.size(2))) return false;
+  const int64_t working_set = (4 * k.size(3) + 2 * kQueryBlock) * k.size(2) * static_cast<int64_t>(sizeof(float));
+  return q.scalar_type() == torch::kFloat32 || working_set <= (int64_t{4} << 20);
 }
 
 torch::Tensor cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const Visibility& seen, double p) {
-  return Attention::apply(q, k, v, seen, p);
+  auto wide = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };  // float32: t itself
+  return Attention::apply(wide(q), wide(k), wide(v), seen, p).to(q.scalar_type());
 }
 
 }  // namespace xlhost::sdk

@@ -16,11 +16,20 @@
 
 namespace xlhost::sdk {
 
-// q [B, H, T, d], k and v [B, Hkv, S, d] float32, bfloat16 or half on the CPU, H a multiple of Hkv.
+// q [B, H, T, d], k and v [B, Hkv, S, d] on the CPU, H a multiple of Hkv, in float32, or in
+// bfloat16 or half (autocast's projections) where the kernel's working set per (sequence, KV
+// head) in the backward, the head's keys and values, their gradients and a query block's two
+// score rows per key, (4·d + 2·64)·S floats, stays within 4 MiB. There it beat SDPA's
+// reduced-precision CPU kernels, which accumulate in float32 too and, with a mask or dropout,
+// run as separate operators (quickstart model's step 1.6x, 26M baseline's 1.5x); beyond, the
+// kernel's blocks leave the cache and ATen's bfloat16 matrix products win (model_memory at
+// 1.4.8's width, d 64: faster with 2,560 keys, slower with 4,608 and 8,704; a 2-core AMD EPYC
+// Zen 5).
 bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
-// attention() for those, widened to float32, `seen` checked, dropout p (0: none) drawn as
-// apply_dropout would for the weights [B, H, T, S].
+// attention() for those, computed on float32 copies (of bfloat16 and half inputs; the result in
+// q's dtype), `seen` checked, dropout p (0: none) drawn as apply_dropout would for the weights
+// [B, H, T, S].
 torch::Tensor cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const Visibility& seen, double p);
 
