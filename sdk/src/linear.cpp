@@ -44,8 +44,8 @@ struct Linear : torch::autograd::Function<Linear> {
 
 bool on_onednn(const torch::Tensor& x, const torch::Tensor& w) {
   auto fits = [](const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat32; };
-  return fits(x) && fits(w) && w.dim() == 2 && x.dim() >= 1 && at::hasMKLDNN() &&
-         !at::autocast::is_autocast_enabled(at::kCPU);
+  return fits(x) && fits(w) && w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() > 0 &&
+         at::hasMKLDNN() && !at::autocast::is_autocast_enabled(at::kCPU);
 }
 #endif
 
@@ -53,7 +53,7 @@ bool on_onednn(const torch::Tensor& x, const torch::Tensor& w) {
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w) {
 #if AT_MKLDNN_ENABLED()
-  if (on_onednn(x, w) && x.size(-1) == w.size(1) && x.numel() > 0) {
+  if (on_onednn(x, w)) {
     auto shape = x.sizes().vec();
     shape.back() = w.size(0);
     return Linear::apply(x.reshape({-1, x.size(-1)}), w).view(shape);
