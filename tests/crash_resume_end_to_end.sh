@@ -60,8 +60,10 @@ kill_loop termed TERM 8 10
 # (before this, anything under ~0.6 s died of the signal: exit 143). Each delay counts from
 # the moment the process is seen to run the launcher (or already the host); the shortest is 2 ms, well past the
 # ~0.2 ms a statically linked program needs to reach main().
+# The step budget keeps a run from ending before the last signal (150 steps could end within
+# 800 ms once the layers' products ran on oneDNN).
 for ms in 2 3 5 10 20 50 100 200 300 450 600 800; do
-  "${command[@]}" --set experiment.id=early --overwrite >>early.log 2>&1 &
+  "${command[@]}" --set experiment.id=early --set train.max_steps=100000 --overwrite >>early.log 2>&1 &
   pid=$!
   until [[ /proc/$pid/exe -ef $xlhost || /proc/$pid/exe -ef $xlhost-host || ! -e /proc/$pid ]]; do :; done
   sleep "0.$(printf %03d "$ms")"
