@@ -211,32 +211,34 @@ XLHOST_CPU_VARIANTS void append_rows_forward(const AppendShape& a, const float* 
   }
 }
 
-// Columns [c0, c1) of the rows' gradient: every read's gradient times its weight, added to its
-// row in read order (as index_add sums). `scaled` holds c1 − c0 floats.
-XLHOST_CPU_VARIANTS void add_reads(const AppendShape& a, const float* __restrict grad, const int64_t* __restrict index,
-                                   const float* __restrict weights, float* __restrict grad_rows,
-                                   float* __restrict scaled, int64_t c0, int64_t c1) {
+// Columns [c0, c1) of the gradients, in one pass over the output's gradient: the bias's (every
+// row's gradient summed in order); the rows' (every read's gradient times its weight, added to
+// its row in read order); and each read's product with its row summed over these columns into
+// dots (null: unweighted, no weight gradient). `scaled` holds c1 − c0 floats.
+XLHOST_CPU_VARIANTS void append_rows_grads(const AppendShape& a, const float* __restrict grad,
+                                           const float* __restrict rows, const int64_t* __restrict index,
+                                           const float* __restrict weights, float* __restrict grad_rows,
+                                           float* __restrict grad_bias, float* __restrict dots,
+                                           float* __restrict scaled, int64_t c0, int64_t c1) {
+  const int64_t n = c1 - c0;
+  std::fill(grad_bias + c0, grad_bias + c1, 0.0f);
   for (int64_t s = 0; s < a.B; ++s)
-    for (int64_t j = 0; j < a.N; ++j) {
-      const int64_t n = s * a.N + j;
-      const float* g = grad + a.out_row(s, a.T + j) + c0;
-      const float w = weights == nullptr ? 1.0f : weights[n];
-      float* dst = grad_rows + index[n] * a.D + c0;
-      for (int64_t c = 0; c < c1 - c0; ++c) scaled[c] = g[c] * w;
-      for (int64_t c = 0; c < c1 - c0; ++c) dst[c] += scaled[c];
+    for (int64_t j = 0; j < a.T + a.N; ++j) {
+      const float* g = grad + a.out_row(s, j) + c0;
+      for (int64_t c = 0; c < n; ++c) grad_bias[c0 + c] += g[c];
+      if (j < a.T) continue;
+      const int64_t r = s * a.N + j - a.T;
+      const float w = weights == nullptr ? 1.0f : weights[r];
+      float* dst = grad_rows + index[r] * a.D + c0;
+      for (int64_t c = 0; c < n; ++c) scaled[c] = g[c] * w;
+      for (int64_t c = 0; c < n; ++c) dst[c] += scaled[c];
+      if (dots != nullptr) dots[r] = dot(g, rows + index[r] * a.D + c0, n);
     }
 }
 
-// Reads [first, last): each read's gradient times its row, elementwise (the weight's gradient
-// is their sum).
-XLHOST_CPU_VARIANTS void read_products(const AppendShape& a, const float* __restrict grad,
-                                       const float* __restrict rows, const int64_t* __restrict index,
-                                       float* __restrict products, int64_t first, int64_t last) {
-  for (int64_t n = first; n < last; ++n) {
-    const float *g = grad + a.out_row(n / a.N, a.T + n % a.N), *row = rows + index[n] * a.D;
-    for (int64_t c = 0; c < a.D; ++c) products[n * a.D + c] = g[c] * row[c];
-  }
-}
+// Columns the backward gives each task: a fixed split, so that a weight's gradient (the sum of
+// its columns' partial sums, in column order) does not depend on the thread count.
+constexpr int64_t kGradColumns = 64;
 
 struct AppendRowsFunction : torch::autograd::Function<AppendRowsFunction> {
   // own, rows and bias float32; index [B, N]; weights float32 [B, N] or empty (none: autograd
@@ -262,32 +264,35 @@ struct AppendRowsFunction : torch::autograd::Function<AppendRowsFunction> {
     return out;
   }
 
-  // The composition's gradients, each with its roundings: own's is the gradient's first T
-  // rows; bias's the gradient summed to [D] (ATen's sum, as autograd reduces a broadcast);
-  // a row's is Σ over its reads, in read order, of the read's gradient times its weight (as
-  // index_add sums); a weight's ATen's sum over D of the read's gradient times the row.
+  // One pass over the output's gradient (it and the read's products were three passes and a
+  // [B, N, D] copy, each over 5 MiB a layer at the quickstart memory model's shape: the passes
+  // cost their memory traffic). Own rows' gradient: the first T rows, a view.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &r = saved[0], &idx = saved[1], &w = saved[2], &bias = saved[3];
     auto g = grads[0].contiguous();
     const AppendShape a{g.size(0), ctx->saved_data["T"].toInt(), idx.size(1), g.size(2)};
-    const float *pg = g.const_data_ptr<float>(), *pw = w.numel() > 0 ? w.const_data_ptr<float>() : nullptr;
-    const int64_t* pi = idx.const_data_ptr<int64_t>();
-    auto grad_rows = torch::zeros_like(r);
-    at::parallel_for(0, a.D, 16, [&](int64_t c0, int64_t c1) {  // columns apart: no two threads add to one float
-      std::vector<float> scaled(c1 - c0);
-      add_reads(a, pg, pi, pw, grad_rows.mutable_data_ptr<float>(), scaled.data(), c0, c1);
+    const bool weighted = w.numel() > 0;
+    const int64_t chunks = (a.D + kGradColumns - 1) / kGradColumns;
+    auto grad_rows = torch::zeros_like(r), grad_bias = torch::empty({a.D}, g.options());
+    auto dots = torch::empty({weighted ? chunks : 0, a.B * a.N}, g.options());
+    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+      std::vector<float> scaled(kGradColumns);
+      for (int64_t chunk = first; chunk < last; ++chunk)
+        append_rows_grads(a, g.const_data_ptr<float>(), r.const_data_ptr<float>(), idx.const_data_ptr<int64_t>(),
+                          weighted ? w.const_data_ptr<float>() : nullptr, grad_rows.mutable_data_ptr<float>(),
+                          grad_bias.mutable_data_ptr<float>(),
+                          weighted ? dots.mutable_data_ptr<float>() + chunk * a.B * a.N : nullptr, scaled.data(),
+                          chunk * kGradColumns, std::min(a.D, (chunk + 1) * kGradColumns));
     });
     torch::Tensor grad_weights;
-    if (pw) {
-      auto products = torch::empty({a.B, a.N, a.D}, g.options());
-      at::parallel_for(0, a.B * a.N, 16, [&](int64_t first, int64_t last) {
-        read_products(a, pg, r.const_data_ptr<float>(), pi, products.mutable_data_ptr<float>(), first, last);
-      });
-      grad_weights = at::sum_to(products, c10::IntArrayRef{a.B, a.N, 1}).view({a.B, a.N});
+    if (weighted) {
+      grad_weights = dots[0].clone();
+      for (int64_t chunk = 1; chunk < chunks; ++chunk) grad_weights += dots[chunk];
+      grad_weights = grad_weights.view({a.B, a.N});
     }
-    return {g.narrow(1, 0, a.T), grad_rows, torch::Tensor(), grad_weights, at::sum_to(g, bias.sizes())};
+    return {g.narrow(1, 0, a.T), grad_rows, torch::Tensor(), grad_weights, grad_bias.view(bias.sizes())};
   }
 };
 

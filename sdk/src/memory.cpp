@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "memory_kernels.hpp"
 #include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/dropout.hpp"
 #include "xlhost/sdk/fused_ops.hpp"
@@ -63,10 +64,14 @@ MemoryRows embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& ind
   // The quickstart memory model's 8,192 reads a layer touch at most its 1,024 rows; averaged
   // per read, embedding_bag's backward (a sort of every token read) was the largest cost of
   // its step after the matmuls.
-  auto [distinct, inverse] = at::_unique(indices.reshape({-1}), /*sorted=*/false, /*return_inverse=*/true);
+  auto [distinct, inverse] = indices.is_cpu() && indices.scalar_type() == torch::kInt64
+                                ? cpu_distinct_rows(indices, bank.size(0))
+                                : at::_unique(indices.reshape({-1}), /*sorted=*/false, /*return_inverse=*/true);
   // embedding_bag averages without materialising the [U, Lk, D] gather (Lk times less memory).
-  auto embedded = F::embedding_bag(bank.index_select(0, distinct), embedding_weight,
-                                   F::EmbeddingBagFuncOptions().mode(torch::kMean));
+  auto tokens = bank.index_select(0, distinct);
+  auto embedded = cpu_bag_mean_applies(tokens, embedding_weight)
+                      ? cpu_bag_mean(tokens, embedding_weight)
+                      : F::embedding_bag(tokens, embedding_weight, F::EmbeddingBagFuncOptions().mode(torch::kMean));
   return {embedded, inverse.view(indices.sizes())};
 }
 
@@ -93,6 +98,13 @@ std::pair<torch::Tensor, torch::Tensor> product_key_top_k(const torch::Tensor& q
   k = std::min(k, num_keys);
   auto s1 = project(query.slice(-1, 0, half), keys1);  // [..., √N]
   auto s2 = project(query.slice(-1, half, 2 * half), keys2);
+  auto rows1 = s1.reshape({-1, num_keys}), rows2 = s2.reshape({-1, num_keys});
+  if (cpu_product_keys_apply(rows1, rows2)) {
+    auto [scores, rows] = cpu_product_key_top_k(rows1, rows2, k);
+    auto shape = s1.sizes().vec();
+    shape.back() = k;
+    return {scores.view(shape), rows.view(shape)};
+  }
   auto [top1, idx1] = s1.topk(k, -1);
   auto [top2, idx2] = s2.topk(k, -1);
   auto combined = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2);  // [..., k²]

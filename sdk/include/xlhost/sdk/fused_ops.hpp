@@ -34,8 +34,10 @@ torch::Tensor silu_gate(const torch::Tensor& gate_up);
 // (or values) followed by those of the memory rows it read, each distinct row projected once.
 // Composed from ATen ops these are a gather, a multiply, a concatenation and an add forward,
 // each a pass over [B, T + N, D], and about twice that backward; on the CPU in float32 they
-// are one pass forward and two back, with the composition's roundings (the same numbers to
-// the bit).
+// are one pass each way. Forward, the composition's roundings (the same numbers to the bit);
+// backward, its own order of summation (the bias's over rows in order, a weight's over fixed
+// blocks of 64 columns), the same for any thread count, within float rounding of the
+// composition's.
 torch::Tensor append_rows(const torch::Tensor& own, const torch::Tensor& rows, const torch::Tensor& index,
                           const torch::Tensor& weights, const torch::Tensor& bias);
 
