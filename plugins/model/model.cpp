@@ -5,6 +5,7 @@
 // retrieval_pooling=sequence_mean reproduces the group's code, whose query averages over
 // the whole sequence (every position sees the future); causal_prefix_mean retrieves per
 // position from the prefix only. Built with XLHOST_MODEL_NO_FEED it has no feed-forward.
+#include <xlhost/sdk/attention.hpp>
 #include <xlhost/sdk/layers.hpp>
 #include <xlhost/sdk/memory.hpp>
 #include <xlhost/sdk/plugin.hpp>
@@ -89,6 +90,14 @@ class MemoryCrossAttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory) {
     const int64_t B = x.size(0), T = x.size(1), D = x.size(2), Tm = memory.size(1), Lk = memory.size(2);
     const int64_t d = D / heads_;
+    if (Tm == 1) {
+      // One row for the sequence: its T queries attend to the same Lk keys, one attention call.
+      // (Broadcast through matmul, as the per-position case below, the keys were expanded to
+      // [B, T, H, Lk, d] and their gradients summed back: a third of `model`'s training step.)
+      auto heads = [&](const torch::Tensor& t) { return t.view({B, -1, heads_, d}).transpose(1, 2); };
+      auto out = attention(heads(to_q(x)), heads(to_k(memory)), heads(to_v(memory)), all_keys(Lk), 0.0, is_training());
+      return to_out(out.transpose(1, 2).reshape({B, T, D}));
+    }
     auto q = to_q(x).view({B, T, heads_, 1, d});
     auto k = to_k(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);  // [B,Tm,H,Lk,d]
     auto v = to_v(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);
