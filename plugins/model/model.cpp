@@ -7,6 +7,7 @@
 // position from the prefix only. Built with XLHOST_MODEL_NO_FEED it has no feed-forward.
 #include <xlhost/sdk/attention.hpp>
 #include <xlhost/sdk/layers.hpp>
+#include <xlhost/sdk/linear.hpp>
 #include <xlhost/sdk/memory.hpp>
 #include <xlhost/sdk/plugin.hpp>
 
@@ -39,13 +40,14 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
                             torch::full({c.get_int("knowledge_num"), c.get_int("knowledge_length")}, pad_id, torch::kInt64));
   }
 
-  // pooled [..., D] → the best entry's token embeddings [..., Lk, D]. Product-key top-k,
+  // pooled [..., D] → the best entry's tokens [..., Lk]. Product-key top-k,
   // then the candidate whose mean token embedding is most cosine-similar to the pooled
   // query. Neither step is differentiable: with selection=faithful, to_queries and keys get
   // no gradient (as in the group's code); score_weighted scales the memory by the chosen
   // candidate's softmax weight among the k, the path by which they learn.
   struct Found {
-    torch::Tensor memory;       // [..., Lk, D]
+    torch::Tensor tokens;       // [..., Lk]: the chosen row's token ids
+    torch::Tensor scale;        // [..., 1]: what its memory is scaled by (score_weighted: weight; else undefined)
     torch::Tensor row, weight;  // [..., 1]: the chosen row, and its softmax weight among the k
     torch::Tensor query;        // the pooled query it was found with
   };
@@ -59,10 +61,9 @@ class KnowledgeDatasetImpl : public torch::nn::Module {
     auto best = candidates.gather(-1, chosen).squeeze(-1);
     auto shape = best.sizes().vec();
     shape.push_back(table.size(1));
-    auto memory = F::embedding(table.index_select(0, best.reshape({-1})).view(shape), embedding);  // [..., Lk, D]
+    auto tokens = table.index_select(0, best.reshape({-1})).view(shape);
     auto weight = scores.softmax(-1).gather(-1, chosen);  // [..., 1]
-    if (score_weighted_) memory = memory * weight.unsqueeze(-1).to(memory.scalar_type());
-    return {memory, best.unsqueeze(-1), weight, pooled};
+    return {tokens, score_weighted_ ? weight : torch::Tensor(), best.unsqueeze(-1), weight, pooled};
   }
 
   torch::nn::Linear to_queries{nullptr};
@@ -85,24 +86,31 @@ class MemoryCrossAttentionImpl : public torch::nn::Module {
     to_v = register_module("to_v", linear());
     to_out = register_module("to_out", linear());
   }
-  // x [B,T,D]; memory [B,T,Lk,D] (one row per position) or [B,1,Lk,D] (one row for the
-  // whole sequence, broadcast) → [B,T,D]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory) {
-    const int64_t B = x.size(0), T = x.size(1), D = x.size(2), Tm = memory.size(1), Lk = memory.size(2);
+  // x [B,T,D]; tokens [B,T,Lk] (one row per position) or [B,1,Lk] (one row for the whole
+  // sequence, broadcast), embedded with `embedding` and scaled by scale [B,T or 1,1] (undefined:
+  // 1) → [B,T,D]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& scale,
+                        const torch::Tensor& embedding) {
+    const int64_t B = x.size(0), T = x.size(1), D = x.size(2), Tm = tokens.size(1), Lk = tokens.size(2);
     const int64_t d = D / heads_;
-    if (Tm == 1) {
-      // One row for the sequence: its T queries attend to the same Lk keys, one attention call.
-      // (Broadcast through matmul, as the per-position case below, the keys were expanded to
-      // [B, T, H, Lk, d] and their gradients summed back: a third of `model`'s training step.)
-      auto heads = [&](const torch::Tensor& t) { return t.view({B, -1, heads_, d}).transpose(1, 2); };
-      auto out = attention(heads(to_q(x)), heads(to_k(memory)), heads(to_v(memory)), all_keys(Lk), 0.0, is_training());
-      return to_out(out.transpose(1, 2).reshape({B, T, D}));
-    }
-    auto q = to_q(x).view({B, T, heads_, 1, d});
-    auto k = to_k(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);  // [B,Tm,H,Lk,d]
-    auto v = to_v(memory).view({B, Tm, Lk, heads_, d}).transpose(2, 3);
-    auto weights = (torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d))).softmax(-1);
-    return to_out(torch::matmul(weights, v).reshape({B, T, D}));
+    // The keys and values of the memory's tokens, W·(s·e) = s·(W·e): where the rows hold more
+    // tokens than the vocabulary has entries (a row per position) each projection runs once over
+    // the embedding table and is gathered — over the B·T·Lk tokens it was two thirds of
+    // causal_prefix_mean's step — and otherwise over the tokens' embeddings.
+    auto keys_values = [&](torch::nn::Linear& to) {
+      auto kv = tokens.numel() > embedding.size(0) ? F::embedding(tokens, project(embedding, to->weight))
+                                                   : project(F::embedding(tokens, embedding), to->weight);
+      return scale.defined() ? kv * scale.unsqueeze(-1).to(kv.scalar_type()) : kv;  // [B,Tm,Lk,D]
+    };
+    // One attention call: a sequence's T queries over its row's Lk keys, or each position's one
+    // query over its own row's. (Through matmul, the one row was broadcast to [B, T, H, Lk, d]
+    // and its gradient summed back, and a row per position copied for the batched products: a
+    // third and a quarter of the step.)
+    const int64_t batch = Tm == 1 ? B : B * T, queries = Tm == 1 ? T : 1;
+    auto heads = [&](const torch::Tensor& t, int64_t n) { return t.reshape({batch, n, heads_, d}).transpose(1, 2); };
+    auto out = attention(heads(project(x, to_q->weight), queries), heads(keys_values(to_k), Lk),
+                         heads(keys_values(to_v), Lk), all_keys(Lk), 0.0, is_training());
+    return project(out.transpose(1, 2).reshape({B, T, D}), to_out->weight);
   }
   torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr}, to_out{nullptr};
 
@@ -140,7 +148,7 @@ class BlockImpl : public torch::nn::Module {
       pooled = a.mean(1, /*keepdim=*/true);  // [B,1,D]: the whole sequence, future included
     }
     auto found = knowledge->search(pooled, embedding);  // memory [B,T or 1,Lk,D]
-    auto h = memory_off ? x : x + cross_attention(a, found.memory);  // the raw attention output is not added (group's code)
+    auto h = memory_off ? x : x + cross_attention(a, found.tokens, found.scale, embedding);  // the raw attention output is not added (group's code)
     return {kFeedForward ? h + feed_forward(ffn_norm(h)) : h, found};
   }
 
