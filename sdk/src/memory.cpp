@@ -198,7 +198,7 @@ GatedFusionImpl::GatedFusionImpl(int64_t dim, int64_t memory_width, double dropo
 
 torch::Tensor GatedFusionImpl::forward(const torch::Tensor& q, const torch::Tensor& memory) {
   auto z = torch::cat({q, memory}, -1);
-  auto out = down(F::silu(gate(z)) * up(z));
+  auto out = project(F::silu(project(z, gate->weight)) * project(z, up->weight), down->weight);
   return apply_dropout(out, dropout_, is_training());
 }
 
