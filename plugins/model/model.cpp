@@ -147,7 +147,7 @@ class BlockImpl : public torch::nn::Module {
     } else {
       pooled = a.mean(1, /*keepdim=*/true);  // [B,1,D]: the whole sequence, future included
     }
-    auto found = knowledge->search(pooled, embedding);  // memory [B,T or 1,Lk,D]
+    auto found = knowledge->search(pooled, embedding);  // tokens [B,T or 1,Lk]
     auto h = memory_off ? x : x + cross_attention(a, found.tokens, found.scale, embedding);  // the raw attention output is not added (group's code)
     return {kFeedForward ? h + feed_forward(ffn_norm(h)) : h, found};
   }

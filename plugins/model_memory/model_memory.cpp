@@ -62,9 +62,10 @@ class MemoryBlockImpl : public torch::nn::Module {
     }
     // Each candidate's memory is m = s·e, e its row's mean token embedding and s its gate score
     // (1 unweighted), so the cosine similarity, the normalised Gram matrix and the mix are the
-    // rows' products scaled per candidate: s·⟨x, e⟩ / max(s·|e|, ε). One gather of the rows
-    // serves all three; composed over the [B, T, C, D] memories (as the 1.4.10 code writes it)
-    // they were about ten passes each way over 17 MB a layer at 16 x 128.
+    // rows' products scaled per candidate: cos(x, m) = ⟨x̂, e⟩·s / max(s·|e|, ε) with
+    // x̂ = x / max(|x|, ε), and the Gram matrix likewise. One gather of the rows serves all three;
+    // composed over the [B, T, C, D] memories (as the 1.4.10 code writes it) they were about ten
+    // passes each way over 17 MB a layer at 16 x 128.
     const int64_t B = q.size(0), T = q.size(1), C = indices.size(-1), D = q.size(-1);
     auto e = rows.per_read().view({B * T, C, D});
     auto s = weights.defined() ? weights : torch::ones({B, T, C}, rows.embedded.options());
