@@ -70,6 +70,8 @@ struct BlockKeys {
     KeyPrefix keys;
     int64_t columns, offset;  // keys multiplied; where they start in a score row
     int64_t seen_by(int64_t t) const { return keys.seen_by(t); }
+    // The row loops' length: t's keys rounded up to sixteens in the columns (GCC's remainders are scalar)
+    int64_t padded_by(int64_t t) const { return std::min((seen_by(t) + 15) / 16 * 16, columns); }
   };
   BlockKeys(const Visibility& seen, int64_t last_query) {  // seen checked by attention(): no count below 0
     for (const auto& r : seen) {
@@ -168,21 +170,20 @@ XLHOST_CPU_VARIANTS float softmax_row(float* s, const BlockKeys& block, int64_t 
   max *= scale;
   for (const auto& r : block.ranges) {
     float* x = s + r.offset;
-    const int64_t seen = r.seen_by(t);
-    for (int64_t j = 0; j < seen; ++j) x[j] = exp_nonpositive(scale * x[j] - max);
-    sum += reduce_in_lanes(seen, 0.0f, [x](int64_t j) { return x[j]; }, [](float a, float b) { return a + b; });
+    for (int64_t j = 0; j < r.padded_by(t); ++j) x[j] = exp_nonpositive(scale * x[j] - max);
+    sum += reduce_in_lanes(r.seen_by(t), 0.0f, [x](int64_t j) { return x[j]; }, [](float a, float b) { return a + b; });
   }
   const float inv = 1.0f / sum;
   for (const auto& r : block.ranges) {
     float* x = s + r.offset;
-    const int64_t seen = r.seen_by(t);
+    const int64_t padded = r.padded_by(t);
     if (factor != nullptr) {
       const float* f = factor + r.offset;
-      for (int64_t j = 0; j < seen; ++j) x[j] *= inv * f[j];
+      for (int64_t j = 0; j < padded; ++j) x[j] *= inv * f[j];
     } else {
-      for (int64_t j = 0; j < seen; ++j) x[j] *= inv;
+      for (int64_t j = 0; j < padded; ++j) x[j] *= inv;
     }
-    std::fill(x + seen, x + r.columns, 0.0f);
+    std::fill(x + r.seen_by(t), x + r.columns, 0.0f);
   }
   return max + std::log(sum);
 }
@@ -194,16 +195,16 @@ XLHOST_CPU_VARIANTS void softmax_grad_row(float* s, float* dp, const BlockKeys& 
                                           float lse, float d_row, const float* factor) {
   for (const auto& r : block.ranges) {
     float *x = s + r.offset, *g = dp + r.offset;
-    const int64_t seen = r.seen_by(t);
+    const int64_t seen = r.seen_by(t), padded = r.padded_by(t);
     if (factor != nullptr) {
       const float* f = factor + r.offset;
-      for (int64_t j = 0; j < seen; ++j) {
+      for (int64_t j = 0; j < padded; ++j) {
         const float p = exp_nonpositive(scale * x[j] - lse);
         x[j] = p * f[j];
         g[j] = scale * p * (f[j] * g[j] - d_row);
       }
     } else {
-      for (int64_t j = 0; j < seen; ++j) {
+      for (int64_t j = 0; j < padded; ++j) {
         const float p = exp_nonpositive(scale * x[j] - lse);
         x[j] = p;
         g[j] = scale * p * (g[j] - d_row);
@@ -243,12 +244,12 @@ void release_matmul_state() { at::native::cpublas::brgemm_release(); }
 struct Dropout {
   double p;
   uint64_t key;
-  // Query t, row `row` of the [B·H·T, S] weights: the factors of the keys it sees, at their
-  // columns in `block`.
+  // Query t, row `row` of the [B·H·T, S] weights: the factors of the keys it sees (padded), at
+  // their columns in `block`.
   const float* factors(const BlockKeys& block, int64_t row, int64_t t, int64_t S, float* out) const {
     if (p == 0) return nullptr;
     for (const auto& r : block.ranges)
-      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.seen_by(t), key, p, out + r.offset);
+      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.padded_by(t), key, p, out + r.offset);
     return out;
   }
 };

@@ -34,7 +34,7 @@ inline float reduce_in_lanes(int64_t n, float init, Element element, Op op) {
 // one float ulp) over every float in [−87, 0], checked against double-precision exp.
 inline float exp_nonpositive(float x) {
   constexpr float kRound = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
-  x = std::max(x, -87.0f);
+  x = std::clamp(x, -87.0f, 88.0f);  // above 0 only where the result is discarded (padding): kept finite
   const float t = x * 1.44269504088896341f + kRound;
   const float n = t - kRound;
   const int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
