@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -87,14 +88,15 @@ struct ProductKeyFunction : torch::autograd::Function<ProductKeyFunction> {
   }
 };
 
-typedef float Float16 __attribute__((vector_size(64)));
+// Sixteen floats (not a half-precision type): one AVX-512 register, two AVX2 ones.
+typedef float Floats16 __attribute__((vector_size(64)));
 
-// y += x over n floats, sixteen at a time in a vector: left to the vectoriser, the loop that
-// calls it for each token was unrolled and jammed (-O3), two tokens at a time, one float at a time.
+// y += x over n floats, sixteen at a time in an explicit vector: as a plain loop, GCC (-O3)
+// unrolled and jammed the callers' loops over tokens and added two rows one float at a time.
 inline void add_to(float* y, const float* x, int64_t n) {
   int64_t c = 0;
   for (; c + 16 <= n; c += 16) {
-    Float16 a, b;
+    Floats16 a, b;
     std::memcpy(&a, y + c, sizeof a);
     std::memcpy(&b, x + c, sizeof b);
     a += b;
@@ -192,8 +194,7 @@ std::pair<torch::Tensor, torch::Tensor> cpu_distinct_rows(const torch::Tensor& i
 
 bool cpu_bag_mean_applies(const torch::Tensor& tokens, const torch::Tensor& weight) {
   return tokens.is_cpu() && tokens.scalar_type() == torch::kInt64 && tokens.dim() == 2 && tokens.size(1) > 0 &&
-         weight.is_cpu() &&
-         weight.scalar_type() == torch::kFloat32 && weight.dim() == 2;
+         weight.is_cpu() && weight.scalar_type() == torch::kFloat32 && weight.dim() == 2;
 }
 
 torch::Tensor cpu_bag_mean(const torch::Tensor& tokens, const torch::Tensor& weight) {
