@@ -170,7 +170,7 @@ XLHOST_CPU_VARIANTS float softmax_row(float* s, const BlockKeys& block, int64_t 
   max *= scale;
   for (const auto& r : block.ranges) {
     float* x = s + r.offset;
-    for (int64_t j = 0; j < r.padded_by(t); ++j) x[j] = exp_nonpositive(scale * x[j] - max);
+    for (int64_t j = 0, padded = r.padded_by(t); j < padded; ++j) x[j] = exp_nonpositive(scale * x[j] - max);
     sum += reduce_in_lanes(r.seen_by(t), 0.0f, [x](int64_t j) { return x[j]; }, [](float a, float b) { return a + b; });
   }
   const float inv = 1.0f / sum;

@@ -1,15 +1,34 @@
-// What the SDK's CPU kernels (dropout.cpp, fused_ops.cpp, attention_kernel.cpp) share.
+// What the SDK's CPU kernels (dropout.cpp, fused_ops.cpp, attention_kernel.cpp, memory_kernels.cpp) share.
 #pragma once
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 // A loop function compiled for AVX-512, AVX2 and the baseline; the loader picks the one the
 // CPU runs. Inline helpers it calls are compiled into each variant.
 #define XLHOST_CPU_VARIANTS __attribute__((target_clones("avx512f", "avx2", "default")))
 
 namespace xlhost::sdk {
+
+// Sixteen floats (not a half-precision type): one AVX-512 register, two AVX2 ones.
+typedef float Floats16 __attribute__((vector_size(64)));
+
+// y += x over n floats, sixteen at a time in an explicit vector: as a plain loop, GCC (-O3)
+// unrolled and jammed a caller's loop over rows (memory_kernels.cpp's over tokens) and added
+// two rows one float at a time.
+inline void add_to(float* y, const float* x, int64_t n) {
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Floats16 a, b;
+    std::memcpy(&a, y + c, sizeof a);
+    std::memcpy(&b, x + c, sizeof b);
+    a += b;
+    std::memcpy(y + c, &a, sizeof a);
+  }
+  for (; c < n; ++c) y[c] += x[c];
+}
 
 // op over element(0) … element(n−1), in 16 lanes so that GCC vectorises it without
 // reassociation flags; the order of the additions is fixed, so the result is the same on

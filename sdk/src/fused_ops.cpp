@@ -225,13 +225,13 @@ XLHOST_CPU_VARIANTS void append_rows_grads(const AppendShape& a, const float* __
   for (int64_t s = 0; s < a.B; ++s)
     for (int64_t j = 0; j < a.T + a.N; ++j) {
       const float* g = grad + a.out_row(s, j) + c0;
-      for (int64_t c = 0; c < n; ++c) grad_bias[c0 + c] += g[c];
+      add_to(grad_bias + c0, g, n);
       if (j < a.T) continue;
       const int64_t r = s * a.N + j - a.T;
       const float w = weights == nullptr ? 1.0f : weights[r];
       float* dst = grad_rows + index[r] * a.D + c0;
       for (int64_t c = 0; c < n; ++c) scaled[c] = g[c] * w;
-      for (int64_t c = 0; c < n; ++c) dst[c] += scaled[c];
+      add_to(dst, scaled, n);
       if (dots != nullptr) dots[r] = dot(g, rows + index[r] * a.D + c0, n);
     }
 }

@@ -88,23 +88,6 @@ struct ProductKeyFunction : torch::autograd::Function<ProductKeyFunction> {
   }
 };
 
-// Sixteen floats (not a half-precision type): one AVX-512 register, two AVX2 ones.
-typedef float Floats16 __attribute__((vector_size(64)));
-
-// y += x over n floats, sixteen at a time in an explicit vector: as a plain loop, GCC (-O3)
-// unrolled and jammed the callers' loops over tokens and added two rows one float at a time.
-inline void add_to(float* y, const float* x, int64_t n) {
-  int64_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    Floats16 a, b;
-    std::memcpy(&a, y + c, sizeof a);
-    std::memcpy(&b, x + c, sizeof b);
-    a += b;
-    std::memcpy(y + c, &a, sizeof a);
-  }
-  for (; c < n; ++c) y[c] += x[c];
-}
-
 // Bags [first, last): the mean of each one's L rows of weight (D floats each).
 XLHOST_CPU_VARIANTS void bag_means(const int64_t* __restrict tokens, int64_t L, const float* __restrict weight,
                                    int64_t D, float* __restrict out, int64_t first, int64_t last) {
