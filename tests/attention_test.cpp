@@ -3,8 +3,7 @@
 // against plain autograd in float64 over an explicit mask, with and without dropout.
 #include <gtest/gtest.h>
 
-#include <ATen/Parallel.h>
-
+#include "thread_count.hpp"
 #include "xlhost/sdk/attention.hpp"
 #include "xlhost/sdk/dropout.hpp"
 
@@ -264,12 +263,8 @@ TEST(Attention, ResultsDoNotDependOnTheThreadCount) {
     torch::manual_seed(7);
     return run(in, [](auto q, auto k, auto v) { return sdk::attention(q, k, v, fusion_keys(130, 2), 0.2, true); });
   };
-  const int threads = at::get_num_threads();
-  at::set_num_threads(2);
-  const auto parallel = both();
-  at::set_num_threads(1);
-  const auto serial = both();
-  at::set_num_threads(threads);
+  const auto parallel = test::on_threads(2, both);
+  const auto serial = test::on_threads(1, both);
   EXPECT_TRUE(torch::equal(parallel.out, serial.out));
   EXPECT_TRUE(torch::equal(parallel.dq, serial.dq));
   EXPECT_TRUE(torch::equal(parallel.dk, serial.dk));

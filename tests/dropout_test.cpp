@@ -2,8 +2,7 @@
 // (attention with dropout: attention_test.cpp).
 #include <gtest/gtest.h>
 
-#include <ATen/Parallel.h>
-
+#include "thread_count.hpp"
 #include "xlhost/sdk/dropout.hpp"
 
 using namespace xlhost;
@@ -37,14 +36,13 @@ TEST(Dropout, KeepsOneMinusPAndScalesByItsInverse) {
 
 TEST(Dropout, MasksFollowTheSeedNotTheThreadCount) {
   const auto x = torch::ones({4, 50000});
-  const int threads = at::get_num_threads();
   torch::manual_seed(7);
   auto first = sdk::apply_dropout(x, 0.3, true), second = sdk::apply_dropout(x, 0.3, true);
   EXPECT_FALSE(torch::equal(first, second));  // each call draws a fresh key
-  at::set_num_threads(1);
-  torch::manual_seed(7);
-  auto serial = sdk::apply_dropout(x, 0.3, true);
-  at::set_num_threads(threads);
+  auto serial = test::on_threads(1, [&] {
+    torch::manual_seed(7);
+    return sdk::apply_dropout(x, 0.3, true);
+  });
   EXPECT_TRUE(torch::equal(first, serial));
 }
 

@@ -4,10 +4,9 @@
 // float rounding and the same for one and two threads.
 #include <gtest/gtest.h>
 
-#include <ATen/Parallel.h>
-
 #include <cmath>
 
+#include "thread_count.hpp"
 #include "xlhost/sdk/fused_ops.hpp"
 
 using namespace xlhost;
@@ -76,11 +75,8 @@ TEST(FusedOps, RMSNormWeightGradientDoesNotDependOnTheThreadCount) {
   torch::manual_seed(4);
   auto x = torch::randn({1000, 48}), w = torch::randn({48}), g = torch::randn({1000, 48});
   auto f = [](auto a, auto b) { return sdk::rms_norm(a, b, 1e-6); };
-  const int threads = at::get_num_threads();
   auto parallel = run(f, x, w, g);
-  at::set_num_threads(1);
-  auto serial = run(f, x, w, g);
-  at::set_num_threads(threads);
+  auto serial = test::on_threads(1, [&] { return run(f, x, w, g); });
   EXPECT_TRUE(torch::equal(parallel.dw, serial.dw));
   EXPECT_TRUE(torch::equal(parallel.dx, serial.dx));
 }
@@ -169,19 +165,13 @@ TEST(FusedOps, AppendRowsEqualsItsComposition) {
   }
   // Wider than one block of the backward's columns (64), so that a weight's gradient sums blocks.
   auto wide = [&] {
+    torch::manual_seed(8);
     auto o = torch::randn({B, T, 150}), r = torch::randn({U, 150}).requires_grad_(true);
     auto w = weights.clone().requires_grad_(true), b = torch::randn({150}).requires_grad_(true);
     (sdk::append_rows(o, r, index, w, b) * torch::randn({B, T + N, 150})).sum().backward();
     return std::vector<torch::Tensor>{r.grad(), w.grad(), b.grad()};
   };
-  const int threads = at::get_num_threads();
-  at::set_num_threads(2);
-  torch::manual_seed(8);
-  auto two = wide();
-  at::set_num_threads(1);
-  torch::manual_seed(8);
-  auto one = wide();
-  at::set_num_threads(threads);
+  auto two = test::on_threads(2, wide), one = test::on_threads(1, wide);
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << "gradient " << i;
   auto row = torch::randn({1, 2}).requires_grad_(true);
   auto y3 = sdk::append_rows(torch::zeros({1, 1, 2}), row, torch::zeros({1, 3}, torch::kInt64), torch::ones({1, 3}),

@@ -3,12 +3,11 @@
 // and backward, and their gradients for one and two threads.
 #include <gtest/gtest.h>
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "thread_count.hpp"
 #include "xlhost/sdk/memory.hpp"
 
 using namespace xlhost;
@@ -119,11 +118,6 @@ TEST(MemoryKernels, GradientsAreTheSameForOneAndTwoThreads) {
     (scores * torch::randn({300, 4})).sum().backward();
     return std::vector<torch::Tensor>{weight.grad(), a.grad(), b.grad()};
   };
-  const int threads = at::get_num_threads();
-  at::set_num_threads(2);
-  auto two = grads();
-  at::set_num_threads(1);
-  auto one = grads();
-  at::set_num_threads(threads);
+  auto two = test::on_threads(2, grads), one = test::on_threads(1, grads);
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << "gradient " << i;
 }
