@@ -91,6 +91,17 @@ torch::Tensor fusion_mask(int64_t T, int64_t S) {
 }
 sdk::Visibility fusion_keys(int64_t T, int64_t S) { return {{0, T, 0, 1}, {T, T * S, 0, S}}; }
 
+// Five queries over 60 keys: query t sees keys 2 … 2 + t and 20 … 24; no query sees the rest,
+// whose gradients must be 0.
+torch::Tensor unseen_gaps_mask() {
+  auto visible = torch::zeros({5, 60}, torch::kBool);
+  for (int64_t t = 0; t < 5; ++t) {
+    visible[t].slice(0, 2, 3 + t).fill_(true);
+    visible[t].slice(0, 20, 25).fill_(true);
+  }
+  return visible;
+}
+
 // What apply_dropout draws for [B, H, T, S] weights after manual_seed(seed): the mask that
 // attention with the same seed uses.
 torch::Tensor keep_factors(int64_t seed, std::vector<int64_t> weights, double p) {
@@ -132,6 +143,8 @@ TEST(Attention, KeyRangesMatchTheirMask) {
        torch::ones({T, T + T * S}, torch::kBool)},
       {"5 queries after 66 cached keys", Shape{2, 4, 2, 5, 8, 71}, sdk::causal_keys(71, 66),
        torch::ones({5, 71}, torch::kBool).tril(66)},
+      {"keys no query sees (0-1, 7-19, 25-59)", Shape{2, 4, 2, 5, 8, 60}, {{2, 10, 0, 1}, {20, 30, 5, 0}},
+       unseen_gaps_mask()},
   };
   for (const auto& c : cases)
     for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {

@@ -1,26 +1,17 @@
 #include "attention_kernel.hpp"
 
 #include <ATen/Parallel.h>
-#include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "attention_blocks.hpp"
 #include "cpu_loops.hpp"
-#include "dropout_mask.hpp"
 
 namespace xlhost::sdk {
-namespace {
-
-// C (m × n, row stride ldc) = A (m × k) · B (k × n), row-major, or C += A·B: ATen's
-// batch-reduce GEMM (oneDNN's micro-kernels, BLAS where oneDNN has none), called per block
-// from the threads of the parallel loops below, each block small enough for its cache.
-void matmul(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-            int64_t ldc, bool accumulate) {
-  at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, accumulate, a, b, c);
-}
+namespace attention_blocks {
 
 // Eight floats, for an 8 × 8 transpose written once for every target the loops are built for.
 typedef float Float8 __attribute__((vector_size(32)));
@@ -53,56 +44,11 @@ XLHOST_CPU_VARIANTS void transpose(const float* src, int64_t rows, int64_t cols,
     for (int64_t j = i < rows8 ? cols8 : 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
 }
 
-// Queries per block: a block's scores (64 × up to S floats) stay in the core's cache while
-// they are exponentiated and multiplied. A block's products run in parts of kPartRows queries,
-// each over the keys its last query sees: with a causal mask a sixth fewer products (half of
-// those a whole block spent on keys its query does not see; the memory fusion's attention,
-// 16 × 4 × 128 × 640, took about a tenth less time). The sums over a block's queries (dkᵀ,
-// dvᵀ) stay one product per block, only skipping the parts where the earlier parts' scores
-// are 0, so the results do not change with kPartRows.
-constexpr int64_t kQueryBlock = 64;
-constexpr int64_t kPartRows = 32;
+}  // namespace attention_blocks
 
-// The keys one block of queries multiplies: of each range, those the block's last query sees,
-// side by side in each row of the block's scores.
-struct BlockKeys {
-  struct Range {
-    KeyPrefix keys;
-    int64_t columns, offset;  // keys multiplied; where they start in a score row
-    int64_t seen_by(int64_t t) const { return keys.seen_by(t); }
-    // The row loops' length: t's keys rounded up to sixteens in the columns (GCC's remainders are scalar)
-    int64_t padded_by(int64_t t) const { return std::min((seen_by(t) + 15) / 16 * 16, columns); }
-  };
-  BlockKeys(const Visibility& seen, int64_t last_query) {  // seen checked by attention(): no count below 0
-    for (const auto& r : seen) {
-      const int64_t columns = r.seen_by(last_query);
-      ranges.push_back({r, columns, width});
-      width += columns;
-    }
-  }
-  std::vector<Range> ranges;
-  int64_t width = 0;
-};
+namespace {
 
-// Queries first … first + n − 1: the keys of the block (its score rows' layout) and of each of
-// its parts (part j: rows j·kPartRows on).
-struct QueryBlock {
-  QueryBlock(const Visibility& seen, int64_t first, int64_t n) : first(first), n(n), keys(seen, first + n - 1) {
-    for (int64_t row = 0; row < n; row += kPartRows) parts.emplace_back(seen, first + std::min(row + kPartRows, n) - 1);
-  }
-  int64_t rows_of(size_t part) const { return std::min(kPartRows, n - static_cast<int64_t>(part) * kPartRows); }
-  int64_t first, n;
-  BlockKeys keys;
-  std::vector<BlockKeys> parts;
-};
-
-// The blocks of T queries: the same for every sequence and head of a call.
-std::vector<QueryBlock> query_blocks(const Visibility& seen, int64_t T) {
-  std::vector<QueryBlock> blocks;
-  for (int64_t first = 0; first < T; first += kQueryBlock)
-    blocks.emplace_back(seen, first, std::min(kQueryBlock, T - first));
-  return blocks;
-}
+using namespace attention_blocks;
 
 // out (n × block width) = a·xᵀ, each part of the block's rows over the keys it sees (the
 // softmax sets the rest of a row to 0): a is n × d (row stride lda), xt a head's keys or
@@ -141,24 +87,6 @@ void times_rows(const QueryBlock& block, int64_t d, const float* s, const float*
   }
 }
 
-// xt (d × S) += at·s, at (d × n) a block's queries or output gradients transposed and s its
-// scores (n × block width): one sum over all n queries per key column, begun at the first part
-// that sees the column (the earlier parts' scores there are 0).
-void add_times_scores(const QueryBlock& block, int64_t d, const float* at, const float* s, float* xt, int64_t S) {
-  const int64_t w = block.keys.width;
-  for (size_t i = 0; i < block.keys.ranges.size(); ++i) {
-    const auto& r = block.keys.ranges[i];
-    int64_t done = 0;  // columns of this range summed
-    for (size_t j = 0; j < block.parts.size(); ++j) {
-      const int64_t row = static_cast<int64_t>(j) * kPartRows, columns = block.parts[j].ranges[i].columns;
-      if (columns > done)
-        matmul(d, columns - done, block.n - row, at + row, block.n, s + row * w + r.offset + done, w,
-               xt + r.keys.start + done, S, true);
-      done = std::max(done, columns);
-    }
-  }
-}
-
 // Row t of a block's raw scores q·kᵀ (width columns): softmax(scale·scores) over the keys
 // query t sees, times factor (dropout; null: none), 0 at the keys it does not see. Returns the
 // log-sum-exp, log Σ exp(scale·scores).
@@ -188,71 +116,21 @@ XLHOST_CPU_VARIANTS float softmax_row(float* s, const BlockKeys& block, int64_t 
   return max + std::log(sum);
 }
 
-// Row t of the backward: in s, p ⊙ factor with p = exp(scale·scores − lse) recomputed (what
-// multiplied v); in dp (dO·vᵀ on entry), the gradient of the raw scores,
-// scale·p ⊙ (factor ⊙ dp − D) with D = ⟨dO, O⟩ of the row; both 0 at the keys t does not see.
-XLHOST_CPU_VARIANTS void softmax_grad_row(float* s, float* dp, const BlockKeys& block, int64_t t, float scale,
-                                          float lse, float d_row, const float* factor) {
-  for (const auto& r : block.ranges) {
-    float *x = s + r.offset, *g = dp + r.offset;
-    const int64_t seen = r.seen_by(t), padded = r.padded_by(t);
-    if (factor != nullptr) {
-      const float* f = factor + r.offset;
-      for (int64_t j = 0; j < padded; ++j) {
-        const float p = exp_nonpositive(scale * x[j] - lse);
-        x[j] = p * f[j];
-        g[j] = scale * p * (f[j] * g[j] - d_row);
-      }
-    } else {
-      for (int64_t j = 0; j < padded; ++j) {
-        const float p = exp_nonpositive(scale * x[j] - lse);
-        x[j] = p;
-        g[j] = scale * p * (g[j] - d_row);
-      }
-    }
-    std::fill(x + seen, x + r.columns, 0.0f);
-    std::fill(g + seen, g + r.columns, 0.0f);
-  }
-}
-
-// A [B, H, T, d] tensor whose rows are contiguous: element (b, h, t, 0) at
-// data + b·batch + h·head + t·row.
-struct Rows {
-  explicit Rows(const torch::Tensor& t)
-      : data(t.data_ptr<float>()), batch(t.stride(0)), head(t.stride(1)), row(t.stride(2)) {}
-  float* at(int64_t b, int64_t h, int64_t t = 0) const { return data + b * batch + h * head + t * row; }
-  float* data;
-  int64_t batch, head, row;
-};
-
-// [B, H, T, d] with each time step's heads side by side ([B, T, H, d] in memory), the
-// layout the output projection reads without a copy.
-torch::Tensor heads_by_time(const torch::Tensor& like, int64_t heads) {
-  return torch::empty({like.size(0), like.size(2), heads, like.size(3)}, like.options()).transpose(1, 2);
-}
-
 // t itself when its rows are contiguous and apart (a GEMM operand with a leading dimension),
 // else a contiguous copy (a tensor expanded along time, or with its last two dimensions swapped).
 torch::Tensor rows_contiguous(const torch::Tensor& t) {
   return t.stride(3) == 1 && t.stride(2) >= t.size(3) ? t : t.contiguous();
 }
 
-// The GEMM keeps per-thread state (AMX tile configuration where it runs bf16 on AMX).
-void release_matmul_state() { at::native::cpublas::brgemm_release(); }
-
-// The dropout of one call: probability and key (p 0: none).
-struct Dropout {
-  double p;
-  uint64_t key;
-  // Query t, row `row` of the [B·H·T, S] weights: the factors of the keys it sees (padded), at
-  // their columns in `block`.
-  const float* factors(const BlockKeys& block, int64_t row, int64_t t, int64_t S, float* out) const {
-    if (p == 0) return nullptr;
-    for (const auto& r : block.ranges)
-      dropout_factors(static_cast<uint64_t>(row * S + r.keys.start), r.padded_by(t), key, p, out + r.offset);
-    return out;
-  }
-};
+// Query t, row `row` of the [B·H·T, S] weights: the dropout factors of the keys it sees
+// (padded), at their columns in `block`; null without dropout.
+const float* row_factors(const Dropout& dropout, const BlockKeys& block, int64_t row, int64_t t, int64_t S,
+                         float* out) {
+  if (dropout.p == 0) return nullptr;
+  for (const auto& r : block.ranges)
+    dropout.mask.factors(static_cast<uint64_t>(row * S + r.keys.start), r.padded_by(t), out + r.offset);
+  return out;
+}
 
 struct Forward {
   torch::Tensor out, lse;
@@ -281,7 +159,7 @@ Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch
           times_keys(block, d, Q.at(b, h, first), Q.row, kt.data(), S, s.data());  // q·kᵀ
           for (int64_t i = 0; i < block.n; ++i) {
             const int64_t row = (b * H + h) * T + first + i;
-            const float* factor = dropout.factors(block.keys, row, first + i, S, factors.data());
+            const float* factor = row_factors(dropout, block.keys, row, first + i, S, factors.data());
             L[row] = softmax_row(s.data() + i * w, block.keys, first + i, scale, factor);
           }
           times_rows(block, d, s.data(), V.at(b, g), V.row, O.at(b, h, first), O.row);  // p·v
@@ -290,58 +168,6 @@ Forward forward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch
     release_matmul_state();
   });
   return {out, lse};
-}
-
-struct Gradients {
-  torch::Tensor dq, dk, dv;
-};
-
-// Each task owns one key/value head of one sequence: its dk and dv sum over the query heads it
-// serves and their query blocks, written by no other thread, so the sums do not depend on the
-// thread count. They are summed transposed (dkᵀ += qᵀ·ds, dvᵀ += dOᵀ·p: only the block's 64
-// queries are transposed, not its scores) and transposed back once at the end.
-Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& out, const torch::Tensor& lse, const torch::Tensor& grad_out,
-                        const Visibility& seen, const Dropout& dropout) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), S = k.size(2), Hkv = k.size(1);
-  const int64_t rep = H / Hkv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  auto dq = heads_by_time(q, H), dk = heads_by_time(k, Hkv), dv = heads_by_time(v, Hkv);
-  auto d_rows = (grad_out * out).sum(-1).contiguous();  // D of each query row
-  const Rows Q(q), K(k), V(v), dO(grad_out), dQ(dq), dK(dk), dV(dv);
-  const float *L = lse.data_ptr<float>(), *D = d_rows.data_ptr<float>();
-  const auto blocks = query_blocks(seen, T);
-  at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kt(d * S), vt(d * S), dkt(d * S), dvt(d * S), qt(d * kQueryBlock), dot(d * kQueryBlock);
-    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), factors(S);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / Hkv, g = task % Hkv;
-      transpose(K.at(b, g), S, d, K.row, kt.data(), S);
-      transpose(V.at(b, g), S, d, V.row, vt.data(), S);
-      std::fill(dkt.begin(), dkt.end(), 0.0f);
-      std::fill(dvt.begin(), dvt.end(), 0.0f);
-      for (int64_t h = g * rep; h < (g + 1) * rep; ++h)
-        for (const auto& block : blocks) {
-          const int64_t first = block.first, n = block.n, w = block.keys.width;
-          times_keys(block, d, Q.at(b, h, first), Q.row, kt.data(), S, p.data());
-          times_keys(block, d, dO.at(b, h, first), dO.row, vt.data(), S, ds.data());  // dp = dO·vᵀ
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t row = (b * H + h) * T + first + i;
-            softmax_grad_row(p.data() + i * w, ds.data() + i * w, block.keys, first + i, scale, L[row], D[row],
-                             dropout.factors(block.keys, row, first + i, S, factors.data()));
-          }
-          transpose(dO.at(b, h, first), n, d, dO.row, dot.data(), n);
-          transpose(Q.at(b, h, first), n, d, Q.row, qt.data(), n);
-          add_times_scores(block, d, dot.data(), p.data(), dvt.data(), S);  // dvᵀ += dOᵀ·p
-          add_times_scores(block, d, qt.data(), ds.data(), dkt.data(), S);  // dkᵀ += qᵀ·ds
-          times_rows(block, d, ds.data(), K.at(b, g), K.row, dQ.at(b, h, first), dQ.row);  // dq = ds·k
-        }
-      transpose(dkt.data(), d, S, S, dK.at(b, g), dK.row);
-      transpose(dvt.data(), d, S, S, dV.at(b, g), dV.row);
-    }
-    release_matmul_state();
-  });
-  return {dq, dk, dv};
 }
 
 // The ranges as four integers each, for the autograd context.
@@ -360,19 +186,19 @@ Visibility unflatten(const std::vector<int64_t>& flat) {
 struct Attention : torch::autograd::Function<Attention> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const Visibility& seen, double p) {
-    const Dropout dropout{p, p > 0 ? draw_dropout_key() : 0};
+    const Dropout dropout(p, p > 0 ? draw_dropout_key() : 0);
     auto qr = rows_contiguous(q), kr = rows_contiguous(k), vr = rows_contiguous(v);
     auto result = forward_pass(qr, kr, vr, seen, dropout);
     ctx->save_for_backward({qr, kr, vr, result.out, result.lse});
     ctx->saved_data["seen"] = flatten(seen);
     ctx->saved_data["p"] = p;
-    ctx->saved_data["key"] = static_cast<int64_t>(dropout.key);
+    ctx->saved_data["key"] = static_cast<int64_t>(dropout.mask.key);
     return result.out;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto s = ctx->get_saved_variables();
-    const Dropout dropout{ctx->saved_data["p"].toDouble(), static_cast<uint64_t>(ctx->saved_data["key"].toInt())};
+    const Dropout dropout(ctx->saved_data["p"].toDouble(), static_cast<uint64_t>(ctx->saved_data["key"].toInt()));
     auto g = backward_pass(s[0], s[1], s[2], s[3], s[4], rows_contiguous(grads[0]),
                            unflatten(ctx->saved_data["seen"].toIntVector()), dropout);
     return {g.dq, g.dk, g.dv, torch::Tensor(), torch::Tensor()};

@@ -37,20 +37,21 @@ XLHOST_CPU_VARIANTS void drop_floats(const float* in, float* out, uint32_t first
   }
 }
 
-// Elements whose hash is below the threshold are dropped; kept ones are scaled.
-struct DropRule {
-  explicit DropRule(double p)
-      : threshold(static_cast<uint32_t>(std::min(std::llround(std::ldexp(p, 32)), 0xFFFFFFFFLL))),
-        scale(static_cast<float>(1.0 / (1.0 - p))) {}
-  uint32_t threshold;
-  float scale;
-};
+// The factors of elements first, first + stride, … (n of them) of the 2³²-element block
+// `high`, none past its end: drop_floats' hash read across rows.
+XLHOST_CPU_VARIANTS void drop_factors_strided(uint32_t first, uint32_t stride, int64_t n, uint32_t high, uint64_t key,
+                                              uint32_t threshold, float scale, float* out) {
+  const auto k1 = static_cast<uint32_t>(key), k2 = static_cast<uint32_t>(key >> 32) + high;
+  for (int64_t j = 0; j < n; ++j)
+    out[j] = mix(mix((first + static_cast<uint32_t>(j) * stride) ^ k1) ^ k2) >= threshold ? scale : 0.0f;
+}
+
 
 // x·1/(1−p) where element i (of x contiguous) is kept, 0 where dropped, in one pass: the
 // mask is a hash of (key, i), never stored.
 torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
   auto out = torch::empty_like(x);
-  const DropRule rule(p);
+  const DropoutMask mask(key, p);
   constexpr int64_t kBlock = 4096;  // divides 2³²: no block straddles two values of `high`
   auto blocks = [&](auto&& body) {
     at::parallel_for(0, (x.numel() + kBlock - 1) / kBlock, 16, [&](int64_t begin, int64_t end) {
@@ -61,8 +62,8 @@ torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {
     });
   };
   auto run = [&](const float* in, float* o, int64_t first, int64_t n) {
-    drop_floats(in, o, static_cast<uint32_t>(first), n, static_cast<uint32_t>(first >> 32), key, rule.threshold,
-                rule.scale);
+    drop_floats(in, o, static_cast<uint32_t>(first), n, static_cast<uint32_t>(first >> 32), key, mask.threshold,
+                mask.scale);
   };
   if (x.scalar_type() == torch::kFloat32) {
     const float* in = x.const_data_ptr<float>();
@@ -106,13 +107,28 @@ uint64_t draw_dropout_key() {
   return generator.get<at::CPUGeneratorImpl>()->random64();
 }
 
-void dropout_factors(uint64_t first, int64_t n, uint64_t key, double p, float* out) {
-  const DropRule rule(p);
+DropoutMask::DropoutMask(uint64_t key, double p)
+    : key(key),
+      threshold(static_cast<uint32_t>(std::min(std::llround(std::ldexp(p, 32)), 0xFFFFFFFFLL))),
+      scale(static_cast<float>(1.0 / (1.0 - p))) {}
+
+void DropoutMask::factors(uint64_t first, int64_t n, float* out) const {
   while (n > 0) {  // in parts that do not straddle two values of the index's high 32 bits
     const auto part = std::min<int64_t>(n, (int64_t{1} << 32) - static_cast<int64_t>(first & 0xFFFFFFFFU));
-    drop_floats(nullptr, out, static_cast<uint32_t>(first), part, static_cast<uint32_t>(first >> 32), key,
-                rule.threshold, rule.scale);
+    drop_floats(nullptr, out, static_cast<uint32_t>(first), part, static_cast<uint32_t>(first >> 32), key, threshold,
+                scale);
     first += part, out += part, n -= part;
+  }
+}
+
+void DropoutMask::factors(uint64_t first, int64_t stride, int64_t n, float* out) const {
+  const auto step = static_cast<uint64_t>(stride);
+  while (n > 0) {  // likewise: up to the last element of first's 2³²-element block
+    const uint64_t room = 0xFFFFFFFFU - (first & 0xFFFFFFFFU);  // elements after first in it
+    const int64_t part = static_cast<uint64_t>(n - 1) * step <= room ? n : static_cast<int64_t>(room / step) + 1;
+    drop_factors_strided(static_cast<uint32_t>(first), static_cast<uint32_t>(stride), part,
+                         static_cast<uint32_t>(first >> 32), key, threshold, scale, out);
+    first += static_cast<uint64_t>(part) * step, out += part, n -= part;
   }
 }
 
