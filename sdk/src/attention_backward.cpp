@@ -103,16 +103,15 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
   const int64_t rep = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   auto dq = heads_by_time(q, H), dk = heads_by_time(k, Hkv), dv = heads_by_time(v, Hkv);
-  auto d_rows = (grad_out * out).sum(-1).contiguous();  // D of each query row
-  const Rows Q(q), K(k), V(v), dO(grad_out), dQ(dq), dK(dk), dV(dv);
-  const float *L = lse.data_ptr<float>(), *D = d_rows.data_ptr<float>();
+  const Rows Q(q), K(k), V(v), O(out), dO(grad_out), dQ(dq), dK(dk), dV(dv);
+  const float* L = lse.data_ptr<float>();
   const auto blocks = query_blocks(seen, T);
   std::vector<std::vector<KeyChunk>> chunks;
   for (size_t x = 0; x < blocks.size(); ++x) chunks.push_back(key_chunks(blocks[x], x > 0 ? &blocks[x - 1] : nullptr));
   const auto unseen = unseen_keys(blocks.back(), S);
   at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> kt(d * S), qt(d * kQueryBlock), dot(d * kQueryBlock), dqt(d * kQueryBlock);
-    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), factors(kQueryBlock);
+    std::vector<float> p(kQueryBlock * S), ds(kQueryBlock * S), factors(kQueryBlock), D(kQueryBlock);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / Hkv, g = task % Hkv;
       transpose(K.at(b, g), S, d, K.row, kt.data(), S);
@@ -122,6 +121,7 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
           const int64_t first = block.first, n = block.n, row0 = (b * H + h) * T + first;
           transpose(Q.at(b, h, first), n, d, Q.row, qt.data(), n);
           transpose(dO.at(b, h, first), n, d, dO.row, dot.data(), n);
+          for (int64_t i = 0; i < n; ++i) D[i] = sdk::dot(dO.at(b, h, first + i), O.at(b, h, first + i), d);
           std::fill(dqt.begin(), dqt.end(), 0.0f);
           for (const auto& c : chunks[x]) {
             const auto& r = block.keys.ranges[c.range];
@@ -137,7 +137,7 @@ Gradients backward_pass(const torch::Tensor& q, const torch::Tensor& k, const to
                                      factors.data() + c.from);
                 factor = factors.data();
               }
-              softmax_grad_column(pc + j * n, dsc + j * n, c.from, c.seer[j], n, scale, L + row0, D + row0, factor);
+              softmax_grad_column(pc + j * n, dsc + j * n, c.from, c.seer[j], n, scale, L + row0, D.data(), factor);
             }
             // The first query head's blocks write each key's rows of dk and dv, the rest add to them
             const int64_t written = h > g * rep ? keys : std::clamp(c.covered - c.begin, int64_t{0}, keys);

@@ -93,13 +93,12 @@ void times_rows(const QueryBlock& block, int64_t d, const float* s, const float*
 XLHOST_CPU_VARIANTS float softmax_row(float* s, const BlockKeys& block, int64_t t, float scale, const float* factor) {
   float max = -INFINITY, sum = 0.0f;
   for (const auto& r : block.ranges)
-    max = std::max(max, reduce_in_lanes(r.seen_by(t), -INFINITY, [&](int64_t j) { return s[r.offset + j]; },
-                                        [](float a, float b) { return std::max(a, b); }));
+    max = std::max(max, max_of(s + r.offset, r.seen_by(t)));
   max *= scale;
   for (const auto& r : block.ranges) {
     float* x = s + r.offset;
     for (int64_t j = 0, padded = r.padded_by(t); j < padded; ++j) x[j] = exp_nonpositive(scale * x[j] - max);
-    sum += reduce_in_lanes(r.seen_by(t), 0.0f, [x](int64_t j) { return x[j]; }, [](float a, float b) { return a + b; });
+    sum += sum_of(x, r.seen_by(t));
   }
   const float inv = 1.0f / sum;
   for (const auto& r : block.ranges) {

@@ -30,20 +30,48 @@ inline void add_to(float* y, const float* x, int64_t n) {
   for (; c < n; ++c) y[c] += x[c];
 }
 
-// op over element(0) … element(n−1), in 16 lanes so that GCC vectorises it without
-// reassociation flags; the order of the additions is fixed, so the result is the same on
-// every run of one machine, whatever the thread count.
-template <typename Element, typename Op>
-inline float reduce_in_lanes(int64_t n, float init, Element element, Op op) {
-  constexpr int64_t kLanes = 16;
-  float lane[kLanes];
-  for (float& l : lane) l = init;
+// The largest of x[0 … n), the sum and ⟨a, b⟩: in sixteen lanes of one vector (lane l takes
+// elements l, l + 16, …; the rest, then the lanes in order, go into the result), so the order
+// of the additions is fixed: the same result on every run of one machine, whatever the thread
+// count. (As a loop over an array of sixteen floats, GCC kept the lanes in sixteen scalars.)
+inline float max_of(const float* x, int64_t n) {
+  Floats16 lanes, v;
+  for (int l = 0; l < 16; ++l) lanes[l] = -__builtin_inff();
   int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) lane[l] = op(lane[l], element(j + l));
-  float result = init;
-  for (; j < n; ++j) result = op(result, element(j));
-  for (float l : lane) result = op(result, l);
+  for (; j + 16 <= n; j += 16) {
+    std::memcpy(&v, x + j, sizeof v);
+    lanes = lanes < v ? v : lanes;
+  }
+  float result = -__builtin_inff();
+  for (; j < n; ++j) result = std::max(result, x[j]);
+  for (int l = 0; l < 16; ++l) result = std::max(result, lanes[l]);
+  return result;
+}
+
+inline float sum_of(const float* x, int64_t n) {
+  Floats16 lanes{}, v;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    std::memcpy(&v, x + j, sizeof v);
+    lanes += v;
+  }
+  float result = 0.0f;
+  for (; j < n; ++j) result += x[j];
+  for (int l = 0; l < 16; ++l) result += lanes[l];
+  return result;
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  Floats16 lanes{}, u, v;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    std::memcpy(&u, a + j, sizeof u);
+    std::memcpy(&v, b + j, sizeof v);
+    lanes += u * v;
+  }
+  float result = 0.0f;
+  for (; j < n; ++j) result += a[j] * b[j];
+  for (int l = 0; l < 16; ++l) result += lanes[l];
   return result;
 }
 

@@ -11,10 +11,6 @@
 namespace xlhost::sdk {
 namespace {
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  return reduce_in_lanes(n, 0.0f, [&](int64_t j) { return a[j] * b[j]; }, [](float x, float y) { return x + y; });
-}
-
 // y = w ⊙ x·r with r = 1/sqrt(mean(x²) + eps), for `rows` rows of n; r is kept for the backward.
 XLHOST_CPU_VARIANTS void norm_rows(const float* __restrict x, const float* __restrict w, float* __restrict y,
                                    float* __restrict r, int64_t rows, int64_t n, float eps) {
