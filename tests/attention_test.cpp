@@ -258,6 +258,29 @@ TEST(Attention, ReducedPrecisionWithManyKeysFollowsItsMask) {
                1e-3);
 }
 
+// A float32 query over bfloat16 keys and values (a projection with a float32 bias over
+// autocast's products) with more keys than the kernel takes in reduced precision: ATen's path,
+// in the widest of the three dtypes.
+TEST(Attention, MixedDtypesBeyondTheKernelGoToTheWidest) {
+  torch::manual_seed(17);
+  const Shape shape{1, 2, 1, 3, 8, 7000};  // (4·8 + 128)·7000 floats: past 4 MiB
+  Inputs in(shape);
+  in.k = in.k.to(torch::kBFloat16).to(torch::kFloat32), in.v = in.v.to(torch::kBFloat16).to(torch::kFloat32);
+  const auto got = run(in, [](auto q, auto k, auto v) {
+    return sdk::attention(q, k.to(torch::kBFloat16), v.to(torch::kBFloat16), sdk::all_keys(7000), 0.0, true);
+  });
+  EXPECT_EQ(got.out.scalar_type(), torch::kFloat32);
+  const auto want = reference(in, torch::ones({shape.T, shape.S}, torch::kBool), {});
+  auto close = [](const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
+    return torch::allclose(a.to(torch::kFloat64), b, rtol, atol);
+  };
+  EXPECT_TRUE(close(got.out, want.out, 1e-4, 1e-5));
+  EXPECT_TRUE(close(got.dq, want.dq, 1e-4, 1e-5));
+  // The gradients of bfloat16 keys and values are bfloat16 (8 significant bits).
+  EXPECT_TRUE(close(got.dk, want.dk, 1e-2, 1e-4));
+  EXPECT_TRUE(close(got.dv, want.dv, 1e-2, 1e-4));
+}
+
 TEST(Attention, AQueryIgnoresLaterKeys) {
   torch::manual_seed(12);
   Inputs in(Shape{1, 2, 1, 70, 8});

@@ -75,7 +75,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (!(p >= 0 && p < 1)) throw std::invalid_argument("attention: dropout " + std::to_string(p) + " is not in [0, 1)");
   if (!training) p = 0;
   if (cpu_attention_applies(q, k, v)) return cpu_attention(q, k, v, seen, p);
-  return aten_attention(q, k, v, seen, p, training);
+  // ATen's products take one dtype: the widest of the three (the kernel computes in float32).
+  const auto type = c10::promoteTypes(q.scalar_type(), c10::promoteTypes(k.scalar_type(), v.scalar_type()));
+  return aten_attention(q.to(type), k.to(type), v.to(type), seen, p, training);
 }
 
 }  // namespace xlhost::sdk

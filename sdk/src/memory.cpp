@@ -181,10 +181,16 @@ torch::Tensor CrossAttentionFusionImpl::forward(const torch::Tensor& q, const Me
     return heads(append_rows(project(q, w[i]), project(memories.embedded, w[i]), memories.index.reshape({B, T * S}),
                              weights.defined() ? weights.reshape({B, T * S}) : weights, b[i]));
   };
-  auto out = sdk::attention(heads(project(q, w[0]) + b[0]), keys_values(1), keys_values(2), seen, options.dropout(),
+  // x·wᵀ + b with b in the product's dtype, as F::linear adds it under autocast: a float32 bias
+  // made the query float32, and attention then took 1.4.8's bfloat16 fusion as float32.
+  auto affine = [](const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+    auto y = project(x, weight);
+    return y + bias.to(y.scalar_type());
+  };
+  auto out = sdk::attention(heads(affine(q, w[0], b[0])), keys_values(1), keys_values(2), seen, options.dropout(),
                             is_training());
   const auto& out_proj = attention->out_proj;
-  out = project(out.transpose(1, 2).reshape({B, T, D}), out_proj->weight) + out_proj->bias;
+  out = affine(out.transpose(1, 2).reshape({B, T, D}), out_proj->weight, out_proj->bias);
   out = apply_dropout(out, output_dropout_, is_training());
   return norm(q + out);
 }
