@@ -1,3 +1,4 @@
+// The CPU attention kernel's forward and its autograd function (the backward: attention_backward.cpp).
 #include "attention_kernel.hpp"
 
 #include <ATen/Parallel.h>

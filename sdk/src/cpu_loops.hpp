@@ -1,4 +1,4 @@
-// What the SDK's CPU kernels (dropout.cpp, fused_ops.cpp, attention_kernel.cpp, memory_kernels.cpp) share.
+// What the SDK's CPU kernels (dropout, fused_ops, attention_kernel and attention_backward, memory_kernels) share.
 #pragma once
 
 #include <algorithm>

@@ -46,7 +46,6 @@ XLHOST_CPU_VARIANTS void drop_factors_strided(uint32_t first, uint32_t stride, i
     out[j] = mix(mix((first + static_cast<uint32_t>(j) * stride) ^ k1) ^ k2) >= threshold ? scale : 0.0f;
 }
 
-
 // x·1/(1−p) where element i (of x contiguous) is kept, 0 where dropped, in one pass: the
 // mask is a hash of (key, i), never stored.
 torch::Tensor drop(const torch::Tensor& x, double p, uint64_t key) {

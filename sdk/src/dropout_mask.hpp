@@ -1,5 +1,5 @@
-// The CPU dropout mask of dropout.cpp, for a kernel that applies it inside its own loops
-// (attention_kernel.cpp): the same key and element index give the same mask as apply_dropout.
+// The CPU dropout mask of dropout.cpp, for kernels that apply it inside their own loops
+// (the attention kernel's): the same key and element index give the same mask as apply_dropout.
 #pragma once
 
 #include <cstdint>
