@@ -214,8 +214,8 @@ bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const
   };
   if (!(fits(q) && fits(k) && fits(v) && q.size(1) % k.size(1) == 0 && k.size(2) == v.size(2))) return false;
   const int64_t working_set = (4 * k.size(3) + 2 * kQueryBlock) * k.size(2) * static_cast<int64_t>(sizeof(float));
-  auto wide = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat32; };
-  return (wide(q) && wide(k) && wide(v)) || working_set <= (int64_t{4} << 20);
+  auto float32 = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat32; };
+  return (float32(q) && float32(k) && float32(v)) || working_set <= (int64_t{4} << 20);
 }
 
 torch::Tensor cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -23,6 +23,12 @@ inline uint32_t mix(uint32_t x) {
   return x ^ (x >> 16);
 }
 
+// The rule every loop below applies: element `low` of a 2³²-element block (k2 holds the key's
+// high half plus the block) is kept where the hash of (key, index) is at least `threshold`.
+inline bool kept(uint32_t low, uint32_t k1, uint32_t k2, uint32_t threshold) {
+  return mix(mix(low ^ k1) ^ k2) >= threshold;
+}
+
 // Elements first … first+n−1 of the 2³²-element block `high`: out = in·scale where the hash of
 // (key, index) is at least `threshold`, else 0; in == nullptr: out = scale or 0 (the factors).
 XLHOST_CPU_VARIANTS void drop_floats(const float* in, float* out, uint32_t first, int64_t n, uint32_t high,
@@ -30,10 +36,10 @@ XLHOST_CPU_VARIANTS void drop_floats(const float* in, float* out, uint32_t first
   const auto k1 = static_cast<uint32_t>(key), k2 = static_cast<uint32_t>(key >> 32) + high;
   if (in == nullptr) {
     for (int64_t j = 0; j < n; ++j)
-      out[j] = mix(mix((first + static_cast<uint32_t>(j)) ^ k1) ^ k2) >= threshold ? scale : 0.0f;
+      out[j] = kept(first + static_cast<uint32_t>(j), k1, k2, threshold) ? scale : 0.0f;
   } else {
     for (int64_t j = 0; j < n; ++j)
-      out[j] = mix(mix((first + static_cast<uint32_t>(j)) ^ k1) ^ k2) >= threshold ? in[j] * scale : 0.0f;
+      out[j] = kept(first + static_cast<uint32_t>(j), k1, k2, threshold) ? in[j] * scale : 0.0f;
   }
 }
 
@@ -43,7 +49,7 @@ XLHOST_CPU_VARIANTS void drop_factors_strided(uint32_t first, uint32_t stride, i
                                               uint32_t threshold, float scale, float* out) {
   const auto k1 = static_cast<uint32_t>(key), k2 = static_cast<uint32_t>(key >> 32) + high;
   for (int64_t j = 0; j < n; ++j)
-    out[j] = mix(mix((first + static_cast<uint32_t>(j) * stride) ^ k1) ^ k2) >= threshold ? scale : 0.0f;
+    out[j] = kept(first + static_cast<uint32_t>(j) * stride, k1, k2, threshold) ? scale : 0.0f;
 }
 
 // x·1/(1−p) where element i (of x contiguous) is kept, 0 where dropped, in one pass: the

@@ -64,9 +64,9 @@ MemoryRows embed_memory_rows(const torch::Tensor& bank, const torch::Tensor& ind
   // The quickstart memory model's 8,192 reads a layer touch at most its 1,024 rows; averaged
   // per read, embedding_bag's backward (a sort of every token read) was the largest cost of
   // its step after the matmuls.
-  auto [distinct, inverse] = indices.is_cpu() && indices.scalar_type() == torch::kInt64
-                                ? cpu_distinct_rows(indices, bank.size(0))
-                                : at::_unique(indices.reshape({-1}), /*sorted=*/false, /*return_inverse=*/true);
+  auto [distinct, inverse] = cpu_distinct_rows_apply(indices)
+                                 ? cpu_distinct_rows(indices, bank.size(0))
+                                 : at::_unique(indices.reshape({-1}), /*sorted=*/false, /*return_inverse=*/true);
   // embedding_bag averages without materialising the [U, Lk, D] gather (Lk times less memory).
   auto tokens = bank.index_select(0, distinct);
   auto embedded = cpu_bag_mean_applies(tokens, embedding_weight)

@@ -156,6 +156,10 @@ std::pair<torch::Tensor, torch::Tensor> cpu_product_key_top_k(const torch::Tenso
   return {out[0], out[1]};
 }
 
+bool cpu_distinct_rows_apply(const torch::Tensor& indices) {
+  return indices.is_cpu() && indices.scalar_type() == torch::kInt64;
+}
+
 std::pair<torch::Tensor, torch::Tensor> cpu_distinct_rows(const torch::Tensor& indices, int64_t rows) {
   auto flat = indices.reshape({-1}).contiguous();
   const int64_t n = flat.numel();

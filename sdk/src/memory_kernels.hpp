@@ -27,7 +27,10 @@ bool cpu_product_keys_apply(const torch::Tensor& s1, const torch::Tensor& s2);
 std::pair<torch::Tensor, torch::Tensor> cpu_product_key_top_k(const torch::Tensor& s1, const torch::Tensor& s2,
                                                               int64_t k);
 
-// indices int64 on the CPU, each a row of a bank of `rows` (c10::Error otherwise): the distinct
+// indices int64 on the CPU.
+bool cpu_distinct_rows_apply(const torch::Tensor& indices);
+
+// indices as above, each a row of a bank of `rows` (c10::Error otherwise): the distinct
 // rows in the order of their first appearance, and for each index which of them it is (indices'
 // shape). One pass; at::_unique sorted (0.3 ms a layer at the quickstart memory model's shape).
 std::pair<torch::Tensor, torch::Tensor> cpu_distinct_rows(const torch::Tensor& indices, int64_t rows);
