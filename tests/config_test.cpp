@@ -109,6 +109,19 @@ TEST(Config, InvalidJsonGivesLineAndColumn) {
   EXPECT_NE(e.find("exp.json:3:11: invalid JSON"), std::string::npos) << e;
 }
 
+// Errors about a key of the file name the line that holds it (after comments, in nested
+// objects, several on one line); a --set's has none to name.
+TEST(Config, FileErrorsNameTheirLine) {
+  const auto e = error_of(
+      "// an experiment\n{\n  \"model\": {\"dim\": 64,\n    \"dimm\": 1, \"pooling\": \"max\"},\n"
+      "  \"trian\": {},\n  \"train\": {\"lr\": \"fast\"}\n}",
+      {"train.bach_size=4"});
+  for (const char* expected : {"exp.json:4: model.dimm: unknown key", "exp.json:4: model.pooling: \"max\" is not one of",
+                               "exp.json:5: trian: unknown section", "exp.json:6: train.lr: expected number",
+                               "\n  --set train.bach_size: unknown key"})
+    EXPECT_NE(e.find(expected), std::string::npos) << expected << " missing in: " << e;
+}
+
 TEST(Config, SectionMustBeObject) {
   EXPECT_NE(error_of(R"({"train": 3})").find("train: expected an object"), std::string::npos);
 }
@@ -137,8 +150,10 @@ TEST(Config, KeyWithoutEffectIsWarnedAbout) {
   };
   const auto given = warnings(R"({"model": {"fusion": "gated", "heads": 4}})");
   ASSERT_EQ(given.size(), 1u);
-  EXPECT_EQ(given[0], "model.heads has no effect: it applies when model.fusion is cross, and it is gated");
-  EXPECT_EQ(warnings(R"({"model": {"fusion": "gated"}})", {"model.decay=0.5"}).size(), 1u);  // by --set too
+  EXPECT_EQ(given[0], "exp.json:1: model.heads has no effect: it applies when model.fusion is cross, and it is gated");
+  const auto set = warnings(R"({"model": {"fusion": "gated"}})", {"model.decay=0.5"});  // by --set too
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0].rfind("model.decay has no effect", 0), 0u) << set[0];
   EXPECT_EQ(warnings(R"({"model": {"fusion": "gated"}})").size(), 0u);                             // at its default
   EXPECT_EQ(warnings(R"({"model": {"heads": 4, "frozen": false, "decay": 0.5}})").size(), 0u);      // in effect
 }

@@ -208,34 +208,49 @@ void store(Config& config, const std::string& section, const SchemaEntry& entry,
     config.section(section).set(entry.key, value);
 }
 
+// "exp.json:12: train.lr": a key of the config file after the file and line that hold it, for
+// errors an editor or terminal can jump to.
+class FilePlaces {
+ public:
+  FilePlaces(std::string source, std::string_view text) : source_(std::move(source)), lines_(json_member_lines(text)) {}
+  std::string operator()(const std::string& path) const {
+    const auto line = lines_.find(path);
+    return line == lines_.end() ? path : source_ + ":" + std::to_string(line->second) + ": " + path;
+  }
+
+ private:
+  std::string source_;
+  std::map<std::string, size_t> lines_;
+};
+
 // One section of the config file. Keys that an override replaces are not read, so a
 // --set may replace a [PLACEHOLDER] the file still holds.
-void read_section(const std::string& name, const rapidjson::Value& section, const ConfigSchema& schema,
-                  const std::map<std::string, std::string>& overridden, Config& config,
+void read_section(const std::string& name, const rapidjson::Value& section, const FilePlaces& at,
+                  const ConfigSchema& schema, const std::map<std::string, std::string>& overridden, Config& config,
                   std::vector<std::string>& errors, std::vector<std::string>& placeholders) {
   const Schema* section_schema = find_section(schema, name);
   if (!section_schema) {
-    errors.push_back(name + ": unknown section" + did_you_mean(name, section_names(schema), ""));
+    errors.push_back(at(name) + ": unknown section" + did_you_mean(name, section_names(schema), ""));
     return;
   }
   if (!section.IsObject()) {
-    errors.push_back(name + ": expected an object, got " + describe_json(section));
+    errors.push_back(at(name) + ": expected an object, got " + describe_json(section));
     return;
   }
   for (auto& kv : section.GetObject()) {
     const std::string key = kv.name.GetString(), path = name + "." + key;
     const SchemaEntry* entry = find_entry(*section_schema, key);
     if (!entry) {
-      errors.push_back(path + ": unknown key" + did_you_mean(key, keys_of(*section_schema), name + "."));
+      errors.push_back(at(path) + ": unknown key" + did_you_mean(key, keys_of(*section_schema), name + "."));
     } else if (overridden.count(path)) {
       continue;
     } else if (kv.value.IsString() && is_placeholder(kv.value.GetString())) {
-      placeholders.push_back(path + " = " + kv.value.GetString());
+      placeholders.push_back(at(path) + " = " + kv.value.GetString());
     } else {
       Value value;
       std::string why;
-      if (from_json(kv.value, *entry, value, why)) store(config, name, *entry, value, path, errors);
-      else errors.push_back(path + ": " + why);
+      if (from_json(kv.value, *entry, value, why)) store(config, name, *entry, value, at(path), errors);
+      else errors.push_back(at(path) + ": " + why);
     }
   }
 }
@@ -262,7 +277,7 @@ void apply_override(const std::string& path, const std::string& text, const Conf
 
 // "model.fusion_heads has no effect: ..." for each given key whose only_when does not hold.
 std::vector<std::string> inactive_keys(const Config& config, const ConfigSchema& schema, const rapidjson::Value& doc,
-                                       const std::map<std::string, std::string>& overrides) {
+                                       const FilePlaces& at, const std::map<std::string, std::string>& overrides) {
   std::vector<std::string> warnings;
   for (const auto& [section, entries] : schema) {
     const auto& values = config.section(section).values();
@@ -270,11 +285,13 @@ std::vector<std::string> inactive_keys(const Config& config, const ConfigSchema&
       const std::string path = section + "." + entry.key;
       const bool in_file = doc.HasMember(section.c_str()) && doc[section.c_str()].IsObject() &&
                            doc[section.c_str()].HasMember(entry.key.c_str());
-      if ((!in_file && !overrides.count(path)) || entry.applies(values)) continue;
+      const bool set = overrides.count(path) > 0;  // a --set replaces the file's value
+      if ((!in_file && !set) || entry.applies(values)) continue;
       std::string wanted;
       for (const auto& v : entry.applies_when_values) wanted += (wanted.empty() ? "" : " or ") + v;
-      warnings.push_back(path + " has no effect: it applies when " + section + "." + entry.applies_when_key + " is " +
-                         wanted + ", and it is " + sdk::plain_text(values.at(entry.applies_when_key)));
+      warnings.push_back((set ? path : at(path)) + " has no effect: it applies when " + section + "." +
+                         entry.applies_when_key + " is " + wanted + ", and it is " +
+                         sdk::plain_text(values.at(entry.applies_when_key)));
     }
   }
   return warnings;
@@ -290,8 +307,9 @@ Config Config::parse(const std::string& json_text, const std::string& source, co
   Config config = defaults(schema);
   std::vector<std::string> errors, placeholders;
   const auto override_values = split_overrides(overrides, errors);
+  const FilePlaces at(source, json_text);
   for (auto& member : doc.GetObject())
-    read_section(member.name.GetString(), member.value, schema, override_values, config, errors, placeholders);
+    read_section(member.name.GetString(), member.value, at, schema, override_values, config, errors, placeholders);
   for (const auto& [path, text] : override_values) apply_override(path, text, schema, config, errors);
   if (!placeholders.empty()) {
     std::string list;
@@ -300,7 +318,7 @@ Config Config::parse(const std::string& json_text, const std::string& source, co
                      (placeholders.size() > 1 ? "s" : "") + " (fill them in or pass --set):" + list);
   }
   throw_if_errors(errors, source);
-  config.warnings_ = inactive_keys(config, schema, doc, override_values);
+  config.warnings_ = inactive_keys(config, schema, doc, at, override_values);
   return config;
 }
 

@@ -1,9 +1,12 @@
 #include "xlhost/core/util/json.hpp"
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "xlhost/core/util/error.hpp"
 
@@ -32,12 +35,69 @@ int nesting_depth(std::string_view text) {
   return deepest;
 }
 
+constexpr unsigned kStrict = rapidjson::kParseIterativeFlag;
+constexpr unsigned kRelaxed = kStrict | rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag;
+
+// Reads a document's structure (values are skipped) and notes where each member's name ends.
+class MemberLines : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, MemberLines> {
+ public:
+  MemberLines(std::string_view text, const rapidjson::MemoryStream& in) : text_(text), in_(in) {}
+  bool StartObject() { return enter(); }
+  bool EndObject(rapidjson::SizeType) { return leave(); }
+  bool StartArray() {
+    ++arrays_;
+    return enter();
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --arrays_;
+    return leave();
+  }
+  bool Key(const char* name, rapidjson::SizeType length, bool) {
+    key_.assign(name, length);
+    if (arrays_ == 0) lines[prefix() + key_] = line_at(in_.Tell());
+    return true;
+  }
+  std::map<std::string, size_t> lines;
+
+ private:
+  bool enter() {
+    path_.push_back(key_);
+    return true;
+  }
+  bool leave() {
+    path_.pop_back();
+    return true;
+  }
+  std::string prefix() const {  // path_[0] is the root's (empty) name
+    std::string p;
+    for (size_t i = 1; i < path_.size(); ++i) p += path_[i] + ".";
+    return p;
+  }
+  size_t line_at(size_t offset) {  // offsets only grow: count the newlines since the last call
+    for (; scanned_ < offset && scanned_ < text_.size(); ++scanned_) line_ += text_[scanned_] == '\n';
+    return line_;
+  }
+  std::string_view text_;
+  const rapidjson::MemoryStream& in_;
+  std::vector<std::string> path_;
+  std::string key_;
+  int arrays_ = 0;
+  size_t scanned_ = 0, line_ = 1;
+};
+
 }  // namespace
+
+std::map<std::string, size_t> json_member_lines(std::string_view text) {
+  if (nesting_depth(text) > kMaxJsonDepth) return {};
+  rapidjson::MemoryStream in(text.data(), text.size());
+  MemberLines handler(text, in);
+  rapidjson::Reader reader;
+  if (reader.Parse<kRelaxed>(in, handler).IsError()) return {};
+  return std::move(handler.lines);
+}
 
 JsonProblem parse_json_into(rapidjson::Document& doc, std::string_view text, bool relaxed) {
   if (nesting_depth(text) > kMaxJsonDepth) return {"nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
-  constexpr unsigned kStrict = rapidjson::kParseIterativeFlag;
-  constexpr unsigned kRelaxed = kStrict | rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag;
   if (relaxed) doc.Parse<kRelaxed>(text.data(), text.size());
   else doc.Parse<kStrict>(text.data(), text.size());
   if (!doc.HasParseError()) return {};

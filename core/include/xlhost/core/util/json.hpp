@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,11 @@ JsonProblem parse_json_into(rapidjson::Document& doc, std::string_view text, boo
 
 // The same, throwing UserError "<source>:<line>:<col>: invalid JSON: <reason>".
 rapidjson::Document parse_json(std::string_view text, const std::string& source, bool relaxed = false);
+
+// The line (1-based) of each object member's name in a text that parses (relaxed or not), by
+// its dotted path ("train.lr"); members of objects inside arrays are not listed. For errors
+// about a value's meaning, found after parsing, that should point into the file.
+std::map<std::string, size_t> json_member_lines(std::string_view text);
 
 // Typed reads of one JSON object's fields. Every failure is a UserError naming the
 // source, the field and what was expected.
