@@ -2,6 +2,7 @@
 
 #include <ATen/Config.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #if AT_MKLDNN_ENABLED()
 // ATen's oneDNN matrix product (aten/src/ATen/native/mkldnn/Matmul.cpp), exported by
@@ -42,10 +43,21 @@ struct Linear : torch::autograd::Function<Linear> {
   }
 };
 
+// mkldnn_matmul refuses float32 as well as bfloat16 where oneDNN has no bfloat16 support (a CPU
+// without AVX-512, AMD's before Zen 4, or ONEDNN_MAX_CPU_ISA below it); ATen's matmul then
+// takes another path. Its own test, asked once through the dispatcher.
+bool onednn_takes_float32() {
+  static const bool takes = at::hasMKLDNN() && c10::Dispatcher::singleton()
+                                                   .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+                                                   .typed<bool()>()
+                                                   .call();
+  return takes;
+}
+
 bool on_onednn(const torch::Tensor& x, const torch::Tensor& w) {
   auto fits = [](const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat32; };
   return fits(x) && fits(w) && w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() > 0 &&
-         at::hasMKLDNN() && !at::autocast::is_autocast_enabled(at::kCPU);
+         !at::autocast::is_autocast_enabled(at::kCPU) && onednn_takes_float32();
 }
 #endif
 
