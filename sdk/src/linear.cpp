@@ -45,12 +45,12 @@ struct Linear : torch::autograd::Function<Linear> {
 
 // mkldnn_matmul refuses float32 as well as bfloat16 where oneDNN has no bfloat16 support (a CPU
 // without AVX-512, AMD's before Zen 4, or ONEDNN_MAX_CPU_ISA below it); ATen's matmul then
-// takes another path. Its own test, asked once through the dispatcher.
+// takes another path. Its own test, asked once through the dispatcher (absent: not taken).
 bool onednn_takes_float32() {
-  static const bool takes = at::hasMKLDNN() && c10::Dispatcher::singleton()
-                                                   .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
-                                                   .typed<bool()>()
-                                                   .call();
+  static const bool takes = [] {
+    const auto test = c10::Dispatcher::singleton().findSchema({"mkldnn::_is_mkldnn_bf16_supported", ""});
+    return at::hasMKLDNN() && test.has_value() && test->typed<bool()>().call();
+  }();
   return takes;
 }
 
