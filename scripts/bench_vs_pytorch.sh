@@ -5,24 +5,36 @@
 #   scripts/bench_vs_pytorch.sh [ROUNDS]     default 2 rounds; prints tokens/s per round
 #   ONLY=memory scripts/bench_vs_pytorch.sh  the cases whose name contains "memory"
 #   DTYPES=float32 scripts/bench_vs_pytorch.sh  one dtype (default: float32 bfloat16)
+#   ISA=avx2 scripts/bench_vs_pytorch.sh     a CPU without AVX-512, emulated: oneDNN and ATen held
+#       to AVX2 for both sides (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY; torch.compile's
+#       generated code may still use more) and xlhost from build-avx2/, its SDK loops built for
+#       AVX2 alone (XLHOST_CPU_VARIANT). MKL picks its kernels from the CPU itself.
 # xlhost runs with the launcher's policy for a lone run (OMP_WAIT_POLICY=ACTIVE) and, for
 # comparison, PASSIVE; PyTorch with its default (GNU OpenMP's), and ACTIVE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
-scripts/build.sh xlhost model_original model_memory >/dev/null
-[[ -f data/synth/train.jsonl ]] || build/bin/xlhost data synth --out data/synth >/dev/null
+build=build cmake_args=""
+case ${ISA:-} in
+  "") ;;
+  avx2)
+    build=build-avx2 cmake_args="-DXLHOST_BUILD_TESTS=OFF -DXLHOST_CPU_VARIANT=avx2"
+    export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
+  *) echo "scripts/bench_vs_pytorch.sh: ISA=$ISA: only avx2 is known" >&2; exit 2 ;;
+esac
+XLHOST_BUILD_DIR=$build XLHOST_CMAKE_ARGS=$cmake_args scripts/build.sh xlhost model_original model_memory >/dev/null
+[[ -f data/synth/train.jsonl ]] || $build/bin/xlhost data synth --out data/synth >/dev/null
 python=$(scripts/python-env.sh)/bin/python
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 grep -m1 "model name" /proc/cpuinfo | sed 's/.*: /cpu: /'
-echo "flags: $(grep -o -w -m1 -E 'avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "flags: $(grep -o -w -m1 -E 'avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')${ISA:+(held to $ISA)}"
 
 xlhost() {  # xlhost ENV CONFIG STEPS SETTINGS... -> mean tokens/s of the logged steps after the first two
   local env=$1 config=$2 steps=$3; shift 3
   local sets=()
   for s in "$@"; do sets+=(--set "$s"); done
-  env $env build/bin/xlhost run -p "build/plugins/$PLUGIN.so" -c "$config" --set train.max_steps="$steps" \
+  env $env $build/bin/xlhost run -p "$build/plugins/$PLUGIN.so" -c "$config" --set train.max_steps="$steps" \
     --set run.out_dir="$out" --set experiment.id=bench --overwrite --set eval.interval=0 --set eval.max_batches=1 \
     --set generate.samples=0 --set train.log_interval=1 --set metrics.enabled=false --set train.threads=2 \
     "${sets[@]}" >/dev/null 2>&1

@@ -7,8 +7,14 @@
 #include <cstring>
 
 // A loop function compiled for AVX-512, AVX2 and the baseline; the loader picks the one the
-// CPU runs. Inline helpers it calls are compiled into each variant.
+// CPU runs. Inline helpers it calls are compiled into each variant. With XLHOST_CPU_VARIANT
+// (CMake: -DXLHOST_CPU_VARIANT=avx2), one variant only, whatever the CPU: a benchmark's view
+// of a CPU without AVX-512 (scripts/bench_vs_pytorch.sh with ISA=avx2).
+#ifdef XLHOST_CPU_VARIANT
+#define XLHOST_CPU_VARIANTS __attribute__((target(XLHOST_CPU_VARIANT)))
+#else
 #define XLHOST_CPU_VARIANTS __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 namespace xlhost::sdk {
 
