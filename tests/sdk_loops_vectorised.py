@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+
 def computes_on_ymm(line):
     """An instruction that computes on a ymm register: not a move, a broadcast or a zeroing
     xor, which a scalar loop's inlined memcpy or memset may use too."""
