@@ -1,9 +1,13 @@
 // sdk::project (x·wᵀ, the layers' products; oneDNN for float32 on the CPU) against ATen's
 // F::linear: output and both gradients, for a batch of sequences, a non-contiguous input and
-// one row; under bfloat16 autocast it is F::linear itself.
+// one row; under bfloat16 autocast it is F::linear itself. And the test of oneDNN's bfloat16
+// support that decides it, against the CPU's flags.
 #include <gtest/gtest.h>
 
 #include <ATen/autocast_mode.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "xlhost/sdk/linear.hpp"
 
@@ -62,4 +66,25 @@ TEST(Project, UnderAutocastIsLinear) {
   at::autocast::clear_cache();
   EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(got, want));
+}
+
+// AVX-512 F, BW, VL and DQ (oneDNN's avx512_core) mean yes, unless ONEDNN_MAX_CPU_ISA holds
+// oneDNN to AVX2 (ctest's sdk_without_avx512); neither AVX-512 nor AVX-NE-CONVERT means no.
+TEST(Project, OneDnnBfloat16SupportFollowsTheCpuFlags) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string flags;
+  for (std::string line; flags.empty() && std::getline(cpuinfo, line);)
+    if (line.rfind("flags", 0) == 0) flags = line + " ";
+  if (flags.empty()) GTEST_SKIP() << "no flags in /proc/cpuinfo";
+  auto has = [&](const std::string& flag) { return flags.find(" " + flag + " ") != std::string::npos; };
+  const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");
+  if (cap && std::string(cap) == "AVX2") {
+    EXPECT_FALSE(sdk::onednn_runs_bfloat16());
+  } else if (cap) {
+    GTEST_SKIP() << "ONEDNN_MAX_CPU_ISA=" << cap;
+  } else if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512dq")) {
+    EXPECT_TRUE(sdk::onednn_runs_bfloat16());
+  } else if (!has("avx512f") && !has("avx_ne_convert")) {
+    EXPECT_FALSE(sdk::onednn_runs_bfloat16());
+  }
 }

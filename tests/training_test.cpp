@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "xlhost/core/experiments/train_log.hpp"
 #include "xlhost/core/train/trainer.hpp"
 #include "xlhost/core/util/error.hpp"
+#include "xlhost/sdk/linear.hpp"
 
 using namespace xlhost;
 
@@ -86,6 +88,21 @@ TEST(Training, Bfloat16OnTheCpuFollowsTheFloat32Curve) {
     EXPECT_LT(std::abs(a - b), 0.05 * a + 0.02) << "steps " << from + 1 << "-" << from + 20;
   }
   EXPECT_LT(mean(bf16.losses, 180, 200), mean(bf16.losses, 0, 20) - 2.0);
+}
+
+// Where ATen's bfloat16 products fall back to its slow kernel (a CPU without AVX-512, or oneDNN
+// held to AVX2 as ctest's sdk_without_avx512 does), a bfloat16 run says so; float32 runs do not.
+TEST(Training, Bfloat16WarnsWhereTheCpuRunsItSlowly) {
+  test::TempDir dir;
+  test::write_tiny_corpus(dir);
+  auto warned = [](const core::TrainSummary& s) {
+    return std::any_of(s.warnings.begin(), s.warnings.end(), [](const std::string& w) {
+      return w.find("without oneDNN's bfloat16 kernels") != std::string::npos;
+    });
+  };
+  const auto bf16 = train_tiny(dir, {"train.max_steps=2", "experiment.id=bf16", "train.dtype=bfloat16"});
+  EXPECT_EQ(warned(bf16), !sdk::onednn_runs_bfloat16());
+  EXPECT_FALSE(warned(train_tiny(dir, {"train.max_steps=2", "experiment.id=fp32"})));
 }
 
 TEST(Training, CudaDeviceWithoutAGpuIsAUserError) {

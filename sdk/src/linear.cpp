@@ -43,25 +43,28 @@ struct Linear : torch::autograd::Function<Linear> {
   }
 };
 
-// mkldnn_matmul refuses float32 as well as bfloat16 where oneDNN has no bfloat16 support (a CPU
-// without AVX-512, AMD's before Zen 4, or ONEDNN_MAX_CPU_ISA below it); ATen's matmul then
-// takes another path. Its own test, asked once through the dispatcher (absent: not taken).
-bool onednn_takes_float32() {
-  static const bool takes = [] {
-    const auto test = c10::Dispatcher::singleton().findSchema({"mkldnn::_is_mkldnn_bf16_supported", ""});
-    return at::hasMKLDNN() && test.has_value() && test->typed<bool()>().call();
-  }();
-  return takes;
-}
-
 bool on_onednn(const torch::Tensor& x, const torch::Tensor& w) {
   auto fits = [](const torch::Tensor& t) { return t.is_cpu() && t.scalar_type() == torch::kFloat32; };
   return fits(x) && fits(w) && w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && x.numel() > 0 &&
-         !at::autocast::is_autocast_enabled(at::kCPU) && onednn_takes_float32();
+         !at::autocast::is_autocast_enabled(at::kCPU) && onednn_runs_bfloat16();
 }
 #endif
 
 }  // namespace
+
+// ATen's own test, asked once through the dispatcher (absent: no). mkldnn_matmul refuses float32
+// as well as bfloat16 where it fails, so project() takes F::linear there.
+bool onednn_runs_bfloat16() {
+#if AT_MKLDNN_ENABLED()
+  static const bool runs = [] {
+    const auto test = c10::Dispatcher::singleton().findSchema({"mkldnn::_is_mkldnn_bf16_supported", ""});
+    return at::hasMKLDNN() && test.has_value() && test->typed<bool()>().call();
+  }();
+  return runs;
+#else
+  return false;
+#endif
+}
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w) {
 #if AT_MKLDNN_ENABLED()

@@ -91,7 +91,8 @@ Schema TrainOptions::schema() {
                   "consecutive skipped steps (non-finite or spiking) that end the run as diverged; 0 = never", 0, 1e9),
           string_key("device", "cpu", "cpu, cuda, or auto (cuda when available)", {"cpu", "cuda", "auto"}),
           string_key("dtype", "float32", "float32; bfloat16 autocast (float32 weights and optimizer state, matmuls in bfloat16; CUDA or CPU); "
-                     "auto = bfloat16 on CUDA and on CPUs with AMX-BF16 matrix units, else float32",
+                     "auto = bfloat16 on CUDA and on CPUs with AMX-BF16 matrix units, else float32 (on a CPU without "
+                     "AVX-512, bfloat16 runs at a fraction of float32's speed: a warning says so)",
                      {"float32", "bfloat16", "auto"})};
 }
 

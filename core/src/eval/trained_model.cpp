@@ -28,6 +28,7 @@ TrainedModel load_trained_model(const std::string& path, const std::string& plug
   auto setup = set_up_model(model_source(t.plugin), t.config);
   t.device = setup.device;
   t.autocast = uses_bf16_autocast(t.config.options.train.dtype, t.device);
+  if (auto warning = bf16_speed_warning(t.autocast, t.device); !warning.empty()) std::cerr << "warning: " << warning << "\n";
   t.tokenizer = std::move(setup.tokenizer);
   t.model = setup.model;
   load_model_weights(*t.model, CheckpointFolder(dir).weights().string());

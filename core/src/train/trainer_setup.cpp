@@ -66,6 +66,7 @@ void Trainer::build_model() {
   torch::manual_seed(static_cast<uint64_t>(train_.seed));  // before the model draws its initial weights
   setup_ = set_up_model(job_.model, job_.config);
   autocast_ = uses_bf16_autocast(train_.dtype, setup_.device);
+  if (auto warning = bf16_speed_warning(autocast_, setup_.device); !warning.empty()) warn(warning);
   setup_.model->init_from_data(data_context(*setup_.tokenizer, data_, log_));
 }
 

@@ -12,4 +12,9 @@ namespace xlhost::sdk {
 // x [..., in], w [out, in] -> [..., out].
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w);
 
+// Whether ATen's oneDNN runs bfloat16 matrix products on this CPU: AVX-512 (F, BW, VL, DQ),
+// AVX-NE-CONVERT or AMX, within ONEDNN_MAX_CPU_ISA. Where it does not, ATen's bfloat16 products
+// fall back to a kernel at about a tenth of float32's rate (README), and project() is F::linear.
+bool onednn_runs_bfloat16();
+
 }  // namespace xlhost::sdk

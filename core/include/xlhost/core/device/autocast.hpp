@@ -13,6 +13,10 @@ namespace xlhost::core {
 // `device`: auto picks it on CUDA and on CPUs with AMX-BF16 matrix units.
 bool uses_bf16_autocast(const std::string& dtype, const torch::Device& device);
 
+// What to tell a user whose bfloat16 autocast runs on a CPU where ATen has no fast bfloat16
+// product (sdk::onednn_runs_bfloat16); empty where there is nothing to say.
+std::string bf16_speed_warning(bool autocast, const torch::Device& device);
+
 // Autocast on for this thread while alive (ATen's autocast state is thread-local).
 class AutocastScope {
  public:
