@@ -51,21 +51,21 @@ bool SchemaEntry::applies(const std::map<std::string, Value>& section) const {
 
 SchemaEntry int_key(std::string key, int64_t def, std::string doc, std::optional<double> min,
                     std::optional<double> max) {
-  return {std::move(key), ValueType::Int, def, std::move(doc), min, max, {}};
+  return {std::move(key), ValueType::Int, def, std::move(doc), min, max, {}, {}, {}};
 }
 
 SchemaEntry float_key(std::string key, double def, std::string doc, std::optional<double> min,
                       std::optional<double> max) {
-  return {std::move(key), ValueType::Float, def, std::move(doc), min, max, {}};
+  return {std::move(key), ValueType::Float, def, std::move(doc), min, max, {}, {}, {}};
 }
 
 SchemaEntry bool_key(std::string key, bool def, std::string doc) {
-  return {std::move(key), ValueType::Bool, def, std::move(doc), std::nullopt, std::nullopt, {}};
+  return {std::move(key), ValueType::Bool, def, std::move(doc), std::nullopt, std::nullopt, {}, {}, {}};
 }
 
 SchemaEntry string_key(std::string key, std::string def, std::string doc, std::vector<std::string> choices) {
   return {std::move(key), ValueType::String, std::move(def), std::move(doc), std::nullopt, std::nullopt,
-          std::move(choices)};
+          std::move(choices), {}, {}};
 }
 
 const Value& SectionValues::at(const std::string& key, ValueType expected) const {

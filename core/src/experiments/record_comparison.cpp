@@ -225,7 +225,11 @@ std::string format_comparison(const RecordComparison& c, bool markdown) {
         out += "\n";
       }
       out += "| " + rows[r]->name + " |";
-      for (size_t i = 0; i < c.ids.size(); ++i) out += " " + cell(*rows[r], i) + " |";
+      for (size_t i = 0; i < c.ids.size(); ++i) {
+        out += ' ';
+        out += cell(*rows[r], i);
+        out += " |";
+      }
       out += "\n";
     }
     return out;
